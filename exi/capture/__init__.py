@@ -1,0 +1,11 @@
+"""Decode V2G traffic (SDP, V2GTP, EXI; TLS with a key log) out of pcap/pcapng captures.
+
+    for rec in exi.capture.read("session.pcapng", keylog=None):
+        print(rec.time, rec.direction, rec.name, rec.content)
+"""
+from .reader import (EVCC_TO_SECC, SECC_TO_EVCC, CaptureReader, MessageRecord, TsharkMissing,
+                     read)
+from ._codec import CodecUnavailable, Decoder
+
+__all__ = ["read", "CaptureReader", "MessageRecord", "Decoder", "CodecUnavailable",
+           "TsharkMissing", "EVCC_TO_SECC", "SECC_TO_EVCC"]

@@ -1,0 +1,88 @@
+"""One direction of a TCP connection put back in order.
+
+In-order data is passed through without copying; retransmissions and overlaps are
+trimmed against the next expected sequence number (first copy wins, as in most
+stacks); segments from the future wait in a small dict.  The wait is bounded: when
+more than MAX_OOO bytes are held, or at the end of the stream, the hole is declared
+lost and reported as a gap (an int) so the framer above can resynchronise.
+"""
+from __future__ import annotations
+
+M = 0xFFFFFFFF
+HALF = 0x80000000
+MAX_OOO = 1 << 20
+
+
+class Half:
+    __slots__ = ("nxt", "ooo", "held")
+
+    def __init__(self):
+        self.nxt = None     # next expected sequence number; None until the first segment
+        self.ooo = None     # seq -> bytes, allocated on first out-of-order segment
+        self.held = 0
+
+    def syn(self, seq: int) -> None:
+        self.nxt = (seq + 1) & M
+
+    def accept(self, seq: int, data: bytes):
+        """Return a sequence of in-order pieces: bytes, or int = size of a lost gap."""
+        nxt = self.nxt
+        if nxt is None:
+            self.nxt = nxt = seq
+        d = (seq - nxt) & M
+        if d:
+            if d >= HALF:                        # starts before nxt: retransmission / overlap
+                back = (nxt - seq) & M
+                if back >= len(data):
+                    return ()
+                data = data[back:]
+            else:                                # a hole before it: hold it back
+                ooo = self.ooo
+                if ooo is None:
+                    ooo = self.ooo = {}
+                old = ooo.get(seq)
+                if old is None or len(old) < len(data):
+                    ooo[seq] = data
+                    self.held += len(data) - (len(old) if old else 0)
+                if self.held > MAX_OOO:
+                    return self._skip()
+                return ()
+        self.nxt = (nxt + len(data)) & M
+        if self.ooo:
+            return [data, *self._drain()]
+        return (data,)
+
+    def _drain(self) -> list:
+        out = []
+        ooo = self.ooo
+        progress = True
+        while ooo and progress:
+            progress = False
+            for seq in list(ooo):
+                d = (seq - self.nxt) & M
+                if d == 0 or d >= HALF:
+                    data = ooo.pop(seq)
+                    self.held -= len(data)
+                    if d:
+                        back = (self.nxt - seq) & M
+                        if back >= len(data):
+                            continue
+                        data = data[back:]
+                    out.append(data)
+                    self.nxt = (self.nxt + len(data)) & M
+                    progress = True
+        return out
+
+    def _skip(self) -> list:
+        """Give up on the first hole: jump to the earliest held segment."""
+        first = min(self.ooo, key=lambda s: (s - self.nxt) & M)
+        gap = (first - self.nxt) & M
+        self.nxt = first
+        return [gap, *self._drain()]
+
+    def finish(self) -> list:
+        """End of capture / connection reset: release everything still held."""
+        out = []
+        while self.ooo:
+            out.extend(self._skip())
+        return out

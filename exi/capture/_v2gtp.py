@@ -1,0 +1,165 @@
+"""V2GTP framing of a reassembled byte stream, and SDP payloads.
+
+The 8-byte header parse is private here because exi/v2g/v2gtp.py did not exist yet
+when this was written; switch parse_header to exi.v2g.v2gtp.parse_header once it does
+(the framer inlines the same four checks for speed).
+"""
+from __future__ import annotations
+
+import struct
+
+from ..registry import PAYLOAD_TYPES
+
+HEADER_LEN = 8
+VERSION, INV_VERSION = 0x01, 0xFE
+SIGNATURE = b"\x01\xfe"
+KNOWN_TYPES = frozenset(PAYLOAD_TYPES)
+MAX_PAYLOAD = 1 << 20      # bounds the per-direction buffer; real V2G messages are < 64 KiB
+
+_hdr = struct.Struct("!BBHI").unpack_from
+
+
+def parse_header(buf: bytes, offset: int = 0) -> tuple[int, int]:
+    """(payload_type, payload_length) of the V2GTP header at buf[offset:]; ValueError if bad."""
+    if len(buf) - offset < HEADER_LEN:
+        raise ValueError(f"V2GTP header needs 8 bytes, got {len(buf) - offset}")
+    ver, inv, ptype, length = _hdr(buf, offset)
+    if ver != VERSION or inv != INV_VERSION:
+        raise ValueError(f"bad V2GTP version bytes {ver:#04x} {inv:#04x}")
+    return ptype, length
+
+
+def plausible_at(buf, i: int) -> bool:
+    """A header signature with a known payload type and a sane length starts at buf[i]."""
+    if len(buf) - i < HEADER_LEN or buf[i] != VERSION or buf[i + 1] != INV_VERSION:
+        return False
+    _, _, ptype, length = _hdr(buf, i)
+    return ptype in KNOWN_TYPES and length <= MAX_PAYLOAD
+
+
+def find_header(buf, start: int = 0) -> int:
+    """Index of the next plausible header at or after start, or -1."""
+    i = buf.find(SIGNATURE, start)
+    while i >= 0:
+        if len(buf) - i < HEADER_LEN:
+            return -1
+        if plausible_at(buf, i):
+            return i
+        i = buf.find(SIGNATURE, i + 1)
+    return -1
+
+
+class Framer:
+    """Cuts one direction of a TCP stream into V2GTP messages.
+
+    feed() returns a list of events:
+      (offset, payload_type, payload)   a complete message; offset = stream byte offset
+      (offset, None, text)              bytes skipped while searching for a header
+    A lost segment (gap) drops the partial message and makes the framer search for the
+    next header signature; so does a stream picked up in the middle.
+    """
+    __slots__ = ("buf", "pos", "sync", "skipped", "skip_at")
+
+    def __init__(self, synced: bool):
+        self.buf = b""
+        self.pos = 0            # stream offset of buf[0]
+        self.sync = synced      # False: search for a header signature first
+        self.skipped = 0
+        self.skip_at = 0
+
+    def feed(self, data: bytes) -> list:
+        out = []
+        if self.buf:
+            data = self.buf + data
+        pos, i, n = self.pos, 0, len(data)
+        while True:
+            if not self.sync:
+                j = find_header(data, i)
+                if j < 0:
+                    keep = max(i, n - HEADER_LEN + 1)       # a header may straddle segments
+                    self._skip(keep - i, pos + i)
+                    i = keep
+                    break
+                self._skip(j - i, pos + i)
+                i = j
+                self.sync = True
+                if self.skipped:
+                    out.append((self.skip_at, None, f"skipped {self.skipped} bytes without a V2GTP header"))
+                    self.skipped = 0
+            if n - i < HEADER_LEN:
+                break
+            ver, inv, ptype, length = _hdr(data, i)
+            if ver != VERSION or inv != INV_VERSION or ptype not in KNOWN_TYPES or length > MAX_PAYLOAD:
+                self.sync = False
+                self.skip_at = pos + i
+                i += 1
+                self.skipped = 1
+                continue
+            end = i + HEADER_LEN + length
+            if end > n:
+                break
+            out.append((pos + i, ptype, data[i + HEADER_LEN:end]))
+            i = end
+        self.buf = data[i:] if i < n else b""
+        self.pos = pos + i
+        return out
+
+    def _skip(self, count: int, at: int) -> None:
+        if count > 0:
+            if not self.skipped:
+                self.skip_at = at
+            self.skipped += count
+
+    def gap(self, size: int) -> list:
+        """`size` stream bytes were never captured."""
+        out = []
+        if self.buf or self.skipped:
+            lost = len(self.buf) + self.skipped
+            out.append((self.skip_at if self.skipped else self.pos, None,
+                        f"{lost} bytes before a {size}-byte capture gap discarded (partial message)"))
+        self.pos += len(self.buf) + size
+        self.buf = b""
+        self.skipped = 0
+        self.sync = False
+        return out
+
+    def flush(self) -> list:
+        """End of stream: report what is left over."""
+        out = []
+        if self.buf and self.sync and len(self.buf) >= HEADER_LEN:
+            _, _, ptype, length = _hdr(self.buf, 0)
+            out.append((self.pos, None, f"incomplete V2GTP message at end of stream: payload type "
+                        f"{ptype:#06x}, {length} bytes announced, {len(self.buf) - HEADER_LEN} captured"))
+        elif self.buf or self.skipped:
+            out.append((self.skip_at if self.skipped else self.pos, None,
+                        f"{len(self.buf) + self.skipped} trailing bytes without a complete V2GTP header"))
+        self.buf = b""
+        self.skipped = 0
+        return out
+
+
+# --- SDP (ISO 15118-2 7.10.1, DIN SPEC 70121 [V2G-DC-...] SECC Discovery) --------------
+
+_SECURITY = {0x00: "TLS", 0x10: "NoTLS"}
+_TRANSPORT = {0x00: "TCP", 0x10: "UDP"}
+
+
+def parse_sdp(ptype: int, payload: bytes) -> tuple[str, dict]:
+    """(message name, fields) of an SDP request/response payload (V2GTP header removed)."""
+    if ptype in (0x9000, 0x9002):
+        if len(payload) < 2:
+            raise ValueError(f"SDP request payload too short ({len(payload)} bytes)")
+        d = {"Security": _SECURITY.get(payload[0], payload[0]),
+             "TransportProtocol": _TRANSPORT.get(payload[1], payload[1])}
+        if ptype == 0x9002:
+            d["Extra"] = payload[2:].hex()
+        return "SECCDiscoveryReq", d
+    if len(payload) < 20:
+        raise ValueError(f"SDP response payload too short ({len(payload)} bytes)")
+    from ._net import addr_text
+    d = {"SECCIPAddress": addr_text(payload[:16]), "SECCPort": struct.unpack_from("!H", payload, 16)[0],
+         "Security": _SECURITY.get(payload[18], payload[18]),
+         "TransportProtocol": _TRANSPORT.get(payload[19], payload[19])}
+    if ptype == 0x9003:
+        d["Extra"] = payload[20:].hex()
+    return "SECCDiscoveryRes", d

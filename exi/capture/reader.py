@@ -1,0 +1,459 @@
+"""Capture file -> decoded V2G message records.
+
+Pipeline per packet: _pcap (file records) -> _net (link/IP/TCP/UDP) -> _tcp (in-order
+bytes per direction) -> _v2gtp (V2GTP messages) -> schema decision -> _codec (EXI).
+The hot path creates one tuple per packet and one record per message; addresses are
+turned into text once per stream.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional, Union
+
+from ..registry import PAYLOAD_TYPES, schema_for_payload_type, schema_for_protocol_namespace
+from . import _net, _pcap
+from ._codec import CodecUnavailable, Decoder
+from ._tcp import Half
+from ._v2gtp import Framer, find_header, parse_sdp
+
+EVCC_TO_SECC = "EVCC->SECC"
+SECC_TO_EVCC = "SECC->EVCC"
+SAP_NAMES = ("supportedAppProtocolReq", "supportedAppProtocolRes")
+GUESS_SCHEMAS = ("din", "iso2")
+KEYLOG_LABELS = (b"CLIENT_RANDOM ", b"CLIENT_HANDSHAKE_TRAFFIC_SECRET ", b"SERVER_HANDSHAKE_TRAFFIC_SECRET ",
+                 b"CLIENT_TRAFFIC_SECRET_0 ", b"SERVER_TRAFFIC_SECRET_0 ", b"EXPORTER_SECRET ",
+                 b"EARLY_EXPORTER_SECRET ", b"CLIENT_EARLY_TRAFFIC_SECRET ", b"RSA ")
+SCAN_LIMIT = 64 * 1024          # bytes of a stream without SYN searched for a V2GTP header
+
+_SYN, _FIN, _RST, _ACK = 0x02, 0x01, 0x04, 0x10
+_UNKNOWN, _V2G, _TLS, _OTHER = 0, 1, 2, 3
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """One V2GTP message (or one problem) found in a capture.
+
+    `content` is exi.to_dict() of the message; it may be shared with other records
+    carrying the identical EXI payload (decode cache), so treat it as read-only.
+    """
+    time: float
+    frame: int                      # capture frame (1-based) that completed the message
+    stream: Optional[int]           # TCP stream number (order of appearance), None for UDP
+    direction: Optional[str]        # "EVCC->SECC" / "SECC->EVCC"
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    transport: str                  # "tcp", "tls" (decrypted), "udp", "" for file damage
+    payload_type: Optional[int]
+    schema: Optional[str]
+    schema_guessed: bool
+    name: Optional[str]             # element inside Body (DIN/-2), root element otherwise
+    content: Optional[dict]
+    error: Optional[str] = None
+    offset: int = -1                # byte offset of the V2GTP header in its stream direction
+    exi: bytes = field(default=b"", repr=False)
+
+    @property
+    def payload_type_name(self) -> str:
+        p = PAYLOAD_TYPES.get(self.payload_type) if self.payload_type is not None else None
+        return p.name if p else ""
+
+
+class TsharkMissing(RuntimeError):
+    pass
+
+
+class _Stream:
+    __slots__ = ("id", "ep", "text", "halves", "framers", "kind", "evcc", "syn", "scanned",
+                 "sap_seen", "offer", "schema", "guess", "closed", "first_ts", "key")
+
+    def __init__(self, sid, src, sport, dst, dport, ts):
+        self.id = sid
+        self.ep = ((src, sport), (dst, dport))
+        self.text = None
+        self.halves = (Half(), Half())
+        self.framers = None
+        self.kind = _UNKNOWN
+        self.evcc = None        # direction index (0: ep[0]->ep[1]) in which the EVCC sends
+        self.syn = False
+        self.scanned = 0
+        self.sap_seen = [False, False]
+        self.offer = {}         # SchemaID -> ProtocolNamespace from supportedAppProtocolReq
+        self.schema = None      # decided by the SAP exchange
+        self.guess = None
+        self.closed = False
+        self.first_ts = ts
+        self.key = (src, sport, dst, dport)
+
+    def endpoint_text(self, d):
+        if self.text is None:
+            self.text = tuple((_net.addr_text(a), p) for a, p in self.ep)
+        return self.text[d], self.text[1 - d]
+
+
+class CaptureReader:
+    """Stateful reader; read() is the convenient front door.
+
+    After iteration: .stats (counters), .tls_sessions (list of dicts), .keylog_lines.
+    """
+
+    def __init__(self, keylog: Optional[str] = None, *, decoder: Optional[Decoder] = None,
+                 cache: bool = True, progress: Optional[Callable[[int, int], None]] = None,
+                 tls: bool = True):
+        self.keylog = keylog
+        self.decoder = decoder or Decoder(cache=cache)
+        self.progress = progress
+        self.tls = tls
+        self.streams: dict = {}
+        self.nstreams = 0
+        self.secc_endpoints: set = set()        # (addr bytes, port) named by SDP responses
+        self.keylog_lines: list[bytes] = []
+        self.tls_streams: list[_Stream] = []
+        self.tls_sessions: list[dict] = []
+        self.stats = {"frames": 0, "messages": 0, "decoded": 0, "errors": 0, "file_errors": 0,
+                      "tcp_streams": 0, "v2g_streams": 0, "tls_streams": 0, "tls_decrypted": 0}
+        self._ptype_schema = {}
+        self._last_ts = 0.0
+
+    # --- entry --------------------------------------------------------------------
+    def read(self, source: Union[str, os.PathLike, BinaryIO]) -> Iterator[MessageRecord]:
+        with _open_capture(source) as (f, path, size):
+            yield from self._count(self._plain(f, size))
+            if self.tls_streams:
+                yield from self._count(self._decrypt(path))
+
+    def _count(self, recs: Iterable[MessageRecord]) -> Iterator[MessageRecord]:
+        st = self.stats
+        for r in recs:
+            if r.payload_type is not None:
+                st["messages"] += 1
+            if r.error:
+                st["errors"] += 1
+            elif r.content is not None:
+                st["decoded"] += 1
+            yield r
+
+    # --- the plaintext pass -------------------------------------------------------
+    def _plain(self, f, size: int) -> Iterator[MessageRecord]:
+        parse = _net.parse
+        streams = self.streams
+        progress = self.progress
+        done = 0
+        n = 0
+        for item in _pcap.iter_frames(f):
+            if item.__class__ is _pcap.FrameError:
+                self.stats["file_errors"] += 1
+                yield MessageRecord(0.0, item.frame, None, None, "", 0, "", 0, "", None, None, False,
+                                    None, None, f"capture file damaged at offset {item.offset}: "
+                                    f"{item.message}", item.offset)
+                continue
+            n, ts, lt, data = item
+            self._last_ts = ts
+            if progress is not None:
+                done += len(data) + 16
+                if not n & 0xFFF:
+                    progress(done, size)
+            p = parse(lt, data)
+            if p is None:
+                continue
+            proto, src, dst, sport, dport, seq, flags, payload = p
+            if proto == 6:
+                ent = streams.get((src, sport, dst, dport))
+                if ent is None or (flags & _SYN and not flags & _ACK and ent[0].closed):
+                    if ent is not None:             # port reuse: finish the old connection
+                        yield from self._finish(ent[0], n)
+                    ent = self._new_stream(src, sport, dst, dport, ts)
+                st, d = ent
+                if st.kind == _OTHER:
+                    if flags & (_FIN | _RST):
+                        st.closed = True
+                    continue
+                half = st.halves[d]
+                if flags & _SYN:
+                    half.syn(seq)
+                    st.syn = True
+                    if not flags & _ACK and st.evcc is None:
+                        st.evcc = d             # the EVCC opens the connection
+                    seq = (seq + 1) & 0xFFFFFFFF
+                if payload:
+                    pieces = half.accept(seq, payload)
+                    if pieces:
+                        yield from self._pieces(st, d, pieces, ts, n)
+                if flags & (_FIN | _RST):
+                    st.closed = True
+            elif payload[:2] == b"\x01\xfe" and len(payload) >= 8 and 0x9000 <= (payload[2] << 8 | payload[3]) <= 0x9003:
+                yield self._sdp(ts, n, src, sport, dst, dport, payload)
+            elif sport >= 49152 and payload.startswith(KEYLOG_LABELS):
+                for line in payload.splitlines():
+                    if line.startswith(KEYLOG_LABELS) and line not in self.keylog_lines:
+                        self.keylog_lines.append(line)
+        self.stats["frames"] = n
+        if progress is not None:
+            progress(size, size)
+        # end of capture: release held segments and partial messages
+        for st, d in list(streams.values()):
+            if d == 0:
+                yield from self._finish(st, n)
+
+    def _finish(self, st: _Stream, frame: int) -> Iterator[MessageRecord]:
+        """Release held segments and report partial messages of a finished connection."""
+        if st.kind in (_TLS, _OTHER):
+            return
+        for d in (0, 1):
+            pieces = st.halves[d].finish()
+            if pieces:
+                yield from self._pieces(st, d, pieces, self._last_ts, frame)
+            if st.framers is not None and st.kind == _V2G:
+                yield from self._events(st, d, st.framers[d].flush(), self._last_ts, frame)
+
+    def _new_stream(self, src, sport, dst, dport, ts):
+        st = _Stream(self.nstreams, src, sport, dst, dport, ts)
+        self.nstreams += 1
+        self.stats["tcp_streams"] += 1
+        if (dst, dport) in self.secc_endpoints:
+            st.evcc = 0
+        elif (src, sport) in self.secc_endpoints:
+            st.evcc = 1
+        fwd = (st, 0)
+        self.streams[(src, sport, dst, dport)] = fwd
+        self.streams[(dst, dport, src, sport)] = (st, 1)
+        return fwd
+
+    def _pieces(self, st: _Stream, d: int, pieces, ts, frame) -> Iterator[MessageRecord]:
+        for piece in pieces:
+            if st.kind == _UNKNOWN:
+                if piece.__class__ is int:
+                    continue
+                if not self._classify(st, piece):
+                    if st.kind == _OTHER:
+                        return
+                    continue
+            if st.kind == _TLS:
+                return
+            if st.kind == _OTHER:
+                return
+            fr = st.framers[d]
+            events = fr.gap(piece) if piece.__class__ is int else fr.feed(piece)
+            if events:
+                yield from self._events(st, d, events, ts, frame)
+            if st.kind == _UNKNOWN:                 # still hunting for a header (no SYN seen)
+                st.scanned += 0 if piece.__class__ is int else len(piece)
+                if st.scanned > SCAN_LIMIT:
+                    st.kind = _OTHER
+                    st.framers = None
+
+    def _classify(self, st: _Stream, data: bytes) -> bool:
+        """Decide what a TCP stream carries from its first data; True: run the framer."""
+        if data[:2] == b"\x01\xfe" and find_header(data[:8]) == 0:
+            st.kind = _V2G
+            st.framers = (Framer(True), Framer(True))
+            self.stats["v2g_streams"] += 1
+            return True
+        if len(data) >= 3 and data[0] == 0x16 and data[1] == 0x03 and data[2] <= 0x04:
+            st.kind = _TLS
+            self.stats["tls_streams"] += 1
+            self.tls_streams.append(st)
+            return False
+        if st.syn:                                 # a stream start that is neither: not V2G
+            st.kind = _OTHER
+            return False
+        # picked up in the middle: search for a header signature for a while
+        if st.framers is None:
+            st.framers = (Framer(False), Framer(False))
+        return True
+
+    # --- messages -----------------------------------------------------------------
+    def _events(self, st: _Stream, d: int, events, ts, frame, transport="tcp") -> Iterator[MessageRecord]:
+        for off, ptype, payload in events:
+            if st.kind == _UNKNOWN:
+                if ptype is None:
+                    continue                        # noise before the first header of a pickup
+                st.kind = _V2G
+                self.stats["v2g_streams"] += 1
+            if ptype is None:
+                name = schema = content = None
+                guessed = False
+                err = payload
+                payload = b""
+            else:
+                schema, guessed, name, content, err = self._decode(st, d, ptype, payload)
+            if st.evcc is None:
+                st.evcc = (1 - d) if name and (name.endswith("Res") or name == "supportedAppProtocolRes") else d
+            (src, sport), (dst, dport) = st.endpoint_text(d)
+            yield MessageRecord(ts, frame, st.id, EVCC_TO_SECC if d == st.evcc else SECC_TO_EVCC,
+                                src, sport, dst, dport, transport, ptype, schema, guessed, name,
+                                content, err, off, payload)
+
+    def _decode(self, st: _Stream, d: int, ptype: int, payload: bytes):
+        """(schema, guessed, name, content, error) for one V2GTP payload."""
+        dec = self.decoder.decode
+        try:
+            schema = self._ptype_schema[ptype]
+        except KeyError:
+            schema = self._ptype_schema[ptype] = schema_for_payload_type(ptype)
+        try:
+            if schema is not None:                  # -20: the payload type names the schema
+                name, content = dec(payload, schema)
+                return schema, False, name, content, None
+            if ptype != 0x8001:
+                return None, False, None, None, f"payload type {ptype:#06x} not expected on a TCP stream"
+            if not st.sap_seen[d]:                  # first message each way: SupportedAppProtocol
+                st.sap_seen[d] = True
+                try:
+                    name, content = dec(payload, "sap")
+                except ValueError:
+                    name = None
+                if name in SAP_NAMES:
+                    self._sap(st, name, content)
+                    return "sap", False, name, content, None
+            if st.schema is not None:
+                name, content = dec(payload, st.schema)
+                return st.schema, False, name, content, None
+            return self._guess(st, payload)
+        except CodecUnavailable as e:
+            return schema or st.schema, False, None, None, str(e)
+        except ValueError as e:
+            return schema or st.schema, False, None, None, f"EXI decode failed: {e}"
+
+    def _sap(self, st: _Stream, name: str, content: dict) -> None:
+        body = content.get(name) or {}
+        if name == "supportedAppProtocolReq":
+            protos = body.get("AppProtocol") or []
+            if isinstance(protos, dict):
+                protos = [protos]
+            st.offer = {p.get("SchemaID"): p.get("ProtocolNamespace") for p in protos}
+        else:
+            code = str(body.get("ResponseCode", ""))
+            ns = st.offer.get(body.get("SchemaID"))
+            if ns and not code.startswith("Failed"):
+                st.schema = schema_for_protocol_namespace(ns)
+
+    def _guess(self, st: _Stream, payload: bytes):
+        """No SupportedAppProtocol exchange seen: try the 0x8001 schemas, flag the result."""
+        order = (st.guess,) + GUESS_SCHEMAS if st.guess else GUESS_SCHEMAS
+        errors = []
+        for schema in dict.fromkeys(order):
+            try:
+                name, content = self.decoder.decode(payload, schema)
+            except ValueError as e:
+                errors.append(f"{schema}: {e}")
+                continue
+            if content and next(iter(content)) == "V2G_Message":
+                st.guess = schema
+                return schema, True, name, content, None
+            errors.append(f"{schema}: root {name!r} is not V2G_Message")
+        return None, True, None, None, "no SupportedAppProtocol exchange and no schema decodes it: " + \
+            "; ".join(errors)
+
+    def _sdp(self, ts, frame, src, sport, dst, dport, payload) -> MessageRecord:
+        ptype = payload[2] << 8 | payload[3]
+        length = int.from_bytes(payload[4:8], "big")
+        body = payload[8:8 + length]
+        err = content = name = None
+        try:
+            name, content = parse_sdp(ptype, body)
+            if name == "SECCDiscoveryRes":
+                import socket
+                fam = socket.AF_INET6 if ":" in content["SECCIPAddress"] else socket.AF_INET
+                self.secc_endpoints.add((socket.inet_pton(fam, content["SECCIPAddress"]), content["SECCPort"]))
+        except ValueError as e:
+            err = f"SDP: {e}"
+        direction = EVCC_TO_SECC if ptype in (0x9000, 0x9002) else SECC_TO_EVCC
+        return MessageRecord(ts, frame, None, direction, _net.addr_text(src), sport, _net.addr_text(dst),
+                             dport, "udp", ptype, None, False, name, content, err, 0, body)
+
+    # --- TLS ----------------------------------------------------------------------
+    def _decrypt(self, path: str) -> Iterator[MessageRecord]:
+        from . import tls
+        lines = list(self.keylog_lines)
+        if self.keylog:
+            with open(self.keylog, "rb") as kf:
+                lines += [ln for ln in kf.read().splitlines() if ln.strip() and not ln.startswith(b"#")]
+        by_key = {}
+        for st in self.tls_streams:
+            by_key[st.key] = (st, 0)
+            by_key[(st.ep[1][0], st.ep[1][1], st.ep[0][0], st.ep[0][1])] = (st, 1)
+            c = st.evcc or 0
+            self.tls_sessions.append({"stream": st.id, "client": _net.endpoint_text(*st.ep[c]),
+                                      "server": _net.endpoint_text(*st.ep[1 - c]),
+                                      "decrypted": False, "bytes": 0})
+        info = {s["stream"]: s for s in self.tls_sessions}
+        if not lines:
+            for st in self.tls_streams:
+                yield self._tls_problem(st, "TLS stream not decrypted: no key log (pass --keylog FILE, "
+                                            "or capture the keys in-band as dsV2Gshark does)")
+            return
+        if shutil.which("tshark") is None:
+            raise TsharkMissing("TLS decryption needs tshark: apt-get install tshark "
+                                "(DEBIAN_FRONTEND=noninteractive apt-get install -y tshark)")
+        ports = sorted({p for st in self.tls_streams for _a, p in st.ep})
+        for st in self.tls_streams:
+            st.framers = (Framer(True), Framer(True))
+            st.kind = _V2G
+        for frame, ts, src, sport, dst, dport, data in tls.decrypted_chunks(path, lines, ports):
+            ent = by_key.get((src, sport, dst, dport))
+            if ent is None:
+                continue
+            st, d = ent
+            s = info[st.id]
+            s["decrypted"] = True
+            s["bytes"] += len(data)
+            yield from self._events(st, d, st.framers[d].feed(data), ts, frame, "tls")
+        for st in self.tls_streams:
+            if info[st.id]["decrypted"]:
+                self.stats["tls_decrypted"] += 1
+                for d in (0, 1):
+                    yield from self._events(st, d, st.framers[d].flush(), None, 0, "tls")
+            else:
+                yield self._tls_problem(st, "TLS stream not decrypted: no matching key in the key log")
+
+    def _tls_problem(self, st: _Stream, msg: str) -> MessageRecord:
+        d = st.evcc or 0
+        (src, sport), (dst, dport) = st.endpoint_text(d)
+        return MessageRecord(st.first_ts, 0, st.id, EVCC_TO_SECC, src, sport, dst, dport, "tls",
+                             None, None, False, None, None, msg)
+
+
+def read(path, keylog: Optional[str] = None, **options) -> Iterator[MessageRecord]:
+    """Yield a MessageRecord per V2GTP message (and per problem) in a pcap/pcapng file.
+
+    `path` may be "-" (stdin) or a binary file object.  TLS streams are decrypted with
+    tshark when keys are known (keylog file, or key-log lines sent in-band over UDP);
+    their records follow the plaintext records of the file.  Options: cache (bool),
+    progress(done_bytes, total_bytes), decoder (a _codec.Decoder).
+    """
+    return CaptureReader(keylog, **options).read(path)
+
+
+class _open_capture:
+    """Context manager giving (mappable file, path for tshark, size); spools stdin."""
+
+    def __init__(self, source):
+        self.source = source
+        self.tmp = None
+        self.f = None
+
+    def __enter__(self):
+        src = self.source
+        if isinstance(src, (str, os.PathLike)) and str(src) != "-":
+            self.f = open(src, "rb")
+            path = os.fspath(src)
+        else:
+            stream = sys.stdin.buffer if str(src) == "-" else src
+            fd, path = tempfile.mkstemp(suffix=".pcap", prefix="exi-capture-")
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(stream, out)
+            self.tmp = path
+            self.f = open(path, "rb")
+        return self.f, path, os.fstat(self.f.fileno()).st_size
+
+    def __exit__(self, *exc):
+        self.f.close()
+        if self.tmp:
+            os.unlink(self.tmp)
+        return False
