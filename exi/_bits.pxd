@@ -1,0 +1,18 @@
+cdef class BitReader:
+    cdef readonly bytes data
+    cdef readonly Py_ssize_t nbits
+    cdef public Py_ssize_t pos
+    cpdef unsigned long long read(self, int n) except? 0xFFFFFFFFFFFFFFFF
+    cpdef int read_bit(self) except -1
+    cpdef read_uint(self)
+    cpdef read_bytes(self, Py_ssize_t n)
+    cpdef Py_ssize_t remaining(self)
+
+cdef class BitWriter:
+    cdef bytearray buf
+    cdef unsigned int cur
+    cdef int filled
+    cpdef write(self, unsigned long long v, int n)
+    cpdef write_uint(self, v)
+    cpdef write_bytes(self, data)
+    cpdef getvalue(self)

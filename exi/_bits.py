@@ -1,0 +1,140 @@
+"""Bit-packed EXI streams (EXI 1.0 section 7.1.1): bits are written most significant first.
+
+Pure-Python source compiled by Cython (see _bits.pxd); the same file runs uncompiled.
+Every read checks the remaining input first, so a corrupt length can never make us
+allocate or loop beyond the input.
+"""
+import cython
+
+
+class EndOfStream(Exception):
+    """Raised by BitReader when a read goes past the end of the input."""
+
+
+@cython.cclass
+class BitReader:
+    def __init__(self, data, start_bit: cython.Py_ssize_t = 0):
+        self.data = bytes(data)
+        self.nbits = len(self.data) * 8
+        self.pos = start_bit
+
+    @cython.ccall
+    @cython.locals(n=cython.int, v=cython.ulonglong, pos=cython.Py_ssize_t, byte=cython.uint,
+                   avail=cython.int, take=cython.int)
+    def read(self, n) -> cython.ulonglong:
+        """Read n bits (n <= 64) as an unsigned number."""
+        pos = self.pos
+        if pos + n > self.nbits:
+            raise EndOfStream()
+        v = 0
+        while n > 0:
+            byte = self.data[pos >> 3]
+            avail = 8 - (pos & 7)
+            take = avail if avail < n else n
+            v = (v << take) | ((byte >> (avail - take)) & ((1 << take) - 1))
+            n -= take
+            pos += take
+        self.pos = pos
+        return v
+
+    @cython.ccall
+    @cython.locals(pos=cython.Py_ssize_t)
+    def read_bit(self) -> cython.int:
+        pos = self.pos
+        if pos >= self.nbits:
+            raise EndOfStream()
+        self.pos = pos + 1
+        return (self.data[pos >> 3] >> (7 - (pos & 7))) & 1
+
+    @cython.ccall
+    @cython.locals(shift=cython.int, b=cython.uint, small=cython.ulonglong)
+    def read_uint(self):
+        """EXI Unsigned Integer (7.1.6): 7-bit groups, least significant first."""
+        small = 0
+        shift = 0
+        while True:
+            b = self.read(8)
+            if shift < 56:
+                small |= (b & 0x7F) << shift
+            else:
+                return self._read_big_uint(small, shift, b)
+            if not b & 0x80:
+                return small
+            shift += 7
+
+    def _read_big_uint(self, small, shift, b):
+        value = int(small) | ((b & 0x7F) << shift)
+        while b & 0x80:
+            shift += 7
+            b = self.read(8)
+            value |= (b & 0x7F) << shift
+        return value
+
+    @cython.ccall
+    @cython.locals(n=cython.Py_ssize_t, pos=cython.Py_ssize_t, i=cython.Py_ssize_t)
+    def read_bytes(self, n):
+        """n octets, each as 8 bits; n was checked against the remaining input first."""
+        pos = self.pos
+        if n < 0 or pos + n * 8 > self.nbits:
+            raise EndOfStream()
+        if pos & 7 == 0:
+            self.pos = pos + n * 8
+            return self.data[pos >> 3:(pos >> 3) + n]
+        out = bytearray(n)
+        for i in range(n):
+            out[i] = self.read(8)
+        return bytes(out)
+
+    @cython.ccall
+    def remaining(self) -> cython.Py_ssize_t:
+        return self.nbits - self.pos
+
+
+@cython.cclass
+class BitWriter:
+    def __init__(self):
+        self.buf = bytearray()
+        self.cur = 0
+        self.filled = 0
+
+    @cython.ccall
+    @cython.locals(n=cython.int, v=cython.ulonglong, free=cython.int, take=cython.int)
+    def write(self, v, n):
+        """Write the n (<= 64) low bits of v."""
+        while n > 0:
+            free = 8 - self.filled
+            take = free if free < n else n
+            n -= take
+            self.cur = (self.cur << take) | ((v >> n) & ((1 << take) - 1))
+            self.filled += take
+            if self.filled == 8:
+                self.buf.append(self.cur)
+                self.cur = 0
+                self.filled = 0
+
+    @cython.ccall
+    def write_uint(self, v):
+        """EXI Unsigned Integer (7.1.6); v >= 0, any size."""
+        if v < 0x80:
+            self.write(v, 8)
+            return
+        while v >= 0x80:
+            self.write((v & 0x7F) | 0x80, 8)
+            v >>= 7
+        self.write(v, 8)
+
+    @cython.ccall
+    @cython.locals(i=cython.Py_ssize_t)
+    def write_bytes(self, data):
+        if self.filled == 0:
+            self.buf += data
+            return
+        for i in range(len(data)):
+            self.write(data[i], 8)
+
+    @cython.ccall
+    def getvalue(self):
+        """The stream padded with zero bits to a whole octet (EXI 8.2 / 5)."""
+        if self.filled:
+            return bytes(self.buf) + bytes(((self.cur << (8 - self.filled)) & 0xFF,))
+        return bytes(self.buf)

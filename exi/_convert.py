@@ -1,0 +1,338 @@
+"""Message objects <-> JSON-style dicts and namespace-qualified XML.
+
+The dict form follows the JSON conventions of the `iso15118` package: XSD names as keys,
+attributes as plain keys, `value` for simple content beside attributes, hexBinary as
+upper-case hex, base64Binary as base64, lists for elements that may repeat.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any
+
+from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST,
+                     DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE)
+from ._schema import Schema, get_schema
+from .errors import DecodeError, EncodeError
+from .message import Message
+
+# --- values -------------------------------------------------------------------------------
+
+
+def _json_value(dt, v):
+    k = dt.kind
+    if k == DT_HEX:
+        return bytes(v).hex().upper()
+    if k == DT_BASE64:
+        return base64.b64encode(bytes(v)).decode("ascii")
+    if k == DT_ENUM:
+        return v.value if isinstance(v, Enum) else v
+    if k == DT_DECIMAL:
+        return str(v)
+    if k == DT_LIST:
+        return [_json_value(dt.item, x) for x in v]
+    return v
+
+
+def _from_json_value(dt, v, where):
+    k = dt.kind
+    try:
+        if k == DT_HEX:
+            if isinstance(v, (bytes, bytearray)):
+                return bytes(v)
+            return bytes.fromhex(v)
+        if k == DT_BASE64:
+            if isinstance(v, (bytes, bytearray)):
+                return bytes(v)
+            return base64.b64decode(v, validate=True)
+        if k == DT_ENUM:
+            i = dt.index_of.get(v)
+            if i is None:
+                raise EncodeError(f"{v!r} is not one of the enumeration values", where)
+            return dt.members[i]
+        if k in (DT_NBIT, DT_UINT, DT_INT):
+            if isinstance(v, bool) or not isinstance(v, int):
+                if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
+                    return int(v)
+                raise EncodeError(f"expected an integer, got {v!r}", where)
+            return v
+        if k == DT_BOOL:
+            if isinstance(v, bool):
+                return v
+            if v in ("true", "1"):
+                return True
+            if v in ("false", "0"):
+                return False
+            raise EncodeError(f"expected a boolean, got {v!r}", where)
+        if k == DT_DECIMAL:
+            return Decimal(str(v))
+        if k == DT_FLOAT:
+            return float(v)
+        if k == DT_LIST:
+            return [_from_json_value(dt.item, x, where) for x in v]
+        if k == DT_STRING:
+            if not isinstance(v, str):
+                raise EncodeError(f"expected a string, got {type(v).__name__}", where)
+            return v
+    except (ValueError, TypeError, binascii.Error, InvalidOperation) as e:
+        if isinstance(e, EncodeError):
+            raise
+        raise EncodeError(f"bad value {v!r}: {e}", where) from None
+    return v
+
+
+def _xml_text(dt, v) -> str:
+    k = dt.kind
+    if k == DT_BOOL:
+        return "true" if v else "false"
+    if k == DT_HEX:
+        return bytes(v).hex().upper()
+    if k == DT_BASE64:
+        return base64.b64encode(bytes(v)).decode("ascii")
+    if k == DT_ENUM:
+        return v.value if isinstance(v, Enum) else str(v)
+    if k == DT_LIST:
+        return " ".join(_xml_text(dt.item, x) for x in v)
+    if k == DT_FLOAT:
+        if math.isnan(v):
+            return "NaN"
+        if math.isinf(v):
+            return "INF" if v > 0 else "-INF"
+        return repr(v).replace("e", "E")
+    return str(v)
+
+
+def _parse_text(dt, text: str, where):
+    k = dt.kind
+    if k == DT_STRING:
+        return text
+    t = text.strip()
+    if not t and k not in (DT_HEX, DT_BASE64, DT_LIST):
+        return ""          # an empty element of a typed value (see _engine.empty_value)
+    try:
+        if k in (DT_NBIT, DT_UINT, DT_INT):
+            return int(t)
+        if k == DT_BOOL:
+            if t in ("true", "1"):
+                return True
+            if t in ("false", "0"):
+                return False
+            raise ValueError("not a boolean")
+        if k == DT_HEX:
+            return bytes.fromhex(t)
+        if k == DT_BASE64:
+            return base64.b64decode("".join(t.split()), validate=True)
+        if k == DT_ENUM:
+            i = dt.index_of.get(t)
+            if i is None:
+                raise ValueError("not one of the enumeration values")
+            return dt.members[i]
+        if k == DT_DECIMAL:
+            return Decimal(t)
+        if k == DT_FLOAT:
+            return float({"INF": "inf", "-INF": "-inf", "NaN": "nan"}.get(t, t))
+        if k == DT_LIST:
+            return [_parse_text(dt.item, x, where) for x in t.split()]
+    except (ValueError, binascii.Error, InvalidOperation) as e:
+        raise EncodeError(f"bad value {text!r}: {e}", where) from None
+    return t
+
+
+# --- dicts --------------------------------------------------------------------------------
+
+
+def to_dict(message: Message) -> dict:
+    """{root element name: content} in the iso15118 package's JSON conventions."""
+    if not isinstance(message, Message):
+        raise TypeError(f"expected a message object, got {type(message).__name__}")
+    s = get_schema(message._schema_id)
+    q = type(message)._element
+    content = _obj_to_dict(s, message)
+    if q is None:
+        return content
+    return {s.qnames[q][1]: content}
+
+
+def _obj_to_dict(s: Schema, obj) -> dict:
+    cls = type(obj)
+    out = {}
+    for (name, kind, is_list, q, ref), g in zip(cls._field_rows, cls._field_grammars):
+        v = getattr(obj, name)
+        if v is None:
+            continue
+        if kind == F_ELEMENT:
+            if g.simple:
+                conv = (lambda x, dt=g.dt: _json_value(dt, x))
+            else:
+                conv = (lambda x: _obj_to_dict(s, x))
+            out[name] = [conv(x) for x in v] if is_list else conv(v)
+        elif kind == F_ANY:
+            out[name] = list(v)
+        else:
+            out[name] = _json_value(s.datatypes[ref], v)
+    return out
+
+
+def from_dict(d: dict, schema: str) -> Message:
+    """Build a message object from its dict form ({root element name: content})."""
+    s = get_schema(schema)
+    if not isinstance(d, dict) or len(d) != 1:
+        raise EncodeError("expected a dict with exactly one key, the root element name")
+    (name, content), = d.items()
+    cls = _root_class(s, name)
+    return _dict_to_obj(s, cls, content, "/" + name)
+
+
+def _root_class(s: Schema, name: str):
+    for q, gi, cls in s.doc_elements + s.fragment_elements:
+        if s.qnames[q][1] == name and cls is not None:
+            return cls
+    raise EncodeError(f"{name!r} is not a global element of schema {s.id!r}")
+
+
+def _dict_to_obj(s: Schema, cls, content, where):
+    if not isinstance(content, dict):
+        raise EncodeError(f"expected an object for {cls.__name__}, got {type(content).__name__}", where)
+    obj = cls.__new__(cls)
+    known = set()
+    for (name, kind, is_list, q, ref), g in zip(cls._field_rows, cls._field_grammars):
+        known.add(name)
+        v = content.get(name)
+        if v is not None:
+            path = f"{where}/{name}"
+            if kind == F_ELEMENT:
+                if g.simple:
+                    conv = (lambda x, dt=g.dt, p=path: _from_json_value(dt, x, p))
+                else:
+                    conv = (lambda x, c=g.cls, p=path: _dict_to_obj(s, c, x, p))
+                if is_list:
+                    if not isinstance(v, list):
+                        v = [v]
+                    v = [conv(x) for x in v]
+                else:
+                    v = conv(v)
+            elif kind == F_ANY:
+                v = list(v)
+            else:
+                v = _from_json_value(s.datatypes[ref], v, path)
+        object.__setattr__(obj, name, v)
+    unknown = set(content) - known
+    if unknown:
+        raise EncodeError(f"unknown key(s) for {cls.__name__}: {', '.join(sorted(unknown))}", where)
+    return obj
+
+
+# --- XML ----------------------------------------------------------------------------------
+
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+
+def to_xml(message: Message, *, pretty: bool = False) -> str:
+    """Namespace-qualified XML of a message (validates against the schema's XSD)."""
+    from lxml import etree
+    s = get_schema(message._schema_id)
+    q = type(message)._element
+    if q is None:
+        raise EncodeError(f"{type(message).__name__} is a type, not an element")
+    nsmap = {}
+    for i, uri in enumerate(u for u in s.uris[4:]):
+        nsmap[f"ns{i + 1}"] = uri
+    root = etree.Element(_tag(s, q), nsmap=nsmap)
+    _fill_xml(s, root, message)
+    return etree.tostring(root, encoding="unicode", pretty_print=pretty)
+
+
+def _tag(s: Schema, q: int) -> str:
+    uri, local = s.qnames[q]
+    return f"{{{uri}}}{local}" if uri else local
+
+
+def _fill_xml(s: Schema, el, obj):
+    from lxml import etree
+    cls = type(obj)
+    for (name, kind, is_list, q, ref), g in zip(cls._field_rows, cls._field_grammars):
+        v = getattr(obj, name)
+        if v is None:
+            continue
+        if kind == F_ATTRIBUTE:
+            el.set(_tag(s, q), _xml_text(s.datatypes[ref], v))
+        elif kind == F_VALUE:
+            el.text = _xml_text(s.datatypes[ref], v)
+        elif kind == F_ELEMENT:
+            for item in (v if is_list else (v,)):
+                child = etree.SubElement(el, _tag(s, q))
+                if g.simple:
+                    child.text = _xml_text(g.dt, item)
+                else:
+                    _fill_xml(s, child, item)
+
+
+def from_xml(text, schema: str) -> Message:
+    """Parse namespace-qualified XML (str or bytes) into a message object."""
+    from lxml import etree
+    s = get_schema(schema)
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        root = etree.fromstring(text.encode("utf-8") if isinstance(text, str) else text, parser)
+    except etree.XMLSyntaxError as e:
+        raise EncodeError(f"not well-formed XML: {e}") from None
+    qn = etree.QName(root)
+    key = (qn.namespace or "", qn.localname)
+    q = s.qname_index.get(key)
+    cls = None
+    if q is not None:
+        for dq, gi, c in s.doc_elements + s.fragment_elements:
+            if dq == q:
+                cls = c
+                break
+    if cls is None:
+        raise EncodeError(f"{{{key[0]}}}{key[1]} is not a global element of schema {schema!r}")
+    return _xml_to_obj(s, cls, root, "/" + key[1])
+
+
+def _xml_to_obj(s: Schema, cls, el, where):
+    from lxml import etree
+    obj = cls.__new__(cls)
+    vals = {}
+    by_tag = {}
+    for (name, kind, is_list, q, ref), g in zip(cls._field_rows, cls._field_grammars):
+        if kind == F_ATTRIBUTE:
+            raw = el.get(_tag(s, q))
+            if raw is not None:
+                vals[name] = _parse_text(s.datatypes[ref], raw, f"{where}/@{name}")
+        elif kind == F_VALUE:
+            vals[name] = _parse_text(s.datatypes[ref], el.text or "", where)
+        elif kind == F_ELEMENT:
+            by_tag[s.qnames[q]] = (name, is_list, g)
+    for attr in el.attrib:
+        aq = etree.QName(attr)
+        if aq.namespace == XSI:
+            continue
+        if not any(f[1] == F_ATTRIBUTE and s.qnames[f[3]] == (aq.namespace or "", aq.localname)
+                   for f in cls._field_rows):
+            raise EncodeError(f"unexpected attribute {attr}", where)
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue   # comments, processing instructions
+        cq = etree.QName(child)
+        ent = by_tag.get((cq.namespace or "", cq.localname))
+        if ent is None:
+            raise EncodeError(f"unexpected element {child.tag}", where)
+        name, is_list, g = ent
+        path = f"{where}/{cq.localname}"
+        if g.simple:
+            v = _parse_text(g.dt, child.text or "", path)
+        else:
+            v = _xml_to_obj(s, g.cls, child, path)
+        if is_list:
+            vals.setdefault(name, []).append(v)
+        elif name in vals:
+            raise EncodeError(f"element {cq.localname} given twice", where)
+        else:
+            vals[name] = v
+    for name in cls._fields:
+        object.__setattr__(obj, name, vals.get(name))
+    return obj

@@ -1,0 +1,631 @@
+"""The EXI interpreter: walks the generated grammar tables to encode and decode.
+
+One hand-written engine serves every schema; the schema-specific knowledge lives in the
+generated tables (exi/_tables) and classes (exi/messages).  Written in Cython's pure-Python
+mode: `_engine.pxd` gives the C types when compiled, and the file also runs as plain Python.
+
+The V2G EXI profile it implements (checked against EXIficient-made vectors):
+- header byte 0x80 (no cookie, no options), bit-packed, schema-informed, non-strict;
+- every schema-informed grammar state has second-level productions (EXI 8.5.4.4.1), so
+  first-level event codes are ceil(log2(n + 1)) bits wide;
+- the encoder writes every string value as a literal, like EXIficient configured with
+  valuePartitionCapacity = 0; the decoder keeps the value string table of EXI 7.3.3, so
+  it also reads streams whose encoder used local or global hits;
+- an empty string or binary value is written as an undeclared EE (second level), which is
+  what an XML-driven encoder writes for <a></a>.
+"""
+import cython
+
+from ._bits import BitReader, BitWriter, EndOfStream
+from ._kinds import (DT_BASE64, DT_BOOL, DT_DATETIME, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX,
+                     DT_INT, DT_LIST, DT_NBIT, DT_QNAME, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE,
+                     F_ELEMENT, F_VALUE, P_AT, P_CH, P_EE, P_SE, S_CONTENT, S_FIRST, S_START)
+from .errors import DecodeError, EncodeError
+
+# second-level events of schema-informed grammars, non-strict, no prefixes/DTD/comments/PIs
+# (EXI 8.5.4.4.1; the order and the "AT(invalid)" entry follow EXIficient)
+L2_EE, L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID, L2_SE_ANY, L2_CH = range(7)
+_L2_EVENTS = {
+    S_FIRST: (L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID, L2_SE_ANY, L2_CH),
+    S_START: (L2_AT_ANY, L2_AT_INVALID, L2_SE_ANY, L2_CH),
+    S_CONTENT: (L2_SE_ANY, L2_CH),
+}
+_L2_NAMES = {L2_EE: "EE", L2_XSI_TYPE: "AT(xsi:type)", L2_XSI_NIL: "AT(xsi:nil)",
+             L2_AT_ANY: "AT(*)", L2_AT_INVALID: "AT(untyped)", L2_SE_ANY: "SE(*)",
+             L2_CH: "CH(untyped)"}
+MAX_DEPTH = 200   # far deeper than any V2G schema nests; guards the recursion
+
+
+def coding_length(n):
+    """Bits needed for n distinct event codes (EXI 6.2)."""
+    b = 0
+    while (1 << b) < n:
+        b += 1
+    return b
+
+
+@cython.cclass
+class Datatype:
+    """One EXI datatype representation (EXI 7.1) with its facets."""
+
+    def __init__(self, row, enum_class):
+        self.kind = row[0]
+        self.lo = None
+        self.hi = None
+        self.nbits = 0
+        self.min_len = -1
+        self.max_len = -1
+        self.members = None
+        self.index_of = None
+        self.item = None
+        kind = self.kind
+        if kind == DT_NBIT:
+            self.lo, self.hi, self.nbits = row[1], row[2], row[3]
+        elif kind == DT_UINT or kind == DT_INT:
+            self.lo, self.hi = row[1], row[2]
+        elif kind == DT_ENUM:
+            self.nbits = row[1]
+            self.members = tuple(enum_class(v) for v in row[3])
+            self.index_of = {}
+            for i, m in enumerate(self.members):
+                self.index_of[m] = i
+                self.index_of[m.value] = i
+        elif kind in (DT_STRING, DT_HEX, DT_BASE64):
+            self.min_len = -1 if row[1] is None else row[1]
+            self.max_len = -1 if row[2] is None else row[2]
+        self.name = ""
+
+
+@cython.cclass
+class State:
+    """A grammar state: first-level productions plus what the encoder needs to find them."""
+
+    def __init__(self, kind, prods):
+        self.kind = kind
+        self.prods = prods          # tuples (kind, qname, field, ref, next)
+        self.n1 = len(prods)
+        self.width = coding_length(self.n1 + 1)
+        self.ee_code = -1
+        self.ch_code = -1
+        self.by_field = {}
+        for code, p in enumerate(prods):
+            if p[0] == P_EE:
+                self.ee_code = code
+            elif p[0] == P_CH:
+                self.ch_code = code
+            elif p[0] == P_SE or p[0] == P_AT:
+                self.by_field[p[2]] = code
+        has_ee = 1 if self.ee_code >= 0 else 0
+        events = _L2_EVENTS[kind]
+        self.l2 = events if has_ee else (L2_EE,) + events
+        self.width2 = coding_length(len(self.l2))
+        self.next_states = None     # filled by Schema: State objects per production
+
+
+@cython.cclass
+class Grammar:
+    def __init__(self, first, empty_first, cls, dt):
+        self.first = first
+        self.empty_first = empty_first
+        self.cls = cls
+        self.dt = dt
+        self.simple = dt is not None
+        self.fields = None          # tuple of field rows when complex
+        self.names = None
+
+
+# ---------------------------------------------------------------------------------------
+# decoding
+
+@cython.cclass
+class Decoder:
+    """Decodes one EXI stream against a compiled schema."""
+
+    def __init__(self, schema, data):
+        self.schema = schema
+        self.r = BitReader(data)
+        self.global_values = []
+        self.local_values = {}
+        self.depth = 0
+
+    def error(self, msg):
+        return DecodeError(msg, "", self.r.pos)
+
+    def header(self):
+        r = self.r
+        if r.remaining() >= 32 and r.data[:4] == b"$EXI":
+            r.pos = 32
+        if r.read(2) != 2:
+            raise self.error("not an EXI stream: distinguishing bits are not 10")
+        if r.read_bit():
+            raise self.error("EXI options in the header are not supported (the V2G profile has none)")
+        if r.read_bit():
+            raise self.error("preview versions of EXI are not supported")
+        if r.read(4) != 0:
+            raise self.error("unsupported EXI version (only 1.0)")
+
+    def document(self):
+        schema = self.schema
+        n = len(schema.doc_elements)
+        code = self.r.read(coding_length(n + 1))
+        if code >= n:
+            if code == n:
+                raise self.error("SE(*) at document level: the root element is not declared in the schema")
+            raise self.error(f"invalid event code {code} in DocContent")
+        qname, gi, cls = schema.doc_elements[code]
+        value = self.element(schema.grammars[gi], cls, qname)
+        # DocEnd has only ED: zero bits
+        return value
+
+    def fragment(self):
+        schema = self.schema
+        n = len(schema.fragment_elements)
+        width = coding_length(n + 2)
+        items = []
+        while True:
+            code = self.r.read(width)
+            if code == n + 1:
+                break
+            if code >= n:
+                raise self.error("SE(*) in a fragment: the element is not declared in the schema")
+            qname, gi, cls = schema.fragment_elements[code]
+            if gi < 0:
+                raise self.error(f"fragment element {schema.qname_text(qname)} has several types "
+                                 "in the schema; it cannot be decoded as a fragment")
+            items.append(self.element(schema.grammars[gi], cls, qname))
+        return items
+
+    def element(self, g: Grammar, cls, qname):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error("elements nested too deeply")
+        try:
+            if g.simple:
+                v = self.simple_element(g, qname)
+            else:
+                v = self.complex_element(g, cls, qname)
+        except DecodeError as e:
+            e.path = "/" + self.schema.qname_local(qname) + e.path
+            e.args = (f"{e.path}: {e.reason}" + (f" at bit {e.bit_offset}" if e.bit_offset >= 0 else ""),)
+            raise
+        except EndOfStream:
+            err = DecodeError("unexpected end of the stream", "/" + self.schema.qname_local(qname), self.r.pos)
+            raise err from None
+        self.depth -= 1
+        return v
+
+    def simple_element(self, g: Grammar, qname):
+        r = self.r
+        # FirstStartTag: CH is the only first-level production (1 bit with the escape)
+        if r.read_bit() == 0:
+            v = self.value(g.dt, qname)
+            if r.read_bit() != 0:
+                ev = self.second_level(g.first.next_states[0], "after the value")
+                raise self.error(f"undeclared {_L2_NAMES[ev]} after a simple value is not supported")
+            return v
+        ev = self.second_level(g.first, "")
+        if ev == L2_EE:
+            return self.empty_value(g.dt)
+        raise self.error(f"undeclared {_L2_NAMES[ev]} in a simple-typed element is not supported")
+
+    def second_level(self, st: State, where):
+        code = self.r.read(st.width2)
+        if code >= len(st.l2):
+            raise self.error(f"invalid second-level event code {code}")
+        return st.l2[code]
+
+    def empty_value(self, dt: Datatype):
+        if dt.kind == DT_STRING:
+            return ""
+        if dt.kind == DT_HEX or dt.kind == DT_BASE64:
+            return b""
+        if dt.kind == DT_LIST:
+            return []
+        # <a></a> for a non-string type: EXIficient writes (and reads) an undeclared EE;
+        # we keep the element with an empty lexical value so it re-encodes identically
+        return ""
+
+    def complex_element(self, g: Grammar, cls, qname):
+        r = self.r
+        obj = cls.__new__(cls)
+        nfields = len(g.fields)
+        vals = [None] * nfields
+        st: State = g.first
+        while True:
+            code = r.read(st.width)
+            if code < st.n1:
+                p = st.prods[code]
+                kind = p[0]
+                if kind == P_SE:
+                    child = self.schema.grammars[p[3]]
+                    v = self.element(child, child.cls, p[1])
+                    f = p[2]
+                    if g.fields[f][2]:
+                        lst = vals[f]
+                        if lst is None:
+                            vals[f] = [v]
+                        else:
+                            lst.append(v)
+                    else:
+                        vals[f] = v
+                elif kind == P_EE:
+                    break
+                elif kind == P_AT:
+                    vals[p[2]] = self.value(self.schema.datatypes[p[3]], p[1])
+                elif kind == P_CH:
+                    vals[p[2]] = self.value(self.schema.datatypes[p[3]], qname)
+                else:
+                    raise self.error("wildcard and mixed content (SE(*), AT(*), untyped CH) "
+                                     "are not supported by this decoder")
+                st = st.next_states[code]
+            elif code == st.n1:
+                ev = self.second_level(st, "")
+                if ev == L2_EE:
+                    break
+                raise self.error(f"undeclared {_L2_NAMES[ev]} is not supported by this decoder")
+            else:
+                raise self.error(f"invalid event code {code}")
+        names = g.names
+        for i in range(nfields):
+            object.__setattr__(obj, names[i], vals[i])
+        return obj
+
+    def value(self, dt: Datatype, qname):
+        r = self.r
+        kind = dt.kind
+        if kind == DT_NBIT:
+            return dt.lo + r.read(dt.nbits)
+        if kind == DT_ENUM:
+            i = r.read(dt.nbits)
+            if i >= len(dt.members):
+                raise self.error(f"enumeration index {i} out of range ({len(dt.members)} values)")
+            return dt.members[i]
+        if kind == DT_BOOL:
+            return r.read_bit() == 1
+        if kind == DT_UINT:
+            return r.read_uint()
+        if kind == DT_INT:
+            if r.read_bit():
+                return -r.read_uint() - 1
+            return r.read_uint()
+        if kind == DT_HEX or kind == DT_BASE64:
+            n = r.read_uint()
+            if n * 8 > r.remaining():
+                raise self.error(f"binary length {n} exceeds the remaining input")
+            return r.read_bytes(n)
+        if kind == DT_STRING:
+            return self.string(qname)
+        if kind == DT_DECIMAL:
+            return self.decimal()
+        if kind == DT_FLOAT:
+            return self.float_value()
+        if kind == DT_LIST:
+            n = r.read_uint()
+            if n > r.remaining():
+                raise self.error(f"list length {n} exceeds the remaining input")
+            item = dt.item
+            return [self.value(item, qname) for _ in range(n)]
+        raise self.error(f"datatype {kind} is not supported")
+
+    def string(self, qname):
+        r = self.r
+        n = r.read_uint()
+        if n == 0:      # local value hit (7.3.3)
+            lst = self.local_values.get(qname)
+            if not lst:
+                raise self.error("local string table hit, but the table is empty")
+            i = r.read(coding_length(len(lst)))
+            if i >= len(lst):
+                raise self.error(f"local string table index {i} out of range")
+            return lst[i]
+        if n == 1:      # global value hit
+            g = self.global_values
+            if not g:
+                raise self.error("global string table hit, but the table is empty")
+            i = r.read(coding_length(len(g)))
+            if i >= len(g):
+                raise self.error(f"global string table index {i} out of range")
+            return g[i]
+        n -= 2
+        if n * 8 > r.remaining():
+            raise self.error(f"string length {n} exceeds the remaining input")
+        chars = []
+        for _ in range(n):
+            c = r.read_uint()
+            if c > 0x10FFFF or 0xD800 <= c <= 0xDFFF:
+                raise self.error(f"invalid character code point {c}")
+            chars.append(chr(c))
+        s = "".join(chars)
+        if n:
+            self.global_values.append(s)
+            lst = self.local_values.get(qname)
+            if lst is None:
+                self.local_values[qname] = [s]
+            else:
+                lst.append(s)
+        return s
+
+    def decimal(self):
+        from decimal import Decimal
+        r = self.r
+        neg = r.read_bit()
+        integral = r.read_uint()
+        frac = r.read_uint()
+        text = ("-" if neg else "") + str(integral)
+        if frac:
+            text += "." + str(frac)[::-1]
+        return Decimal(text)
+
+    def float_value(self):
+        r = self.r
+        m = -r.read_uint() - 1 if r.read_bit() else r.read_uint()
+        e = -r.read_uint() - 1 if r.read_bit() else r.read_uint()
+        if e == -(1 << 14):
+            if m == 1:
+                return float("inf")
+            if m == -1:
+                return float("-inf")
+            return float("nan")
+        return float(m) * (10.0 ** e)
+
+
+# ---------------------------------------------------------------------------------------
+# encoding
+
+@cython.cclass
+class Encoder:
+    def __init__(self, schema):
+        self.schema = schema
+        self.w = BitWriter()
+        self.depth = 0
+
+    def header(self):
+        self.w.write(0x80, 8)
+
+    def document(self, obj, qname):
+        schema = self.schema
+        idx = schema.doc_index.get(qname)
+        if idx is None:
+            raise EncodeError(f"{schema.qname_text(qname)} is not a global element of schema {schema.id!r}")
+        n = len(schema.doc_elements)
+        self.w.write(idx, coding_length(n + 1))
+        _, gi, _ = schema.doc_elements[idx]
+        self.element(schema.grammars[gi], obj, qname)
+
+    def fragment(self, items):
+        schema = self.schema
+        n = len(schema.fragment_elements)
+        width = coding_length(n + 2)
+        for obj, qname in items:
+            idx = schema.fragment_index.get(qname)
+            if idx is None or schema.fragment_elements[idx][1] < 0:
+                raise EncodeError(f"{schema.qname_text(qname)} cannot be encoded as a fragment element")
+            self.w.write(idx, width)
+            self.element(schema.grammars[schema.fragment_elements[idx][1]], obj, qname)
+        self.w.write(n + 1, width)
+
+    def element(self, g: Grammar, value, qname):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise EncodeError("elements nested too deeply (a cycle in the message?)")
+        try:
+            if g.simple:
+                self.simple_element(g, value, qname)
+            else:
+                self.complex_element(g, value, qname)
+        except EncodeError as e:
+            e.path = "/" + self.schema.qname_local(qname) + e.path
+            e.args = (f"{e.path}: {e.reason}",)
+            raise
+        self.depth -= 1
+
+    def simple_element(self, g: Grammar, value, qname):
+        w = self.w
+        dt: Datatype = g.dt
+        if (isinstance(value, (str, bytes, bytearray)) and len(value) == 0
+                and (dt.kind != DT_ENUM or "" not in dt.index_of)):
+            # undeclared EE at the second level of the FirstStartTag
+            w.write(1, 1)
+            w.write(0, g.first.width2)
+            return
+        w.write(0, 1)                # CH
+        self.value(dt, value)
+        w.write(0, 1)                # EE
+
+    def complex_element(self, g: Grammar, obj, qname):
+        w = self.w
+        fields = g.fields
+        names = g.names
+        if obj is None or not isinstance(obj, g.cls):
+            if isinstance(obj, dict):
+                raise EncodeError(f"expected a {g.cls.__name__} object, got a dict "
+                                  "(use exi.from_dict to build messages from dicts)")
+            raise EncodeError(f"expected a {g.cls.__name__}, got {type(obj).__name__}")
+        st: State = g.first
+        nfields = len(fields)
+        # values in field order; lists are iterated item by item
+        pending = []
+        for i in range(nfields):
+            f = fields[i]
+            v = getattr(obj, names[i])
+            if v is None:
+                continue
+            if f[1] == F_ATTRIBUTE:
+                code = st.by_field.get(i, -1)
+                if code < 0:
+                    raise EncodeError(f"attribute {names[i]} is not allowed here")
+                w.write(code, st.width)
+                self.value(self.schema.datatypes[st.prods[code][3]], v)
+                st = st.next_states[code]
+            elif f[1] == F_ELEMENT:
+                if f[2]:
+                    if not isinstance(v, (list, tuple)):
+                        raise EncodeError(f"{names[i]} must be a list")
+                    if len(v):
+                        pending.append([i, v, 0])
+                else:
+                    pending.append([i, (v,), 0])
+            elif f[1] == F_VALUE:
+                code = st.ch_code
+                if code < 0:
+                    raise EncodeError("character content is not allowed here")
+                w.write(code, st.width)
+                self.value(self.schema.datatypes[st.prods[code][3]], v)
+                st = st.next_states[code]
+            elif f[1] == F_ANY:
+                if len(v):
+                    raise EncodeError(f"wildcard/mixed content ({names[i]}) cannot be encoded yet")
+        # child elements: take the first field with items left that the state accepts; for
+        # plain sequences that is field order, for repeated groups it interleaves the items
+        start = 0
+        while start < len(pending):
+            chosen = -1
+            for k in range(start, len(pending)):
+                ent = pending[k]
+                if ent[2] < len(ent[1]) and ent[0] in st.by_field:
+                    chosen = k
+                    break
+            if chosen < 0:
+                ent = pending[start]
+                raise EncodeError(f"element {names[ent[0]]} is not allowed here; "
+                                  f"expected {self.expected(st, names)}")
+            ent = pending[chosen]
+            code = st.by_field[ent[0]]
+            p = st.prods[code]
+            w.write(code, st.width)
+            self.element(self.schema.grammars[p[3]], ent[1][ent[2]], p[1])
+            ent[2] += 1
+            st = st.next_states[code]
+            while start < len(pending) and pending[start][2] >= len(pending[start][1]):
+                start += 1
+        if st.ee_code < 0:
+            raise EncodeError(f"missing required content: expected {self.expected(st, names)}")
+        w.write(st.ee_code, st.width)
+
+    def expected(self, st: State, names):
+        out = []
+        for p in st.prods:
+            if p[0] == P_SE or p[0] == P_AT:
+                out.append(names[p[2]])
+            elif p[0] == P_CH:
+                out.append("character content")
+            elif p[0] == P_EE:
+                out.append("end of element")
+        return ", ".join(out) or "nothing"
+
+    def value(self, dt: Datatype, v):
+        w = self.w
+        kind = dt.kind
+        if kind == DT_NBIT:
+            if type(v) is not int and not (isinstance(v, int) and not isinstance(v, bool)):
+                raise EncodeError(f"expected an integer, got {v!r}")
+            if v < dt.lo or v > dt.hi:
+                raise EncodeError(f"value {v} out of range [{dt.lo}, {dt.hi}]")
+            w.write(v - dt.lo, dt.nbits)
+        elif kind == DT_ENUM:
+            i = dt.index_of.get(v, -1)
+            if i < 0:
+                raise EncodeError(f"{v!r} is not one of the enumeration values")
+            w.write(i, dt.nbits)
+        elif kind == DT_BOOL:
+            if v is True:
+                w.write(1, 1)
+            elif v is False:
+                w.write(0, 1)
+            else:
+                raise EncodeError(f"expected a boolean, got {v!r}")
+        elif kind == DT_UINT or kind == DT_INT:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise EncodeError(f"expected an integer, got {v!r}")
+            if (dt.lo is not None and v < dt.lo) or (dt.hi is not None and v > dt.hi):
+                raise EncodeError(f"value {v} out of range [{dt.lo}, {dt.hi}]")
+            if kind == DT_UINT:
+                w.write_uint(v)
+            elif v < 0:
+                w.write(1, 1)
+                w.write_uint(-v - 1)
+            else:
+                w.write(0, 1)
+                w.write_uint(v)
+        elif kind == DT_HEX or kind == DT_BASE64:
+            if not isinstance(v, (bytes, bytearray, memoryview)):
+                raise EncodeError(f"expected bytes, got {type(v).__name__}")
+            n = len(v)
+            if dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len:
+                raise EncodeError(f"length {n} outside [{max(dt.min_len, 0)}, {dt.max_len}]")
+            w.write_uint(n)
+            w.write_bytes(bytes(v))
+        elif kind == DT_STRING:
+            if not isinstance(v, str):
+                raise EncodeError(f"expected a string, got {type(v).__name__}")
+            n = len(v)
+            if dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len:
+                raise EncodeError(f"string length {n} outside [{max(dt.min_len, 0)}, {dt.max_len}]")
+            w.write_uint(n + 2)
+            for ch in v:
+                c = ord(ch)
+                if 0xD800 <= c <= 0xDFFF:
+                    raise EncodeError("lone surrogate in string")
+                w.write_uint(c)
+        elif kind == DT_DECIMAL:
+            self.decimal(v)
+        elif kind == DT_FLOAT:
+            self.float_value(v)
+        elif kind == DT_LIST:
+            if not isinstance(v, (list, tuple)):
+                raise EncodeError("expected a list")
+            w.write_uint(len(v))
+            for item in v:
+                self.value(dt.item, item)
+        else:
+            raise EncodeError(f"datatype {kind} is not supported")
+
+    def decimal(self, v):
+        from decimal import Decimal, InvalidOperation
+        try:
+            d = Decimal(v) if not isinstance(v, float) else Decimal(repr(v))
+        except (InvalidOperation, TypeError, ValueError):
+            raise EncodeError(f"expected a decimal, got {v!r}") from None
+        if not d.is_finite():
+            raise EncodeError("decimal values must be finite")
+        sign, digits, exp = d.as_tuple()
+        s = "".join(map(str, digits))
+        if exp >= 0:
+            integral, frac = s + "0" * exp, ""
+        else:
+            s = s.rjust(-exp + 1, "0")
+            integral, frac = s[:exp], s[exp:]
+        frac = frac.rstrip("0")
+        self.w.write(1 if sign else 0, 1)
+        self.w.write_uint(int(integral or "0"))
+        self.w.write_uint(int(frac[::-1]) if frac else 0)
+
+    def float_value(self, v):
+        import math
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise EncodeError(f"expected a number, got {v!r}")
+        v = float(v)
+        if math.isnan(v) or math.isinf(v):
+            m = 0 if math.isnan(v) else (1 if v > 0 else -1)
+            e = -(1 << 14)
+        else:
+            text = repr(v)
+            from decimal import Decimal
+            sign, digits, exp = Decimal(text).as_tuple()
+            m = int("".join(map(str, digits)) or "0")
+            while m and m % 10 == 0:
+                m //= 10
+                exp += 1
+            if sign:
+                m = -m
+            e = exp if m else 0
+        for x in (m, e):
+            if x < 0:
+                self.w.write(1, 1)
+                self.w.write_uint(-x - 1)
+            else:
+                self.w.write(0, 1)
+                self.w.write_uint(x)
+
+    def getvalue(self):
+        return self.w.getvalue()

@@ -1,0 +1,101 @@
+"""Loads a schema's generated tables and classes into the runtime objects of the engine."""
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Optional
+
+from . import _engine
+from ._kinds import DT_ENUM, DT_LIST
+from .registry import schema_info
+
+_cache: dict = {}
+_lock = threading.Lock()
+
+
+class Schema:
+    """A compiled grammar set: what exi.decode(data, schema) works with."""
+
+    def __init__(self, schema_id: str):
+        schema_info(schema_id)   # validates the id
+        self.id = schema_id
+        t = importlib.import_module(f"exi._tables.{schema_id}")
+        m = importlib.import_module(f"exi.messages.{schema_id}")
+        self.messages = m
+        self.qnames = t.QNAMES
+        self.datatypes = []
+        for row in t.DATATYPES:
+            enum_class = getattr(m, row[2]) if row[0] == DT_ENUM else None
+            self.datatypes.append(_engine.Datatype(row, enum_class))
+        for dt, row in zip(self.datatypes, t.DATATYPES):
+            if row[0] == DT_LIST:
+                dt.item = self.datatypes[row[1]]
+        self.states = [_engine.State(kind, prods) for kind, prods in t.STATES]
+        for st in self.states:
+            st.next_states = tuple(self.states[p[4]] if p[4] >= 0 else None for p in st.prods)
+        self.classes = {}
+        for name, fields in t.CLASSES:
+            cls = getattr(m, name)
+            cls._schema_id = schema_id
+            cls._field_rows = fields
+            cls._fields = tuple(f[0] for f in fields)
+            self.classes[name] = cls
+        self.grammars = []
+        for first, empty, cname, dt in t.GRAMMARS:
+            cls = self.classes[cname] if cname else None
+            g = _engine.Grammar(self.states[first], self.states[empty], cls,
+                                self.datatypes[dt] if dt >= 0 else None)
+            if cls is not None:
+                g.fields = cls._field_rows
+                g.names = cls._fields
+                cls._grammar = g
+            self.grammars.append(g)
+        for cname, row in t.CLASSES:
+            cls = self.classes[cname]
+            cls._field_grammars = tuple(self.grammars[f[4]] if f[1] == 1 else None for f in row)
+        self.element_class_of = {}
+        for name, base, q in t.ELEMENT_CLASSES:
+            cls = getattr(m, name)
+            cls._schema_id = schema_id
+            cls._element = q
+            self.element_class_of[q] = cls
+        # an anonymous type named after its global element is its own element class
+        for q, gi in t.DOC_ELEMENTS:
+            g = self.grammars[gi]
+            if q not in self.element_class_of and g.cls is not None and \
+                    g.cls.__name__ == self.qnames[q][1] and getattr(g.cls, "_element", None) is None:
+                g.cls._element = q
+                self.element_class_of[q] = g.cls
+        self.doc_elements = [(q, gi, self.element_class_of.get(q, self.grammars[gi].cls))
+                             for q, gi in t.DOC_ELEMENTS]
+        self.doc_index = {q: i for i, (q, _, _) in enumerate(self.doc_elements)}
+        self.fragment_elements = [(q, gi, self.element_class_of.get(q, self.grammars[gi].cls if gi >= 0 else None))
+                                  for q, gi in t.FRAGMENT_ELEMENTS]
+        self.fragment_index = {q: i for i, (q, _, _) in enumerate(self.fragment_elements)}
+        self.qname_index = {qn: i for i, qn in enumerate(self.qnames)}
+        self.uris = t.URIS
+        self.local_names = t.LOCAL_NAMES
+
+    def qname_local(self, q: int) -> str:
+        return self.qnames[q][1]
+
+    def qname_text(self, q: int) -> str:
+        uri, local = self.qnames[q]
+        return f"{{{uri}}}{local}" if uri else local
+
+    def element_qname(self, local: str, uri: Optional[str] = None) -> int:
+        for i, (u, l) in enumerate(self.qnames):
+            if l == local and (uri is None or u == uri):
+                return i
+        raise KeyError(local)
+
+
+def get_schema(schema_id: str) -> Schema:
+    s = _cache.get(schema_id)
+    if s is None:
+        with _lock:
+            s = _cache.get(schema_id)
+            if s is None:
+                s = Schema(schema_id)
+                _cache[schema_id] = s
+    return s

@@ -1,0 +1,26 @@
+"""Exceptions of the codec.  Both are ValueErrors so that callers that only care about
+"bad data" can catch one thing; both say where the problem is."""
+from __future__ import annotations
+
+
+class EXIError(ValueError):
+    """Base class of every error the codec raises on bad data."""
+
+    def __init__(self, message: str, path: str = "", bit_offset: int = -1):
+        self.reason = message
+        self.path = path
+        self.bit_offset = bit_offset
+        where = path or "/"
+        if bit_offset >= 0:
+            text = f"{where}: {message} at bit {bit_offset}"
+        else:
+            text = f"{where}: {message}"
+        super().__init__(text)
+
+
+class DecodeError(EXIError):
+    """The input is not a valid EXI stream for the schema (truncated, corrupt, wrong grammar)."""
+
+
+class EncodeError(EXIError):
+    """The message cannot be encoded: a value out of range, a missing required element, ..."""

@@ -1,0 +1,32 @@
+"""Base class of every generated message class."""
+from __future__ import annotations
+
+
+class Message:
+    """A decoded or hand-built EXI element.  Subclasses are generated from the XSDs:
+    fields are the XSD attribute and element names, `value` holds simple content."""
+
+    __slots__ = ()
+    _fields: tuple = ()
+    _schema_id: str = ""
+    _element = None          # qname index, set on classes of global elements
+
+    def __eq__(self, other):
+        if type(other) is not type(self) and not (
+                isinstance(other, Message) and other._fields == self._fields
+                and other._schema_id == self._schema_id):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self._fields)
+
+    __hash__ = None
+
+    def __repr__(self):
+        parts = [f"{f}={getattr(self, f)!r}" for f in self._fields if getattr(self, f) is not None]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __getstate__(self):
+        return tuple(getattr(self, f) for f in self._fields)
+
+    def __setstate__(self, state):
+        for f, v in zip(self._fields, state):
+            object.__setattr__(self, f, v)
