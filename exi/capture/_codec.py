@@ -1,6 +1,6 @@
 """The one place where capture decoding meets the EXI codec.
 
-decode(payload, schema) -> (message_name, content_dict).  Results are cached per
+decode(payload, schema) -> (message_name, content_dict, message_object).  Results are cached per
 (schema, payload): a capture repeats identical EXI payloads constantly (the charge
 loop), and a decoded dict is pure data.  Cached dicts are shared between records, so
 callers must treat `content` as read-only; Decoder(cache=False) turns this off.
@@ -51,7 +51,7 @@ class Decoder:
                 self._loaded = _load()
         return self._loaded
 
-    def decode(self, payload: bytes, schema: str) -> tuple[Optional[str], dict]:
+    def decode(self, payload: bytes, schema: str) -> tuple[Optional[str], dict, object]:
         """Raise ValueError (the codec's DecodeError) or CodecUnavailable."""
         self.calls += 1
         cache = self.cache
@@ -65,8 +65,12 @@ class Decoder:
                 return hit
         dec, to_dict, _err = self._fns()
         try:
-            d = dec(payload, schema) if to_dict is None else to_dict(dec(payload, schema))
-            res = (message_name(d), d)
+            if to_dict is None:
+                msg = d = dec(payload, schema)
+            else:
+                msg = dec(payload, schema)
+                d = to_dict(msg)
+            res = (message_name(d), d, msg)
         except CodecUnavailable:
             raise
         except Exception as e:  # the codec's contract is DecodeError, but never let a codec bug stop a capture

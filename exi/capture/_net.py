@@ -107,4 +107,9 @@ def addr_text(a: bytes) -> str:
 
 
 def endpoint_text(a: bytes, port: int) -> str:
-    return f"[{addr_text(a)}]:{port}" if len(a) == 16 else f"{addr_text(a)}:{port}"
+    return join(addr_text(a), port)
+
+
+def join(addr: str, port: int) -> str:
+    """"[fe80::1]:15118" for IPv6, "10.0.0.1:15118" for IPv4."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"

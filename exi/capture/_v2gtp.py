@@ -1,14 +1,16 @@
 """V2GTP framing of a reassembled byte stream, and SDP payloads.
 
-The 8-byte header parse is private here because exi/v2g/v2gtp.py did not exist yet
-when this was written; switch parse_header to exi.v2g.v2gtp.parse_header once it does
-(the framer inlines the same four checks for speed).
+parse_header is exi.v2g.v2gtp's (one header parser in the project).  The capture framer
+does not reuse exi.v2g's V2GTPFramer because it must behave differently on bad bytes:
+a live endpoint closes the connection, a capture reader reports and resynchronises on
+the next header signature; so it inlines the same four header checks on its hot path.
 """
 from __future__ import annotations
 
 import struct
 
 from ..registry import PAYLOAD_TYPES
+from ..v2g.v2gtp import parse_header  # noqa: F401  (re-exported for callers of this module)
 
 HEADER_LEN = 8
 VERSION, INV_VERSION = 0x01, 0xFE
@@ -17,16 +19,6 @@ KNOWN_TYPES = frozenset(PAYLOAD_TYPES)
 MAX_PAYLOAD = 1 << 20      # bounds the per-direction buffer; real V2G messages are < 64 KiB
 
 _hdr = struct.Struct("!BBHI").unpack_from
-
-
-def parse_header(buf: bytes, offset: int = 0) -> tuple[int, int]:
-    """(payload_type, payload_length) of the V2GTP header at buf[offset:]; ValueError if bad."""
-    if len(buf) - offset < HEADER_LEN:
-        raise ValueError(f"V2GTP header needs 8 bytes, got {len(buf) - offset}")
-    ver, inv, ptype, length = _hdr(buf, offset)
-    if ver != VERSION or inv != INV_VERSION:
-        raise ValueError(f"bad V2GTP version bytes {ver:#04x} {inv:#04x}")
-    return ptype, length
 
 
 def plausible_at(buf, i: int) -> bool:

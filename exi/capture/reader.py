@@ -57,6 +57,7 @@ class MessageRecord:
     error: Optional[str] = None
     offset: int = -1                # byte offset of the V2GTP header in its stream direction
     exi: bytes = field(default=b"", repr=False)
+    message: object = field(default=None, repr=False)   # the codec's message object (for to_xml)
 
     @property
     def payload_type_name(self) -> str:
@@ -276,21 +277,21 @@ class CaptureReader:
                 st.kind = _V2G
                 self.stats["v2g_streams"] += 1
             if ptype is None:
-                name = schema = content = None
+                name = schema = content = obj = None
                 guessed = False
                 err = payload
                 payload = b""
             else:
-                schema, guessed, name, content, err = self._decode(st, d, ptype, payload)
+                schema, guessed, name, content, obj, err = self._decode(st, d, ptype, payload)
             if st.evcc is None:
                 st.evcc = (1 - d) if name and (name.endswith("Res") or name == "supportedAppProtocolRes") else d
             (src, sport), (dst, dport) = st.endpoint_text(d)
             yield MessageRecord(ts, frame, st.id, EVCC_TO_SECC if d == st.evcc else SECC_TO_EVCC,
                                 src, sport, dst, dport, transport, ptype, schema, guessed, name,
-                                content, err, off, payload)
+                                content, err, off, payload, obj)
 
     def _decode(self, st: _Stream, d: int, ptype: int, payload: bytes):
-        """(schema, guessed, name, content, error) for one V2GTP payload."""
+        """(schema, guessed, name, content, message object, error) for one V2GTP payload."""
         dec = self.decoder.decode
         try:
             schema = self._ptype_schema[ptype]
@@ -298,27 +299,27 @@ class CaptureReader:
             schema = self._ptype_schema[ptype] = schema_for_payload_type(ptype)
         try:
             if schema is not None:                  # -20: the payload type names the schema
-                name, content = dec(payload, schema)
-                return schema, False, name, content, None
+                name, content, obj = dec(payload, schema)
+                return schema, False, name, content, obj, None
             if ptype != 0x8001:
-                return None, False, None, None, f"payload type {ptype:#06x} not expected on a TCP stream"
+                return None, False, None, None, None, f"payload type {ptype:#06x} not expected on a TCP stream"
             if not st.sap_seen[d]:                  # first message each way: SupportedAppProtocol
                 st.sap_seen[d] = True
                 try:
-                    name, content = dec(payload, "sap")
+                    name, content, obj = dec(payload, "sap")
                 except ValueError:
                     name = None
                 if name in SAP_NAMES:
                     self._sap(st, name, content)
-                    return "sap", False, name, content, None
+                    return "sap", False, name, content, obj, None
             if st.schema is not None:
-                name, content = dec(payload, st.schema)
-                return st.schema, False, name, content, None
+                name, content, obj = dec(payload, st.schema)
+                return st.schema, False, name, content, obj, None
             return self._guess(st, payload)
         except CodecUnavailable as e:
-            return schema or st.schema, False, None, None, str(e)
+            return schema or st.schema, False, None, None, None, str(e)
         except ValueError as e:
-            return schema or st.schema, False, None, None, f"EXI decode failed: {e}"
+            return schema or st.schema, False, None, None, None, f"EXI decode failed: {e}"
 
     def _sap(self, st: _Stream, name: str, content: dict) -> None:
         body = content.get(name) or {}
@@ -339,15 +340,15 @@ class CaptureReader:
         errors = []
         for schema in dict.fromkeys(order):
             try:
-                name, content = self.decoder.decode(payload, schema)
+                name, content, obj = self.decoder.decode(payload, schema)
             except ValueError as e:
                 errors.append(f"{schema}: {e}")
                 continue
             if content and next(iter(content)) == "V2G_Message":
                 st.guess = schema
-                return schema, True, name, content, None
+                return schema, True, name, content, obj, None
             errors.append(f"{schema}: root {name!r} is not V2G_Message")
-        return None, True, None, None, "no SupportedAppProtocol exchange and no schema decodes it: " + \
+        return None, True, None, None, None, "no SupportedAppProtocol exchange and no schema decodes it: " + \
             "; ".join(errors)
 
     def _sdp(self, ts, frame, src, sport, dst, dport, payload) -> MessageRecord:
