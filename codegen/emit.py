@@ -232,8 +232,8 @@ class Emitter:
         for qi, g, d in self.doc_elements:
             self.element_class(d)
         for qi, g, d in self.fragment_elements:
-            if d is not None and d.is_global:
-                self.element_class(d)
+            if d is not None:
+                self.element_class(d)   # local elements too: fragments name their roots
         # states, per grammar (types may keep being added while numbering: loop)
         i = 0
         while i < len(self.grammars):

@@ -33,10 +33,16 @@ def decode(data: BytesLike, schema: str) -> Message:
         raise DecodeError("elements nested too deeply", "", d.r.pos) from None
 
 
-def encode(message: Message) -> bytes:
-    """Encode a message object of a global element class (e.g. din.V2G_Message)."""
+def encode(message: Message, *, validate: bool = True) -> bytes:
+    """Encode a message object of a global element class (e.g. din.V2G_Message).
+
+    Values that cannot be represented (an n-bit integer out of range, a value that is not
+    one of the enumeration's) are always refused.  With validate=True (the default) the
+    other facets are checked too (length and range facets of strings, binaries and
+    integers); validate=False writes what a non-validating reference encoder writes, which
+    is how real-world streams with out-of-facet values re-encode byte for byte."""
     s, q = _root(message)
-    e = _engine.Encoder(s)
+    e = _engine.Encoder(s, validate)
     e.header()
     e.document(message, q)
     return e.getvalue()
@@ -52,7 +58,8 @@ def decode_fragment(data: BytesLike, schema: str) -> list:
         raise DecodeError("unexpected end of the stream", "", d.r.pos) from None
 
 
-def encode_fragment(*elements: Message, schema: str = None, name: str = None) -> bytes:
+def encode_fragment(*elements: Message, schema: str = None, name: str = None,
+                    validate: bool = True) -> bytes:
     """Encode one or more elements as an EXI fragment (what ISO 15118 signatures digest).
 
     `name` gives the element name when the object's class is a type rather than an element
@@ -72,7 +79,7 @@ def encode_fragment(*elements: Message, schema: str = None, name: str = None) ->
         else:
             raise EncodeError(f"{type(el).__name__} is a type; pass name= to say which element it is")
         items.append((el, q))
-    e = _engine.Encoder(s)
+    e = _engine.Encoder(s, validate)
     e.header()
     e.fragment(items)
     return e.getvalue()

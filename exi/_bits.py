@@ -13,15 +13,14 @@ class EndOfStream(Exception):
 
 @cython.cclass
 class BitReader:
-    def __init__(self, data, start_bit: cython.Py_ssize_t = 0):
+    def __init__(self, data, start_bit=0):
         self.data = bytes(data)
         self.nbits = len(self.data) * 8
         self.pos = start_bit
 
-    @cython.ccall
-    @cython.locals(n=cython.int, v=cython.ulonglong, pos=cython.Py_ssize_t, byte=cython.uint,
+    @cython.locals(v=cython.ulonglong, pos=cython.Py_ssize_t, byte=cython.uint,
                    avail=cython.int, take=cython.int)
-    def read(self, n) -> cython.ulonglong:
+    def read(self, n):
         """Read n bits (n <= 64) as an unsigned number."""
         pos = self.pos
         if pos + n > self.nbits:
@@ -37,16 +36,14 @@ class BitReader:
         self.pos = pos
         return v
 
-    @cython.ccall
     @cython.locals(pos=cython.Py_ssize_t)
-    def read_bit(self) -> cython.int:
+    def read_bit(self):
         pos = self.pos
         if pos >= self.nbits:
             raise EndOfStream()
         self.pos = pos + 1
         return (self.data[pos >> 3] >> (7 - (pos & 7))) & 1
 
-    @cython.ccall
     @cython.locals(shift=cython.int, b=cython.uint, small=cython.ulonglong)
     def read_uint(self):
         """EXI Unsigned Integer (7.1.6): 7-bit groups, least significant first."""
@@ -70,8 +67,7 @@ class BitReader:
             value |= (b & 0x7F) << shift
         return value
 
-    @cython.ccall
-    @cython.locals(n=cython.Py_ssize_t, pos=cython.Py_ssize_t, i=cython.Py_ssize_t)
+    @cython.locals(pos=cython.Py_ssize_t, i=cython.Py_ssize_t)
     def read_bytes(self, n):
         """n octets, each as 8 bits; n was checked against the remaining input first."""
         pos = self.pos
@@ -85,8 +81,7 @@ class BitReader:
             out[i] = self.read(8)
         return bytes(out)
 
-    @cython.ccall
-    def remaining(self) -> cython.Py_ssize_t:
+    def remaining(self):
         return self.nbits - self.pos
 
 
@@ -97,8 +92,7 @@ class BitWriter:
         self.cur = 0
         self.filled = 0
 
-    @cython.ccall
-    @cython.locals(n=cython.int, v=cython.ulonglong, free=cython.int, take=cython.int)
+    @cython.locals(free=cython.int, take=cython.int)
     def write(self, v, n):
         """Write the n (<= 64) low bits of v."""
         while n > 0:
@@ -112,7 +106,6 @@ class BitWriter:
                 self.cur = 0
                 self.filled = 0
 
-    @cython.ccall
     def write_uint(self, v):
         """EXI Unsigned Integer (7.1.6); v >= 0, any size."""
         if v < 0x80:
@@ -123,7 +116,6 @@ class BitWriter:
             v >>= 7
         self.write(v, 8)
 
-    @cython.ccall
     @cython.locals(i=cython.Py_ssize_t)
     def write_bytes(self, data):
         if self.filled == 0:
@@ -132,7 +124,6 @@ class BitWriter:
         for i in range(len(data)):
             self.write(data[i], 8)
 
-    @cython.ccall
     def getvalue(self):
         """The stream padded with zero bits to a whole octet (EXI 8.2 / 5)."""
         if self.filled:

@@ -208,7 +208,7 @@ class Decoder:
             return self.empty_value(g.dt)
         raise self.error(f"undeclared {_L2_NAMES[ev]} in a simple-typed element is not supported")
 
-    def second_level(self, st: State, where):
+    def second_level(self, st: State, where) -> cython.int:
         code = self.r.read(st.width2)
         if code >= len(st.l2):
             raise self.error(f"invalid second-level event code {code}")
@@ -261,6 +261,9 @@ class Decoder:
             elif code == st.n1:
                 ev = self.second_level(st, "")
                 if ev == L2_EE:
+                    if st.ch_code >= 0:      # <a Id="x"></a>: empty simple content
+                        p = st.prods[st.ch_code]
+                        vals[p[2]] = self.empty_value(self.schema.datatypes[p[3]])
                     break
                 raise self.error(f"undeclared {_L2_NAMES[ev]} is not supported by this decoder")
             else:
@@ -374,10 +377,11 @@ class Decoder:
 
 @cython.cclass
 class Encoder:
-    def __init__(self, schema):
+    def __init__(self, schema, validate=True):
         self.schema = schema
         self.w = BitWriter()
         self.depth = 0
+        self.validate = validate
 
     def header(self):
         self.w.write(0x80, 8)
@@ -469,6 +473,11 @@ class Encoder:
                 code = st.ch_code
                 if code < 0:
                     raise EncodeError("character content is not allowed here")
+                if isinstance(v, (str, bytes, bytearray)) and len(v) == 0:
+                    # empty simple content: an undeclared EE (second level), as for <a></a>
+                    w.write(st.n1, st.width)
+                    w.write(0, st.width2)
+                    return
                 w.write(code, st.width)
                 self.value(self.schema.datatypes[st.prods[code][3]], v)
                 st = st.next_states[code]
@@ -537,9 +546,11 @@ class Encoder:
         elif kind == DT_UINT or kind == DT_INT:
             if not isinstance(v, int) or isinstance(v, bool):
                 raise EncodeError(f"expected an integer, got {v!r}")
-            if (dt.lo is not None and v < dt.lo) or (dt.hi is not None and v > dt.hi):
+            if self.validate and ((dt.lo is not None and v < dt.lo) or (dt.hi is not None and v > dt.hi)):
                 raise EncodeError(f"value {v} out of range [{dt.lo}, {dt.hi}]")
             if kind == DT_UINT:
+                if v < 0:
+                    raise EncodeError(f"value {v} cannot be represented as an unsigned integer")
                 w.write_uint(v)
             elif v < 0:
                 w.write(1, 1)
@@ -551,7 +562,7 @@ class Encoder:
             if not isinstance(v, (bytes, bytearray, memoryview)):
                 raise EncodeError(f"expected bytes, got {type(v).__name__}")
             n = len(v)
-            if dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len:
+            if self.validate and (dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len):
                 raise EncodeError(f"length {n} outside [{max(dt.min_len, 0)}, {dt.max_len}]")
             w.write_uint(n)
             w.write_bytes(bytes(v))
@@ -559,7 +570,7 @@ class Encoder:
             if not isinstance(v, str):
                 raise EncodeError(f"expected a string, got {type(v).__name__}")
             n = len(v)
-            if dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len:
+            if self.validate and (dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len):
                 raise EncodeError(f"string length {n} outside [{max(dt.min_len, 0)}, {dt.max_len}]")
             w.write_uint(n + 2)
             for ch in v:

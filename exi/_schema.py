@@ -59,8 +59,10 @@ class Schema:
             cls._schema_id = schema_id
             cls._element = q
             self.element_class_of[q] = cls
-        # an anonymous type named after its global element is its own element class
-        for q, gi in t.DOC_ELEMENTS:
+        # an anonymous type named after its element is its own element class
+        for q, gi in t.DOC_ELEMENTS + t.FRAGMENT_ELEMENTS:
+            if gi < 0:
+                continue
             g = self.grammars[gi]
             if q not in self.element_class_of and g.cls is not None and \
                     g.cls.__name__ == self.qnames[q][1] and getattr(g.cls, "_element", None) is None:

@@ -90,6 +90,7 @@ CLASSES = (
 )
 # (element class, type class, qname)
 ELEMENT_CLASSES = (
+    ('AppProtocol', 'AppProtocolType', 0),
 )
 # DocContent / FragmentContent: (qname, grammar), sorted by local name then URI
 DOC_ELEMENTS = (

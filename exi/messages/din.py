@@ -2138,6 +2138,384 @@ class X509Data(X509DataType):
     __slots__ = ()
 
 
+class AC_EVSEStatusElement(AC_EVSEStatusType):
+    """XSD element {urn:din:70121:2012:MsgBody}AC_EVSEStatus."""
+
+    __slots__ = ()
+
+
+class Body(BodyType):
+    """XSD element {urn:din:70121:2012:MsgDef}Body."""
+
+    __slots__ = ()
+
+
+class ChargeService(ServiceChargeType):
+    """XSD element {urn:din:70121:2012:MsgBody}ChargeService."""
+
+    __slots__ = ()
+
+
+class ChargingProfile(ChargingProfileType):
+    """XSD element {urn:din:70121:2012:MsgBody}ChargingProfile."""
+
+    __slots__ = ()
+
+
+class ConsumptionCost(ConsumptionCostType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}ConsumptionCost."""
+
+    __slots__ = ()
+
+
+class ContractSignatureCertChain(CertificateChainType):
+    """XSD element {urn:din:70121:2012:MsgBody}ContractSignatureCertChain."""
+
+    __slots__ = ()
+
+
+class Cost(CostType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}Cost."""
+
+    __slots__ = ()
+
+
+class DC_EVSEStatusElement(DC_EVSEStatusType):
+    """XSD element {urn:din:70121:2012:MsgBody}DC_EVSEStatus."""
+
+    __slots__ = ()
+
+
+class DC_EVStatusElement(DC_EVStatusType):
+    """XSD element {urn:din:70121:2012:MsgBody}DC_EVStatus."""
+
+    __slots__ = ()
+
+
+class EAmount(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EAmount."""
+
+    __slots__ = ()
+
+
+class EVEnergyCapacity(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVEnergyCapacity."""
+
+    __slots__ = ()
+
+
+class EVEnergyRequest(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVEnergyRequest."""
+
+    __slots__ = ()
+
+
+class EVMaxCurrent(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVMaxCurrent."""
+
+    __slots__ = ()
+
+
+class EVMaxVoltage(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVMaxVoltage."""
+
+    __slots__ = ()
+
+
+class EVMaximumCurrentLimit(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVMaximumCurrentLimit."""
+
+    __slots__ = ()
+
+
+class EVMaximumCurrentLimitElement(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVMaximumCurrentLimit."""
+
+    __slots__ = ()
+
+
+class EVMaximumPowerLimit(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVMaximumPowerLimit."""
+
+    __slots__ = ()
+
+
+class EVMaximumPowerLimitElement(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVMaximumPowerLimit."""
+
+    __slots__ = ()
+
+
+class EVMaximumVoltageLimit(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVMaximumVoltageLimit."""
+
+    __slots__ = ()
+
+
+class EVMaximumVoltageLimitElement(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVMaximumVoltageLimit."""
+
+    __slots__ = ()
+
+
+class EVMinCurrent(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVMinCurrent."""
+
+    __slots__ = ()
+
+
+class EVSECurrentRegulationTolerance(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSECurrentRegulationTolerance."""
+
+    __slots__ = ()
+
+
+class EVSEEnergyToBeDelivered(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSEEnergyToBeDelivered."""
+
+    __slots__ = ()
+
+
+class EVSEMaxCurrent(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVSEMaxCurrent."""
+
+    __slots__ = ()
+
+
+class EVSEMaxCurrentElement(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSEMaxCurrent."""
+
+    __slots__ = ()
+
+
+class EVSEMaxVoltage(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSEMaxVoltage."""
+
+    __slots__ = ()
+
+
+class EVSEMaximumCurrentLimit(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVSEMaximumCurrentLimit."""
+
+    __slots__ = ()
+
+
+class EVSEMaximumCurrentLimitElement(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSEMaximumCurrentLimit."""
+
+    __slots__ = ()
+
+
+class EVSEMaximumPowerLimit(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVSEMaximumPowerLimit."""
+
+    __slots__ = ()
+
+
+class EVSEMaximumPowerLimitElement(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSEMaximumPowerLimit."""
+
+    __slots__ = ()
+
+
+class EVSEMaximumVoltageLimit(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVSEMaximumVoltageLimit."""
+
+    __slots__ = ()
+
+
+class EVSEMaximumVoltageLimitElement(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSEMaximumVoltageLimit."""
+
+    __slots__ = ()
+
+
+class EVSEMinCurrent(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSEMinCurrent."""
+
+    __slots__ = ()
+
+
+class EVSEMinimumCurrentLimit(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSEMinimumCurrentLimit."""
+
+    __slots__ = ()
+
+
+class EVSEMinimumVoltageLimit(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSEMinimumVoltageLimit."""
+
+    __slots__ = ()
+
+
+class EVSEPeakCurrentRipple(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}EVSEPeakCurrentRipple."""
+
+    __slots__ = ()
+
+
+class EVSEPresentCurrent(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVSEPresentCurrent."""
+
+    __slots__ = ()
+
+
+class EVSEPresentVoltage(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVSEPresentVoltage."""
+
+    __slots__ = ()
+
+
+class EVTargetCurrent(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVTargetCurrent."""
+
+    __slots__ = ()
+
+
+class EVTargetVoltage(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}EVTargetVoltage."""
+
+    __slots__ = ()
+
+
+class Header(MessageHeaderType):
+    """XSD element {urn:din:70121:2012:MsgDef}Header."""
+
+    __slots__ = ()
+
+
+class ListOfRootCertificateIDs(ListOfRootCertificateIDsType):
+    """XSD element {urn:din:70121:2012:MsgBody}ListOfRootCertificateIDs."""
+
+    __slots__ = ()
+
+
+class MeterInfo(MeterInfoType):
+    """XSD element {urn:din:70121:2012:MsgBody}MeterInfo."""
+
+    __slots__ = ()
+
+
+class MeterReading(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}MeterReading."""
+
+    __slots__ = ()
+
+
+class Notification(NotificationType):
+    """XSD element {urn:din:70121:2012:MsgHeader}Notification."""
+
+    __slots__ = ()
+
+
+class PMaxSchedule(PMaxScheduleType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}PMaxSchedule."""
+
+    __slots__ = ()
+
+
+class Parameter(ParameterType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}Parameter."""
+
+    __slots__ = ()
+
+
+class ParameterSet(ParameterSetType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}ParameterSet."""
+
+    __slots__ = ()
+
+
+class PaymentOptions(PaymentOptionsType):
+    """XSD element {urn:din:70121:2012:MsgBody}PaymentOptions."""
+
+    __slots__ = ()
+
+
+class ProfileEntry(ProfileEntryType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}ProfileEntry."""
+
+    __slots__ = ()
+
+
+class RemainingTimeToBulkSoC(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}RemainingTimeToBulkSoC."""
+
+    __slots__ = ()
+
+
+class RemainingTimeToFullSoC(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgBody}RemainingTimeToFullSoC."""
+
+    __slots__ = ()
+
+
+class SAScheduleTuple(SAScheduleTupleType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}SAScheduleTuple."""
+
+    __slots__ = ()
+
+
+class SalesTariff(SalesTariffType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}SalesTariff."""
+
+    __slots__ = ()
+
+
+class SelectedService(SelectedServiceType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}SelectedService."""
+
+    __slots__ = ()
+
+
+class SelectedServiceList(SelectedServiceListType):
+    """XSD element {urn:din:70121:2012:MsgBody}SelectedServiceList."""
+
+    __slots__ = ()
+
+
+class Service(ServiceType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}Service."""
+
+    __slots__ = ()
+
+
+class ServiceList(ServiceTagListType):
+    """XSD element {urn:din:70121:2012:MsgBody}ServiceList."""
+
+    __slots__ = ()
+
+
+class ServiceParameterList(ServiceParameterListType):
+    """XSD element {urn:din:70121:2012:MsgBody}ServiceParameterList."""
+
+    __slots__ = ()
+
+
+class ServiceTag(ServiceTagType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}ServiceTag."""
+
+    __slots__ = ()
+
+
+class SubCertificates(SubCertificatesType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}SubCertificates."""
+
+    __slots__ = ()
+
+
+class X509IssuerSerial(X509IssuerSerialType):
+    """XSD element {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial."""
+
+    __slots__ = ()
+
+
+class physicalValue(PhysicalValueType):
+    """XSD element {urn:din:70121:2012:MsgDataTypes}physicalValue."""
+
+    __slots__ = ()
+
+
 __all__ = [
     'valueType',
     'unitSymbolType',
@@ -2333,4 +2711,67 @@ __all__ = [
     'WeldingDetectionReq',
     'WeldingDetectionRes',
     'X509Data',
+    'AC_EVSEStatusElement',
+    'Body',
+    'ChargeService',
+    'ChargingProfile',
+    'ConsumptionCost',
+    'ContractSignatureCertChain',
+    'Cost',
+    'DC_EVSEStatusElement',
+    'DC_EVStatusElement',
+    'EAmount',
+    'EVEnergyCapacity',
+    'EVEnergyRequest',
+    'EVMaxCurrent',
+    'EVMaxVoltage',
+    'EVMaximumCurrentLimit',
+    'EVMaximumCurrentLimitElement',
+    'EVMaximumPowerLimit',
+    'EVMaximumPowerLimitElement',
+    'EVMaximumVoltageLimit',
+    'EVMaximumVoltageLimitElement',
+    'EVMinCurrent',
+    'EVSECurrentRegulationTolerance',
+    'EVSEEnergyToBeDelivered',
+    'EVSEMaxCurrent',
+    'EVSEMaxCurrentElement',
+    'EVSEMaxVoltage',
+    'EVSEMaximumCurrentLimit',
+    'EVSEMaximumCurrentLimitElement',
+    'EVSEMaximumPowerLimit',
+    'EVSEMaximumPowerLimitElement',
+    'EVSEMaximumVoltageLimit',
+    'EVSEMaximumVoltageLimitElement',
+    'EVSEMinCurrent',
+    'EVSEMinimumCurrentLimit',
+    'EVSEMinimumVoltageLimit',
+    'EVSEPeakCurrentRipple',
+    'EVSEPresentCurrent',
+    'EVSEPresentVoltage',
+    'EVTargetCurrent',
+    'EVTargetVoltage',
+    'Header',
+    'ListOfRootCertificateIDs',
+    'MeterInfo',
+    'MeterReading',
+    'Notification',
+    'PMaxSchedule',
+    'Parameter',
+    'ParameterSet',
+    'PaymentOptions',
+    'ProfileEntry',
+    'RemainingTimeToBulkSoC',
+    'RemainingTimeToFullSoC',
+    'SAScheduleTuple',
+    'SalesTariff',
+    'SelectedService',
+    'SelectedServiceList',
+    'Service',
+    'ServiceList',
+    'ServiceParameterList',
+    'ServiceTag',
+    'SubCertificates',
+    'X509IssuerSerial',
+    'physicalValue',
 ]

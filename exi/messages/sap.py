@@ -64,9 +64,16 @@ class supportedAppProtocolRes(Message):
         self.SchemaID = SchemaID
 
 
+class AppProtocol(AppProtocolType):
+    """XSD element {}AppProtocol."""
+
+    __slots__ = ()
+
+
 __all__ = [
     'responseCodeType',
     'supportedAppProtocolReq',
     'AppProtocolType',
     'supportedAppProtocolRes',
+    'AppProtocol',
 ]
