@@ -1,6 +1,6 @@
 """Link layer -> IPv4/IPv6 -> TCP/UDP, with struct on bytes (no per-packet objects).
 
-parse(linktype, frame) returns (proto, src, dst, sport, dport, seq, flags, payload) or
+parse(linktype, frame) returns (proto, src, dst, sport, dport, seq, ack, flags, payload) or
 None for anything that is not TCP/UDP over IP.  Addresses stay packed bytes (4 or 16)
 until somebody needs text; IP total/payload length trims Ethernet padding, which
 otherwise would be appended to the TCP payload of short frames.
@@ -92,13 +92,13 @@ def parse(linktype: int, b: bytes) -> Optional[tuple]:
     if nh == TCP:
         if end - off < 20:
             return None
-        sport, dport, seq, _ack, doff, flags = _tcp(b, off)
-        return (TCP, src, dst, sport, dport, seq, flags, b[off + (doff >> 4) * 4:end])
+        sport, dport, seq, ack, doff, flags = _tcp(b, off)
+        return (TCP, src, dst, sport, dport, seq, ack, flags, b[off + (doff >> 4) * 4:end])
     if nh == UDP:
         if end - off < 8:
             return None
         sport, dport, _len = _udp(b, off)
-        return (UDP, src, dst, sport, dport, 0, 0, b[off + 8:end])
+        return (UDP, src, dst, sport, dport, 0, 0, 0, b[off + 8:end])
     return None
 
 

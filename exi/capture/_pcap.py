@@ -146,11 +146,11 @@ def _pcapng(buf) -> Iterator[Item]:
         btype, blen = struct.unpack_from(order + "II", buf, off)
         if blen < 12 or blen % 4 or off + blen > end or \
                 struct.unpack_from(order + "I", buf, off + blen - 4)[0] != blen:
-            if off + blen > end and blen >= 12 and blen % 4 == 0:
+            nxt = _pcapng_resync(buf, off + 4, order)
+            if nxt < 0 and off + blen > end:     # nothing sane follows: the file was cut short
                 yield FrameError(n, off, f"truncated block: {blen} bytes announced, {end - off} in file")
                 return
             yield FrameError(n, off, f"corrupt block (type {btype:#x}, length {blen})")
-            nxt = _pcapng_resync(buf, off + 4, order)
             if nxt < 0:
                 return
             off = nxt

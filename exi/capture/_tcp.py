@@ -4,7 +4,9 @@ In-order data is passed through without copying; retransmissions and overlaps ar
 trimmed against the next expected sequence number (first copy wins, as in most
 stacks); segments from the future wait in a small dict.  The wait is bounded: when
 more than MAX_OOO bytes are held, or at the end of the stream, the hole is declared
-lost and reported as a gap (an int) so the framer above can resynchronise.
+lost and reported as a gap (an int) so the framer above can resynchronise.  The peer's
+ACK settles it sooner: once the receiver acknowledges bytes beyond a hole, it has them
+and the capture does not, so waiting longer is pointless.
 """
 from __future__ import annotations
 
@@ -79,6 +81,13 @@ class Half:
         gap = (first - self.nxt) & M
         self.nxt = first
         return [gap, *self._drain()]
+
+    def acked(self, ack: int) -> list:
+        """The peer acknowledged up to `ack`: holes before it are capture losses."""
+        out = []
+        while self.ooo and 0 < ((ack - self.nxt) & M) < HALF:
+            out.extend(self._skip())
+        return out
 
     def finish(self) -> list:
         """End of capture / connection reset: release everything still held."""

@@ -162,7 +162,7 @@ class CaptureReader:
             p = parse(lt, data)
             if p is None:
                 continue
-            proto, src, dst, sport, dport, seq, flags, payload = p
+            proto, src, dst, sport, dport, seq, ack, flags, payload = p
             if proto == 6:
                 ent = streams.get((src, sport, dst, dport))
                 if ent is None or (flags & _SYN and not flags & _ACK and ent[0].closed):
@@ -181,6 +181,11 @@ class CaptureReader:
                     if not flags & _ACK and st.evcc is None:
                         st.evcc = d             # the EVCC opens the connection
                     seq = (seq + 1) & 0xFFFFFFFF
+                other = st.halves[1 - d]
+                if other.ooo and flags & _ACK:      # rare: the peer acked data we never saw
+                    pieces = other.acked(ack)
+                    if pieces:
+                        yield from self._pieces(st, 1 - d, pieces, ts, n)
                 if payload:
                     pieces = half.accept(seq, payload)
                     if pieces:
@@ -250,7 +255,8 @@ class CaptureReader:
 
     def _classify(self, st: _Stream, data: bytes) -> bool:
         """Decide what a TCP stream carries from its first data; True: run the framer."""
-        if data[:2] == b"\x01\xfe" and find_header(data[:8]) == 0:
+        # a header split over segments: the signature is enough, the framer checks the rest
+        if (find_header(data[:8]) == 0 if len(data) >= 8 else b"\x01\xfe".startswith(data[:2])):
             st.kind = _V2G
             st.framers = (Framer(True), Framer(True))
             self.stats["v2g_streams"] += 1
