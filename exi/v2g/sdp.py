@@ -490,13 +490,16 @@ def _udp_socket(interface: str, bind_port: int) -> socket.socket:
 async def discover(interface: str, request: Optional[Union[SDPRequest, WirelessSDPRequest,
                                                           EMSPSDPRequest]] = None, *,
                    timeout: float = SDP_RESPONSE_TIMEOUT, max_requests: int = SDP_MAX_REQUESTS,
-                   port: int = SDP_PORT) -> AnyResponse:
+                   port: int = SDP_PORT, client: Optional[SDPClient] = None) -> AnyResponse:
     """EVCC: find the SECC on ``interface``.  Returns its response, the address scoped
     to ``interface`` (``fe80::...%eth0``).  Raises :class:`SDPTimeout` when all
-    ``max_requests`` requests stayed unanswered."""
+    ``max_requests`` requests stayed unanswered.  Pass ``client`` (a fresh
+    :class:`SDPClient`, which then overrides request/timeout/max_requests) to read its
+    counters afterwards."""
     from exi.v2g.transport import interface_index
     loop = asyncio.get_running_loop()
-    core = SDPClient(request or SDPRequest(), timeout=timeout, max_requests=max_requests)
+    core = client or SDPClient(request or SDPRequest(), timeout=timeout,
+                               max_requests=max_requests)
     sock = _udp_socket(interface, 0)
     transport, proto = await loop.create_datagram_endpoint(_Datagrams, sock=sock)
     dest = (SDP_MULTICAST, port, 0, interface_index(interface))

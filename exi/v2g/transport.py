@@ -116,10 +116,12 @@ def bind_to_device(sock: socket.socket, interface: str) -> bool:
 def _sockaddr(host: Union[str, ipaddress.IPv6Address], port: int,
               interface: Optional[str]) -> tuple:
     addr = ipaddress.IPv6Address(str(host))
-    if addr.scope_id is None and addr.is_link_local:
-        if interface is None:
-            raise ValueError(f"link-local address {addr} needs an interface (fe80::...%eth0)")
-        addr = ipaddress.IPv6Address(f"{addr}%{interface}")
+    if addr.is_link_local and interface is not None:
+        # An explicit interface wins over a scope in the text: a scope id names a link
+        # of the host that wrote it, which need not be ours.
+        addr = ipaddress.IPv6Address(f"{ipaddress.IPv6Address(addr.packed)}%{interface}")
+    elif addr.scope_id is None and addr.is_link_local:
+        raise ValueError(f"link-local address {addr} needs an interface (fe80::...%eth0)")
     scope = addr.scope_id
     ifindex = 0
     if scope:
@@ -426,7 +428,8 @@ async def connect_evcc(host: Union[str, ipaddress.IPv6Address], port: int, *,
                        tls_profile: Optional[Union[_tls.Profile, str]] = None,
                        max_payload: int = DEFAULT_MAX_PAYLOAD,
                        timeout: float = 10.0) -> EVCCConnection:
-    """Connect to ``[host]:port`` (``fe80::...%eth0``, or a bare fe80:: plus ``interface``).
+    """Connect to ``[host]:port`` (``fe80::...%eth0``, or fe80:: plus ``interface``, which
+    then replaces any scope in ``host``).
 
     With ``ssl`` (:func:`exi.v2g.tls.evcc_context`), the handshake's verification is
     OpenSSL's; ``tls_profile`` adds the profile checks of the SECC certificate and raises

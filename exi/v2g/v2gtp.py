@@ -224,15 +224,16 @@ class V2GTPFramer:
     @property
     def has_pending(self) -> bool:
         """True when ``feed(b"")`` would raise a held-back error or parse held-back bytes."""
-        return self._fatal is None and (self._pending_error is not None or bool(self._rest))
+        return self._pending_error is not None or (self._fatal is None and bool(self._rest))
 
     def feed(self, data: bytes) -> list[Frame]:
-        if self._fatal is not None:
-            raise self._fatal
         if self._pending_error is not None:
             err, self._pending_error = self._pending_error, None
-            self._rest += bytes(data)      # not lost: processed by the following feed()
+            if err.action is Action.DISCARD:
+                self._rest += bytes(data)  # not lost: processed by the following feed()
             raise err
+        if self._fatal is not None:
+            raise self._fatal
         if self._rest:
             # Bytes that followed a discarded frame in an earlier chunk.
             data, self._rest = self._rest + bytes(data), b""

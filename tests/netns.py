@@ -1,0 +1,146 @@
+"""Two network namespaces joined by a veth pair: a private IPv6 link for tests.
+
+V2G traffic needs an interface with an IPv6 link-local address (``lo`` has none), and
+tests must not touch the machine's real interfaces.  ``NetnsPair`` creates::
+
+    [ns SECC] veth ---- veth [ns EVCC]
+
+with names unique per process and pair, waits until duplicate address detection has
+finished on both ends (so each has a usable fe80:: address), runs commands inside either
+namespace and removes everything afterwards, also when the test failed.  Nothing leaves
+the pair: the namespaces have no route to anything else.
+
+    with NetnsPair() as pair:
+        proc = pair.popen("secc", [sys.executable, "-m", "tests.v2g._peers", ...])
+        out = pair.run("evcc", [...])
+
+Needs root and iproute2 (``ip``); :func:`missing_prerequisites` says what is missing.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import time
+from typing import Optional, Sequence
+
+__all__ = ["NetnsPair", "missing_prerequisites", "REQUIREMENTS"]
+
+REQUIREMENTS = ("network namespace tests need root and iproute2: "
+                "run `apt-get install -y iproute2` and run the tests as root")
+_counter = itertools.count(1)
+_SIDES = ("secc", "evcc")
+
+
+def missing_prerequisites() -> Optional[str]:
+    """None when namespaces can be made, else a message saying what to install/do."""
+    if shutil.which("ip") is None:
+        return "`ip` (iproute2) not found -- " + REQUIREMENTS
+    if os.geteuid() != 0:
+        return "not running as root -- " + REQUIREMENTS
+    return None
+
+
+class NetnsPair:
+    """Namespaces ``ns["secc"]``, ``ns["evcc"]`` with interfaces ``iface[...]``."""
+
+    def __init__(self, *, dad_timeout: float = 15.0):
+        n = next(_counter)
+        pid = os.getpid()
+        base = f"exi15118-{pid}-{n}"
+        self.ns = {"secc": f"{base}-secc", "evcc": f"{base}-evcc"}
+        # Interface names: at most 15 characters.
+        tag = f"{pid % 100000}{n % 100}"
+        self.iface = {"secc": f"vs{tag}"[:15], "evcc": f"ve{tag}"[:15]}
+        self.dad_timeout = dad_timeout
+        self._procs: list[subprocess.Popen] = []
+        self._created: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def __enter__(self) -> "NetnsPair":
+        self.setup()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.teardown()
+
+    def setup(self) -> None:
+        problem = missing_prerequisites()
+        if problem:
+            raise RuntimeError(problem)
+        try:
+            for side in _SIDES:
+                self._ip("netns", "add", self.ns[side])
+                self._created.append(self.ns[side])
+            self._ip("link", "add", self.iface["secc"], "type", "veth",
+                     "peer", "name", self.iface["evcc"])
+            for side in _SIDES:
+                self._ip("link", "set", self.iface[side], "netns", self.ns[side])
+                self._ip("link", "set", "lo", "up", ns=self.ns[side])
+                self._ip("link", "set", self.iface[side], "up", ns=self.ns[side])
+            self.wait_dad()
+        except BaseException:
+            self.teardown()
+            raise
+
+    def teardown(self) -> None:
+        for p in self._procs:
+            if p.poll() is None:
+                p.kill()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+        self._procs.clear()
+        # Deleting a namespace deletes the veth end inside it, and with it the peer.
+        for ns in self._created:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self._created.clear()
+
+    # -- helpers -----------------------------------------------------------------------
+    def _ip(self, *args: str, ns: Optional[str] = None) -> str:
+        cmd = ["ip"] + (["-n", ns] if ns else []) + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
+        return r.stdout
+
+    def link_local(self, side: str) -> Optional[str]:
+        """The interface's fe80:: address once DAD is done (None before)."""
+        out = self._ip("-6", "-o", "addr", "show", "dev", self.iface[side], "scope", "link",
+                       ns=self.ns[side])
+        for line in out.splitlines():
+            m = re.search(r"inet6 (fe80::[0-9a-f:]+)/\d+", line)
+            if m and "tentative" not in line and "dadfailed" not in line:
+                return m.group(1)
+        return None
+
+    def wait_dad(self) -> None:
+        deadline = time.monotonic() + self.dad_timeout
+        while time.monotonic() < deadline:
+            if all(self.link_local(side) for side in _SIDES):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"no IPv6 link-local address after {self.dad_timeout} s "
+                           "(duplicate address detection did not finish)")
+
+    def argv(self, side: str, argv: Sequence[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.ns[side], *argv]
+
+    def run(self, side: str, argv: Sequence[str], *, timeout: float = 60,
+            **kw) -> subprocess.CompletedProcess:
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run(self.argv(side, argv), timeout=timeout, **kw)
+
+    def popen(self, side: str, argv: Sequence[str], **kw) -> subprocess.Popen:
+        """Start a process in the namespace; it is killed at teardown if still running."""
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        kw.setdefault("stdin", subprocess.PIPE)
+        kw.setdefault("text", True)
+        p = subprocess.Popen(self.argv(side, argv), **kw)
+        self._procs.append(p)
+        return p
