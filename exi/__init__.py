@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+from ._impl import IMPLEMENTATION  # noqa: F401  (must run before the engine is imported)
 from ._api import (decode, decode_fragment, encode, encode_fragment, from_dict, from_xml,
                    schema, to_dict, to_xml)
 from .errors import DecodeError, EncodeError, EXIError
