@@ -4,10 +4,10 @@ The EVCC multicasts an SDP request (V2GTP payload type 0x9000) to ``ff02::1`` UD
 15118 on the link it shares with the charger; the SECC answers (0x9001) with the IPv6
 address and TCP port of its V2G server and the security it will use.
 
-Standards: DIN SPEC 70121 clause 8.7.3 (SDP); ISO 15118-2:2014 clause 7.10.1; ISO 15118-20
-clause 7.10.1 (wireless and EMSP variants added).  Requirement ids cited below were
-checked against secondary sources (implementations quoting the standard) where marked
-"(2nd-hand)"; ids marked "(unverified)" are from memory.
+Standards: DIN SPEC 70121, ISO 15118-2:2014 and ISO 15118-20 (SECC Discovery Protocol
+clauses; -20 adds the wireless and EMSP variants).  Requirement ids marked "(2nd-hand)"
+were checked against implementations that quote the standard, not against its text;
+ids marked "(unverified)" are from memory.
 
 Payload layouts
 ---------------
@@ -332,7 +332,7 @@ class SDPClient:
     requests_sent: int = 0
     response: Optional[AnyResponse] = None
     ignored: int = 0                       # datagrams discarded while waiting
-    _deadline: Optional[float] = None
+    _deadline: Optional[float] = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_requests < 1 or self.timeout <= 0:

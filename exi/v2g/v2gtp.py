@@ -7,12 +7,12 @@ Every V2G message -- SDP on UDP, EXI on TCP/TLS -- travels in a V2GTP frame::
     |  0x01   |      0xFE       |  u16 (BE)    |   u32 (BE)     |  ...    |
     +---------+-----------------+--------------+----------------+---------+
 
-DIN SPEC 70121 clause 8.6 (V2GTP), ISO 15118-2:2014 clause 7.8.3, ISO 15118-20 clause
-7.8 define the same header; the payload type codes live in ``exi.registry``.
+DIN SPEC 70121, ISO 15118-2:2014 (clause 7.8) and ISO 15118-20 define the same header
+(clause numbers from memory); the payload type codes live in ``exi.registry``.
 
 Header processing follows the order the standards give for a receiving V2GTP entity
-(ISO 15118-2 7.8.3.3 "V2GTP header processing"; the individual requirement ids of that
-clause are not cited here because we could not verify them against the text):
+(ISO 15118-2 "V2GTP header processing"; its requirement ids are not cited here because
+we could not verify them against the text -- the actions below are our reading):
 
 1. protocol version and its inverse -- wrong: the message cannot be trusted to be
    V2GTP at all, so the entity discards it and closes the TCP connection

@@ -103,6 +103,36 @@ async def echo(conn: transport.EVCCConnection, payload_type: int, payload: bytes
     return f.payload.decode()
 
 
+class PingHandler:
+    """Sans-I/O EVCC handler: first frame on connect, the next ones from a timer,
+    close after three answers.  Exercises EVCCConnection.run() and the timer path."""
+
+    def __init__(self) -> None:
+        self.answers: list[str] = []
+        self.deadline = None
+        self.lost = None
+
+    def connection_made(self, info, now):
+        return [Frame(0x8001, b"ping0")]
+
+    def frame_received(self, frame, now):
+        self.answers.append(frame.payload.decode())
+        if len(self.answers) == 3:
+            return [transport.CLOSE]
+        self.deadline = now + 0.1           # next ping in 100 ms
+        return None
+
+    def get_timer(self):
+        return self.deadline
+
+    def handle_timer(self, now):
+        self.deadline = None
+        return [(0x8001, f"ping{len(self.answers)}".encode())]
+
+    def connection_lost(self, reason):
+        self.lost = reason
+
+
 async def run_evcc(a) -> None:
     host, port = a.host, a.port
     result: dict = {}
@@ -129,6 +159,12 @@ async def run_evcc(a) -> None:
                     result["closed_by_secc"] = False
                 except transport.ConnectionClosed:
                     result["closed_by_secc"] = True
+        elif a.scenario == "handler":
+            conn = await connect(a, host, port)
+            h = PingHandler()
+            t0 = time.monotonic()
+            result["reason"] = await conn.run(h)
+            result.update(answers=h.answers, lost=h.lost, elapsed=time.monotonic() - t0)
         elif a.scenario == "oversize":
             good = await connect(a, host, port)
             bad = await connect(a, host, port)
@@ -178,7 +214,7 @@ def main(argv=None) -> None:
     e.add_argument("--host")
     e.add_argument("--port", type=int)
     e.add_argument("--discover", action="store_true")
-    e.add_argument("--scenario", default="echo", choices=("echo", "oversize"))
+    e.add_argument("--scenario", default="echo", choices=("echo", "oversize", "handler"))
     s = sub.add_parser("sdp-server")
     s.add_argument("--iface", required=True)
     s.add_argument("--tls-port", type=int)

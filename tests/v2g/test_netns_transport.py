@@ -94,6 +94,19 @@ def test_tcp_session_after_discovery(peers, netns_pair):
     assert any("closed by handler" in r for r in summary["reasons"])
 
 
+def test_evcc_driven_by_sans_io_handler(peers):
+    secc, ready = start_secc(peers, [])
+    try:
+        res = peers.run("evcc", ["--host", ready["address"], "--port", str(ready["port"]),
+                                 "--scenario", "handler"])
+    finally:
+        secc.stop()
+    assert res["ok"], res
+    assert res["answers"] == ["echo:ping0", "echo:ping1", "echo:ping2"]
+    assert res["reason"] == res["lost"] == "closed by handler"
+    assert res["elapsed"] >= 0.2                     # two timer-driven pings, 100 ms apart
+
+
 def test_oversize_frame_closes_only_its_connection(peers):
     secc, ready = start_secc(peers, ["--max-payload", "1024"])
     try:

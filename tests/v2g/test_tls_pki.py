@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 
 from exi.v2g import tls
-from exi.v2g.pki import create_pki, issue, new_key, write_pki
+from exi.v2g.pki import create_pki, issue, new_key
 
 from .conftest import extra_leaf
 
