@@ -11,7 +11,7 @@ from pathlib import Path
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("pki", help="create test PKIs (V2G, CPO, CPS, OEM, MO chains)",
-                              description=__doc__,
+                              description=__doc__.replace("``", "`"),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="pki_command", metavar="COMMAND")
     sub.required = True
