@@ -13,6 +13,9 @@ from .peer import JosevCodec, PeerUnavailable
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "interop: needs the iso15118 peer venv (Java 17 on PATH; PyPI access on first run)")
+    # Owned by the transport helper (tests/netns.py); registered here too so the peer-session
+    # test runs under --strict-markers before that lands. Re-registering is harmless.
+    config.addinivalue_line("markers", "netns: needs root + iproute2 (network namespaces)")
 
 
 @pytest.fixture(scope="session")
