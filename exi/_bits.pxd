@@ -15,4 +15,6 @@ cdef class BitWriter:
     cpdef write(self, unsigned long long v, int n)
     cpdef write_uint(self, v)
     cpdef write_bytes(self, data)
+    cpdef Py_ssize_t mark(self)
+    cpdef reset(self, Py_ssize_t mark)
     cpdef getvalue(self)

@@ -124,6 +124,20 @@ class BitWriter:
         for i in range(len(data)):
             self.write(data[i], 8)
 
+    def mark(self):
+        """A position to reset() to: the bits written so far."""
+        return len(self.buf) * 8 + self.filled
+
+    @cython.locals(nbytes=cython.Py_ssize_t)
+    def reset(self, mark):
+        nbytes = mark >> 3
+        if nbytes < len(self.buf):
+            self.cur = self.buf[nbytes] >> (8 - (mark & 7)) if mark & 7 else 0
+            del self.buf[nbytes:]
+        else:
+            self.cur = self.cur >> (self.filled - (mark & 7))
+        self.filled = mark & 7
+
     def getvalue(self):
         """The stream padded with zero bits to a whole octet (EXI 8.2 / 5)."""
         if self.filled:

@@ -3,22 +3,35 @@ from ._bits cimport BitReader, BitWriter
 cdef class Datatype:
     cdef public int kind
     cdef public object lo, hi
+    cdef public long long lo_c
     cdef public int nbits
     cdef public Py_ssize_t min_len, max_len
     cdef public tuple members
     cdef public dict index_of
     cdef public Datatype item
-    cdef public str name
+
+cdef class Prod:
+    cdef public int kind
+    cdef public object qname
+    cdef public Py_ssize_t field
+    cdef public int ref
+    cdef public int next_id
+    cdef public State next
+    cdef public Grammar child
+    cdef public Datatype dt
+    cdef public bint simple
+    cdef public bint is_list
+    cdef public Py_ssize_t offset
 
 cdef class State:
     cdef public int kind
-    cdef public tuple prods
+    cdef public list prods
     cdef public Py_ssize_t n1
     cdef public int width, width2
     cdef public Py_ssize_t ee_code, ch_code
-    cdef public dict by_field
+    cdef public list codes
     cdef public tuple l2
-    cdef public tuple next_states
+    cpdef Py_ssize_t code_for(self, Py_ssize_t field)
 
 cdef class Grammar:
     cdef public State first, empty_first
@@ -26,6 +39,8 @@ cdef class Grammar:
     cdef public Datatype dt
     cdef public bint simple
     cdef public tuple fields, names
+    cdef public list kinds, lists, offsets
+    cdef public Py_ssize_t nfields
 
 cdef class Decoder:
     cdef public object schema
@@ -36,9 +51,11 @@ cdef class Decoder:
     cpdef element(self, Grammar g, cls, qname)
     cpdef simple_element(self, Grammar g, qname)
     cpdef complex_element(self, Grammar g, cls, qname)
-    cpdef int second_level(self, State st, where) except -1
+    cpdef int second_level(self, State st) except -1
+    cpdef store(self, obj, Grammar g, Prod p, v)
     cpdef value(self, Datatype dt, qname)
     cpdef string(self, qname)
+    cpdef empty_value(self, Datatype dt)
 
 cdef class Encoder:
     cdef public object schema
@@ -48,4 +65,6 @@ cdef class Encoder:
     cpdef element(self, Grammar g, value, qname)
     cpdef simple_element(self, Grammar g, value, qname)
     cpdef complex_element(self, Grammar g, obj, qname)
+    cpdef read_field(self, obj, Grammar g, Py_ssize_t i)
+    cpdef State child(self, State st, Py_ssize_t code, item)
     cpdef value(self, Datatype dt, v)

@@ -3,6 +3,9 @@
 One hand-written engine serves every schema; the schema-specific knowledge lives in the
 generated tables (exi/_tables) and classes (exi/messages).  Written in Cython's pure-Python
 mode: `_engine.pxd` gives the C types when compiled, and the file also runs as plain Python.
+Where the two paths differ (`cython.compiled`), the compiled one reads and writes the
+message objects' __slots__ directly through their member-descriptor offsets instead of
+getattr/setattr; both paths do the same thing.
 
 The V2G EXI profile it implements (checked against EXIficient-made vectors):
 - header byte 0x80 (no cookie, no options), bit-packed, schema-informed, non-strict;
@@ -11,16 +14,22 @@ The V2G EXI profile it implements (checked against EXIficient-made vectors):
 - the encoder writes every string value as a literal, like EXIficient configured with
   valuePartitionCapacity = 0; the decoder keeps the value string table of EXI 7.3.3, so
   it also reads streams whose encoder used local or global hits;
-- an empty string or binary value is written as an undeclared EE (second level), which is
-  what an XML-driven encoder writes for <a></a>.
+- an empty string or binary value, and empty simple content, is written as an undeclared
+  EE (second level): what an XML-driven encoder writes for <a></a>.
 """
 import cython
 
 from ._bits import BitReader, BitWriter, EndOfStream
-from ._kinds import (DT_BASE64, DT_BOOL, DT_DATETIME, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX,
-                     DT_INT, DT_LIST, DT_NBIT, DT_QNAME, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE,
-                     F_ELEMENT, F_VALUE, P_AT, P_CH, P_EE, P_SE, S_CONTENT, S_FIRST, S_START)
+from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST,
+                     DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE, P_AT,
+                     P_CH, P_EE, P_SE, S_CONTENT, S_FIRST, S_START)
 from .errors import DecodeError, EncodeError
+
+if cython.compiled:
+    from cython.cimports.exi._slots import get_slot, new_instance, set_slot, slot_offset
+else:
+    def slot_offset(descriptor):
+        return 0
 
 # second-level events of schema-informed grammars, non-strict, no prefixes/DTD/comments/PIs
 # (EXI 8.5.4.4.1; the order and the "AT(invalid)" entry follow EXIficient)
@@ -52,6 +61,7 @@ class Datatype:
         self.kind = row[0]
         self.lo = None
         self.hi = None
+        self.lo_c = 0
         self.nbits = 0
         self.min_len = -1
         self.max_len = -1
@@ -61,6 +71,7 @@ class Datatype:
         kind = self.kind
         if kind == DT_NBIT:
             self.lo, self.hi, self.nbits = row[1], row[2], row[3]
+            self.lo_c = row[1]
         elif kind == DT_UINT or kind == DT_INT:
             self.lo, self.hi = row[1], row[2]
         elif kind == DT_ENUM:
@@ -73,33 +84,58 @@ class Datatype:
         elif kind in (DT_STRING, DT_HEX, DT_BASE64):
             self.min_len = -1 if row[1] is None else row[1]
             self.max_len = -1 if row[2] is None else row[2]
-        self.name = ""
+
+
+@cython.cclass
+class Prod:
+    """A first-level production with every reference resolved (no table look-ups)."""
+
+    def __init__(self, row):
+        self.kind = row[0]
+        self.qname = row[1]
+        self.field = row[2]
+        self.ref = row[3]
+        self.next_id = row[4]
+        self.next = None
+        self.child = None
+        self.dt = None
+        self.simple = False
+        self.is_list = False
+        self.offset = 0
 
 
 @cython.cclass
 class State:
     """A grammar state: first-level productions plus what the encoder needs to find them."""
 
-    def __init__(self, kind, prods):
+    def __init__(self, kind, rows):
         self.kind = kind
-        self.prods = prods          # tuples (kind, qname, field, ref, next)
-        self.n1 = len(prods)
+        self.prods = [Prod(r) for r in rows]
+        self.n1 = len(rows)
         self.width = coding_length(self.n1 + 1)
         self.ee_code = -1
         self.ch_code = -1
-        self.by_field = {}
-        for code, p in enumerate(prods):
-            if p[0] == P_EE:
+        nf = 0
+        for p in self.prods:
+            if p.field + 1 > nf:
+                nf = p.field + 1
+        self.codes = [-1] * nf
+        for code, r in enumerate(rows):
+            if r[0] == P_EE:
                 self.ee_code = code
-            elif p[0] == P_CH:
+            elif r[0] == P_CH:
                 self.ch_code = code
-            elif p[0] == P_SE or p[0] == P_AT:
-                self.by_field[p[2]] = code
+            elif r[0] == P_SE or r[0] == P_AT:
+                self.codes[r[2]] = code
         has_ee = 1 if self.ee_code >= 0 else 0
         events = _L2_EVENTS[kind]
         self.l2 = events if has_ee else (L2_EE,) + events
         self.width2 = coding_length(len(self.l2))
-        self.next_states = None     # filled by Schema: State objects per production
+
+    def code_for(self, field):
+        if field < len(self.codes):
+            return self.codes[field]
+        return -1
 
 
 @cython.cclass
@@ -110,8 +146,49 @@ class Grammar:
         self.cls = cls
         self.dt = dt
         self.simple = dt is not None
-        self.fields = None          # tuple of field rows when complex
-        self.names = None
+        self.fields = ()
+        self.names = ()
+        self.kinds = []
+        self.lists = []
+        self.offsets = []
+        self.nfields = 0
+
+    def bind_class(self, cls, rows):
+        """Attach the message class; compiled code accesses its slots by offset."""
+        self.fields = rows
+        self.names = tuple(r[0] for r in rows)
+        self.kinds = [r[1] for r in rows]
+        self.lists = [bool(r[2]) for r in rows]
+        self.nfields = len(rows)
+        self.offsets = [slot_offset(getattr(cls, r[0])) for r in rows]
+
+
+def link(states, grammars, datatypes):
+    """Resolve production references once the whole schema is loaded."""
+    for st in states:
+        s: State = st
+        for pp in s.prods:
+            p: Prod = pp
+            if p.next_id >= 0:
+                p.next = states[p.next_id]
+            if p.kind == P_SE:
+                p.child = grammars[p.ref]
+                p.simple = p.child.simple
+                p.dt = p.child.dt
+            elif p.kind == P_AT or p.kind == P_CH:
+                p.dt = datatypes[p.ref]
+
+
+def bind_fields(states, grammar):
+    """Set the slot offset and list flag of every production of a complex grammar."""
+    g: Grammar = grammar
+    for st in states:
+        s: State = st
+        for pp in s.prods:
+            p: Prod = pp
+            if p.field >= 0 and p.field < g.nfields:
+                p.offset = g.offsets[p.field]
+                p.is_list = g.lists[p.field]
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,9 +230,8 @@ class Decoder:
                 raise self.error("SE(*) at document level: the root element is not declared in the schema")
             raise self.error(f"invalid event code {code} in DocContent")
         qname, gi, cls = schema.doc_elements[code]
-        value = self.element(schema.grammars[gi], cls, qname)
+        return self.element(schema.grammars[gi], cls, qname)
         # DocEnd has only ED: zero bits
-        return value
 
     def fragment(self):
         schema = self.schema
@@ -195,89 +271,108 @@ class Decoder:
         return v
 
     def simple_element(self, g: Grammar, qname):
-        r = self.r
+        r: BitReader = self.r
         # FirstStartTag: CH is the only first-level production (1 bit with the escape)
         if r.read_bit() == 0:
             v = self.value(g.dt, qname)
             if r.read_bit() != 0:
-                ev = self.second_level(g.first.next_states[0], "after the value")
+                st: State = g.first.prods[0].next
+                ev = self.second_level(st)
                 raise self.error(f"undeclared {_L2_NAMES[ev]} after a simple value is not supported")
             return v
-        ev = self.second_level(g.first, "")
+        ev = self.second_level(g.first)
         if ev == L2_EE:
             return self.empty_value(g.dt)
         raise self.error(f"undeclared {_L2_NAMES[ev]} in a simple-typed element is not supported")
 
-    def second_level(self, st: State, where) -> cython.int:
+    def second_level(self, st: State):
         code = self.r.read(st.width2)
         if code >= len(st.l2):
             raise self.error(f"invalid second-level event code {code}")
         return st.l2[code]
 
     def empty_value(self, dt: Datatype):
-        if dt.kind == DT_STRING:
-            return ""
         if dt.kind == DT_HEX or dt.kind == DT_BASE64:
             return b""
         if dt.kind == DT_LIST:
             return []
-        # <a></a> for a non-string type: EXIficient writes (and reads) an undeclared EE;
-        # we keep the element with an empty lexical value so it re-encodes identically
+        # <a></a> for a string, or for a non-string type (which EXIficient also writes and
+        # reads as an undeclared EE): an empty lexical value, so it re-encodes identically
         return ""
 
+    @cython.locals(r=BitReader, st=State, p=Prod, code=cython.ulonglong, i=cython.Py_ssize_t)
     def complex_element(self, g: Grammar, cls, qname):
         r = self.r
-        obj = cls.__new__(cls)
-        nfields = len(g.fields)
-        vals = [None] * nfields
-        st: State = g.first
+        if cython.compiled:
+            obj = new_instance(cls)
+            for i in range(g.nfields):
+                set_slot(obj, g.offsets[i], None)
+        else:
+            obj = cls.__new__(cls)
+            for name in g.names:
+                object.__setattr__(obj, name, None)
+        st = g.first
         while True:
             code = r.read(st.width)
             if code < st.n1:
                 p = st.prods[code]
-                kind = p[0]
-                if kind == P_SE:
-                    child = self.schema.grammars[p[3]]
-                    v = self.element(child, child.cls, p[1])
-                    f = p[2]
-                    if g.fields[f][2]:
-                        lst = vals[f]
-                        if lst is None:
-                            vals[f] = [v]
-                        else:
-                            lst.append(v)
+                if p.kind == P_SE:
+                    if p.simple:
+                        self.depth += 1
+                        v = self.element(p.child, None, p.qname)
+                        self.depth -= 1
                     else:
-                        vals[f] = v
-                elif kind == P_EE:
+                        v = self.element(p.child, p.child.cls, p.qname)
+                    self.store(obj, g, p, v)
+                elif p.kind == P_EE:
                     break
-                elif kind == P_AT:
-                    vals[p[2]] = self.value(self.schema.datatypes[p[3]], p[1])
-                elif kind == P_CH:
-                    vals[p[2]] = self.value(self.schema.datatypes[p[3]], qname)
+                elif p.kind == P_AT:
+                    self.store(obj, g, p, self.value(p.dt, p.qname))
+                elif p.kind == P_CH:
+                    self.store(obj, g, p, self.value(p.dt, qname))
                 else:
                     raise self.error("wildcard and mixed content (SE(*), AT(*), untyped CH) "
                                      "are not supported by this decoder")
-                st = st.next_states[code]
+                st = p.next
             elif code == st.n1:
-                ev = self.second_level(st, "")
+                ev = self.second_level(st)
                 if ev == L2_EE:
                     if st.ch_code >= 0:      # <a Id="x"></a>: empty simple content
                         p = st.prods[st.ch_code]
-                        vals[p[2]] = self.empty_value(self.schema.datatypes[p[3]])
+                        self.store(obj, g, p, self.empty_value(p.dt))
                     break
                 raise self.error(f"undeclared {_L2_NAMES[ev]} is not supported by this decoder")
             else:
                 raise self.error(f"invalid event code {code}")
-        names = g.names
-        for i in range(nfields):
-            object.__setattr__(obj, names[i], vals[i])
         return obj
 
+    def store(self, obj, g: Grammar, p: Prod, v):
+        if cython.compiled:
+            if p.is_list:
+                lst = get_slot(obj, p.offset)
+                if lst is None:
+                    set_slot(obj, p.offset, [v])
+                else:
+                    lst.append(v)
+            else:
+                set_slot(obj, p.offset, v)
+        else:
+            name = g.names[p.field]
+            if g.lists[p.field]:
+                lst = getattr(obj, name)
+                if lst is None:
+                    object.__setattr__(obj, name, [v])
+                else:
+                    lst.append(v)
+            else:
+                object.__setattr__(obj, name, v)
+
+    @cython.locals(r=BitReader, kind=cython.int, i=cython.ulonglong)
     def value(self, dt: Datatype, qname):
         r = self.r
         kind = dt.kind
         if kind == DT_NBIT:
-            return dt.lo + r.read(dt.nbits)
+            return dt.lo_c + cython.cast(cython.longlong, r.read(dt.nbits))
         if kind == DT_ENUM:
             i = r.read(dt.nbits)
             if i >= len(dt.members):
@@ -322,13 +417,13 @@ class Decoder:
                 raise self.error(f"local string table index {i} out of range")
             return lst[i]
         if n == 1:      # global value hit
-            g = self.global_values
-            if not g:
+            gv = self.global_values
+            if not gv:
                 raise self.error("global string table hit, but the table is empty")
-            i = r.read(coding_length(len(g)))
-            if i >= len(g):
+            i = r.read(coding_length(len(gv)))
+            if i >= len(gv):
                 raise self.error(f"global string table index {i} out of range")
-            return g[i]
+            return gv[i]
         n -= 2
         if n * 8 > r.remaining():
             raise self.error(f"string length {n} exceeds the remaining input")
@@ -339,7 +434,7 @@ class Decoder:
                 raise self.error(f"invalid character code point {c}")
             chars.append(chr(c))
         s = "".join(chars)
-        if n:
+        if n:   # zero-length strings are not added to the table (EXI 7.3.3)
             self.global_values.append(s)
             lst = self.local_values.get(qname)
             if lst is None:
@@ -369,11 +464,17 @@ class Decoder:
             if m == -1:
                 return float("-inf")
             return float("nan")
+        if abs(e) > 400:
+            raise self.error(f"float exponent {e} out of range")
         return float(m) * (10.0 ** e)
 
 
 # ---------------------------------------------------------------------------------------
 # encoding
+
+class _Interleave(Exception):
+    """A repeated group needs its items interleaved: retry with the general algorithm."""
+
 
 @cython.cclass
 class Encoder:
@@ -424,7 +525,7 @@ class Encoder:
         self.depth -= 1
 
     def simple_element(self, g: Grammar, value, qname):
-        w = self.w
+        w: BitWriter = self.w
         dt: Datatype = g.dt
         if (isinstance(value, (str, bytes, bytearray)) and len(value) == 0
                 and (dt.kind != DT_ENUM or "" not in dt.index_of)):
@@ -436,101 +537,148 @@ class Encoder:
         self.value(dt, value)
         w.write(0, 1)                # EE
 
+    def read_field(self, obj, g: Grammar, i):
+        if cython.compiled:
+            return get_slot(obj, g.offsets[i])
+        return getattr(obj, g.names[i])
+
+    @cython.locals(w=BitWriter, st=State, p=Prod, i=cython.Py_ssize_t, code=cython.Py_ssize_t,
+                   kind=cython.int, mark=cython.Py_ssize_t)
     def complex_element(self, g: Grammar, obj, qname):
         w = self.w
-        fields = g.fields
-        names = g.names
-        if obj is None or not isinstance(obj, g.cls):
+        if not isinstance(obj, g.cls):
             if isinstance(obj, dict):
                 raise EncodeError(f"expected a {g.cls.__name__} object, got a dict "
                                   "(use exi.from_dict to build messages from dicts)")
             raise EncodeError(f"expected a {g.cls.__name__}, got {type(obj).__name__}")
+        st = g.first
+        mark = w.mark()
+        try:
+            for i in range(g.nfields):
+                v = self.read_field(obj, g, i)
+                if v is None:
+                    continue
+                kind = g.kinds[i]
+                if kind == F_ELEMENT:
+                    if g.lists[i]:
+                        if not isinstance(v, (list, tuple)):
+                            raise EncodeError(f"{g.names[i]} must be a list")
+                        for item in v:
+                            code = st.code_for(i)
+                            if code < 0:
+                                raise _Interleave()
+                            st = self.child(st, code, item)
+                    else:
+                        code = st.code_for(i)
+                        if code < 0:
+                            raise _Interleave()
+                        st = self.child(st, code, v)
+                elif kind == F_ATTRIBUTE:
+                    code = st.code_for(i)
+                    if code < 0:
+                        raise EncodeError(f"attribute {g.names[i]} is not allowed here")
+                    p = st.prods[code]
+                    w.write(code, st.width)
+                    self.value(p.dt, v)
+                    st = p.next
+                elif kind == F_VALUE:
+                    code = st.ch_code
+                    if code < 0:
+                        raise EncodeError("character content is not allowed here")
+                    if isinstance(v, (str, bytes, bytearray)) and len(v) == 0:
+                        # empty simple content: an undeclared EE (second level), as for <a></a>
+                        w.write(st.n1, st.width)
+                        w.write(0, st.width2)
+                        return
+                    p = st.prods[code]
+                    w.write(code, st.width)
+                    self.value(p.dt, v)
+                    st = p.next
+                elif kind == F_ANY:
+                    if len(v):
+                        raise EncodeError(f"wildcard/mixed content ({g.names[i]}) cannot be encoded yet")
+        except _Interleave:
+            w.reset(mark)
+            st = self.interleaved(g, obj)
+        if st.ee_code < 0:
+            raise EncodeError(f"missing required content: expected {self.expected(st, g.names)}")
+        w.write(st.ee_code, st.width)
+
+    @cython.locals(p=Prod)
+    def child(self, st: State, code, item):
+        p = st.prods[code]
+        self.w.write(code, st.width)
+        if p.simple:
+            self.depth += 1
+            self.element(p.child, item, p.qname)
+            self.depth -= 1
+        else:
+            self.element(p.child, item, p.qname)
+        return p.next
+
+    def interleaved(self, g: Grammar, obj):
+        """Children of repeated groups: take the first field with items left that the
+        state accepts; for plain sequences this is field order, for (a, b)+ it
+        interleaves the items of a and b."""
+        w = self.w
         st: State = g.first
-        nfields = len(fields)
-        # values in field order; lists are iterated item by item
         pending = []
-        for i in range(nfields):
-            f = fields[i]
-            v = getattr(obj, names[i])
+        for i in range(g.nfields):
+            v = self.read_field(obj, g, i)
             if v is None:
                 continue
-            if f[1] == F_ATTRIBUTE:
-                code = st.by_field.get(i, -1)
-                if code < 0:
-                    raise EncodeError(f"attribute {names[i]} is not allowed here")
+            kind = g.kinds[i]
+            if kind == F_ATTRIBUTE:
+                code = st.code_for(i)
+                p: Prod = st.prods[code]
                 w.write(code, st.width)
-                self.value(self.schema.datatypes[st.prods[code][3]], v)
-                st = st.next_states[code]
-            elif f[1] == F_ELEMENT:
-                if f[2]:
-                    if not isinstance(v, (list, tuple)):
-                        raise EncodeError(f"{names[i]} must be a list")
-                    if len(v):
-                        pending.append([i, v, 0])
-                else:
-                    pending.append([i, (v,), 0])
-            elif f[1] == F_VALUE:
-                code = st.ch_code
-                if code < 0:
-                    raise EncodeError("character content is not allowed here")
-                if isinstance(v, (str, bytes, bytearray)) and len(v) == 0:
-                    # empty simple content: an undeclared EE (second level), as for <a></a>
-                    w.write(st.n1, st.width)
-                    w.write(0, st.width2)
-                    return
-                w.write(code, st.width)
-                self.value(self.schema.datatypes[st.prods[code][3]], v)
-                st = st.next_states[code]
-            elif f[1] == F_ANY:
-                if len(v):
-                    raise EncodeError(f"wildcard/mixed content ({names[i]}) cannot be encoded yet")
-        # child elements: take the first field with items left that the state accepts; for
-        # plain sequences that is field order, for repeated groups it interleaves the items
+                self.value(p.dt, v)
+                st = p.next
+            elif kind == F_ELEMENT:
+                items = v if g.lists[i] else (v,)
+                if len(items):
+                    pending.append([i, items, 0])
         start = 0
         while start < len(pending):
             chosen = -1
             for k in range(start, len(pending)):
                 ent = pending[k]
-                if ent[2] < len(ent[1]) and ent[0] in st.by_field:
+                if ent[2] < len(ent[1]) and st.code_for(ent[0]) >= 0:
                     chosen = k
                     break
             if chosen < 0:
                 ent = pending[start]
-                raise EncodeError(f"element {names[ent[0]]} is not allowed here; "
-                                  f"expected {self.expected(st, names)}")
+                raise EncodeError(f"element {g.names[ent[0]]} is not allowed here; "
+                                  f"expected {self.expected(st, g.names)}")
             ent = pending[chosen]
-            code = st.by_field[ent[0]]
-            p = st.prods[code]
-            w.write(code, st.width)
-            self.element(self.schema.grammars[p[3]], ent[1][ent[2]], p[1])
+            st = self.child(st, st.code_for(ent[0]), ent[1][ent[2]])
             ent[2] += 1
-            st = st.next_states[code]
             while start < len(pending) and pending[start][2] >= len(pending[start][1]):
                 start += 1
-        if st.ee_code < 0:
-            raise EncodeError(f"missing required content: expected {self.expected(st, names)}")
-        w.write(st.ee_code, st.width)
+        return st
 
     def expected(self, st: State, names):
         out = []
-        for p in st.prods:
-            if p[0] == P_SE or p[0] == P_AT:
-                out.append(names[p[2]])
-            elif p[0] == P_CH:
+        for pp in st.prods:
+            p: Prod = pp
+            if p.kind == P_SE or p.kind == P_AT:
+                out.append(names[p.field])
+            elif p.kind == P_CH:
                 out.append("character content")
-            elif p[0] == P_EE:
+            elif p.kind == P_EE:
                 out.append("end of element")
         return ", ".join(out) or "nothing"
 
+    @cython.locals(w=BitWriter, kind=cython.int, n=cython.Py_ssize_t, c=cython.long)
     def value(self, dt: Datatype, v):
         w = self.w
         kind = dt.kind
         if kind == DT_NBIT:
-            if type(v) is not int and not (isinstance(v, int) and not isinstance(v, bool)):
+            if not isinstance(v, int) or isinstance(v, bool):
                 raise EncodeError(f"expected an integer, got {v!r}")
             if v < dt.lo or v > dt.hi:
                 raise EncodeError(f"value {v} out of range [{dt.lo}, {dt.hi}]")
-            w.write(v - dt.lo, dt.nbits)
+            w.write(v - dt.lo_c, dt.nbits)
         elif kind == DT_ENUM:
             i = dt.index_of.get(v, -1)
             if i < 0:
@@ -620,9 +768,8 @@ class Encoder:
             m = 0 if math.isnan(v) else (1 if v > 0 else -1)
             e = -(1 << 14)
         else:
-            text = repr(v)
             from decimal import Decimal
-            sign, digits, exp = Decimal(text).as_tuple()
+            sign, digits, exp = Decimal(repr(v)).as_tuple()
             m = int("".join(map(str, digits)) or "0")
             while m and m % 10 == 0:
                 m //= 10

@@ -31,8 +31,6 @@ class Schema:
             if row[0] == DT_LIST:
                 dt.item = self.datatypes[row[1]]
         self.states = [_engine.State(kind, prods) for kind, prods in t.STATES]
-        for st in self.states:
-            st.next_states = tuple(self.states[p[4]] if p[4] >= 0 else None for p in st.prods)
         self.classes = {}
         for name, fields in t.CLASSES:
             cls = getattr(m, name)
@@ -46,10 +44,14 @@ class Schema:
             g = _engine.Grammar(self.states[first], self.states[empty], cls,
                                 self.datatypes[dt] if dt >= 0 else None)
             if cls is not None:
-                g.fields = cls._field_rows
-                g.names = cls._fields
+                g.bind_class(cls, cls._field_rows)
                 cls._grammar = g
             self.grammars.append(g)
+        _engine.link(self.states, self.grammars, self.datatypes)
+        # which states belong to which complex grammar: walk from each first state
+        for g in self.grammars:
+            if not g.simple:
+                _engine.bind_fields(_states_of(g), g)
         for cname, row in t.CLASSES:
             cls = self.classes[cname]
             cls._field_grammars = tuple(self.grammars[f[4]] if f[1] == 1 else None for f in row)
@@ -90,6 +92,18 @@ class Schema:
             if l == local and (uri is None or u == uri):
                 return i
         raise KeyError(local)
+
+
+def _states_of(g) -> list:
+    out, seen, todo = [], set(), [g.first, g.empty_first]
+    while todo:
+        s = todo.pop()
+        if id(s) in seen:
+            continue
+        seen.add(id(s))
+        out.append(s)
+        todo.extend(p.next for p in s.prods if p.next is not None)
+    return out
 
 
 def get_schema(schema_id: str) -> Schema:

@@ -1,0 +1,35 @@
+# Direct access to the __slots__ of generated message classes, for the compiled engine.
+# A slot is a PyObject* at a fixed offset in the instance; the offset comes from the
+# class's member descriptor.  The pure-Python engine uses getattr/setattr instead.
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    object PyType_GenericNew(object, object, object)
+    bint PyObject_TypeCheck(object, object)
+
+cdef inline Py_ssize_t slot_offset(object descriptor) except -1:
+    if type(descriptor).__name__ != "member_descriptor":
+        raise TypeError("message fields must be __slots__ members")
+    return (<PyMemberDescrObject*>descriptor).d_member.offset
+
+cdef inline object get_slot(object obj, Py_ssize_t offset):
+    cdef PyObject* p = (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
+    if p == NULL:
+        return None
+    return <object>p
+
+cdef inline void set_slot(object obj, Py_ssize_t offset, object value):
+    cdef PyObject** slot = <PyObject**>((<char*><PyObject*>obj) + offset)
+    cdef PyObject* old = slot[0]
+    Py_INCREF(value)
+    slot[0] = <PyObject*>value
+    Py_XDECREF(old)
+
+cdef inline object new_instance(object cls):
+    # what object.__new__(cls) does, without the call overhead: a zeroed, GC-tracked object
+    return PyType_GenericNew(cls, None, None)
