@@ -45,7 +45,7 @@ _L2_NAMES = {L2_EE: "EE", L2_XSI_TYPE: "AT(xsi:type)", L2_XSI_NIL: "AT(xsi:nil)"
 MAX_DEPTH = 200   # far deeper than any V2G schema nests; guards the recursion
 
 
-def coding_length(n):
+def coding_length(n) -> cython.int:
     """Bits needed for n distinct event codes (EXI 6.2)."""
     b = 0
     while (1 << b) < n:
@@ -251,6 +251,11 @@ class Decoder:
             items.append(self.element(schema.grammars[gi], cls, qname))
         return items
 
+    def located(self, e, qname):
+        e.path = "/" + self.schema.qname_local(qname) + e.path
+        e.args = (f"{e.path}: {e.reason}" + (f" at bit {e.bit_offset}" if e.bit_offset >= 0 else ""),)
+        return e
+
     def element(self, g: Grammar, cls, qname):
         self.depth += 1
         if self.depth > MAX_DEPTH:
@@ -317,13 +322,32 @@ class Decoder:
             if code < st.n1:
                 p = st.prods[code]
                 if p.kind == P_SE:
-                    if p.simple:
-                        self.depth += 1
+                    if p.simple and r.read_bit() == 0:
+                        # the common leaf: CH (1 bit), the value, EE (1 bit), inlined
+                        try:
+                            v = self.value(p.dt, p.qname)
+                        except DecodeError as e:
+                            raise self.located(e, p.qname)
+                        if r.read_bit() != 0:
+                            r.pos -= 1
+                            raise self.located(self.error(
+                                "undeclared content after a simple value is not supported"), p.qname)
+                    elif p.simple:
+                        r.pos -= 1
                         v = self.element(p.child, None, p.qname)
-                        self.depth -= 1
                     else:
                         v = self.element(p.child, p.child.cls, p.qname)
-                    self.store(obj, g, p, v)
+                    if cython.compiled:
+                        if p.is_list:
+                            lst = get_slot(obj, p.offset)
+                            if lst is None:
+                                set_slot(obj, p.offset, [v])
+                            else:
+                                lst.append(v)
+                        else:
+                            set_slot(obj, p.offset, v)
+                    else:
+                        self.store(obj, g, p, v)
                 elif p.kind == P_EE:
                     break
                 elif p.kind == P_AT:
@@ -519,9 +543,7 @@ class Encoder:
             else:
                 self.complex_element(g, value, qname)
         except EncodeError as e:
-            e.path = "/" + self.schema.qname_local(qname) + e.path
-            e.args = (f"{e.path}: {e.reason}",)
-            raise
+            raise self.located(e, qname)
         self.depth -= 1
 
     def simple_element(self, g: Grammar, value, qname):
@@ -555,7 +577,10 @@ class Encoder:
         mark = w.mark()
         try:
             for i in range(g.nfields):
-                v = self.read_field(obj, g, i)
+                if cython.compiled:
+                    v = get_slot(obj, g.offsets[i])
+                else:
+                    v = getattr(obj, g.names[i])
                 if v is None:
                     continue
                 kind = g.kinds[i]
@@ -564,12 +589,12 @@ class Encoder:
                         if not isinstance(v, (list, tuple)):
                             raise EncodeError(f"{g.names[i]} must be a list")
                         for item in v:
-                            code = st.code_for(i)
+                            code = st.codes[i] if i < len(st.codes) else -1
                             if code < 0:
                                 raise _Interleave()
                             st = self.child(st, code, item)
                     else:
-                        code = st.code_for(i)
+                        code = st.codes[i] if i < len(st.codes) else -1
                         if code < 0:
                             raise _Interleave()
                         st = self.child(st, code, v)
@@ -604,17 +629,30 @@ class Encoder:
             raise EncodeError(f"missing required content: expected {self.expected(st, g.names)}")
         w.write(st.ee_code, st.width)
 
-    @cython.locals(p=Prod)
+    @cython.locals(p=Prod, w=BitWriter, dt=Datatype)
     def child(self, st: State, code, item):
         p = st.prods[code]
-        self.w.write(code, st.width)
+        w = self.w
+        w.write(code, st.width)
         if p.simple:
-            self.depth += 1
-            self.element(p.child, item, p.qname)
-            self.depth -= 1
+            dt = p.dt
+            if type(item) is int and dt.kind == DT_NBIT:
+                # the common leaf, inlined: CH, an n-bit value, EE
+                if item < dt.lo_c or item > dt.hi:
+                    raise self.located(EncodeError(f"value {item} out of range [{dt.lo}, {dt.hi}]"), p.qname)
+                w.write(0, 1)
+                w.write(item - dt.lo_c, dt.nbits)
+                w.write(0, 1)
+            else:
+                self.element(p.child, item, p.qname)
         else:
             self.element(p.child, item, p.qname)
         return p.next
+
+    def located(self, e, qname):
+        e.path = "/" + self.schema.qname_local(qname) + e.path
+        e.args = (f"{e.path}: {e.reason}",)
+        return e
 
     def interleaved(self, g: Grammar, obj):
         """Children of repeated groups: take the first field with items left that the
@@ -674,7 +712,7 @@ class Encoder:
         w = self.w
         kind = dt.kind
         if kind == DT_NBIT:
-            if not isinstance(v, int) or isinstance(v, bool):
+            if type(v) is not int and (not isinstance(v, int) or isinstance(v, bool)):
                 raise EncodeError(f"expected an integer, got {v!r}")
             if v < dt.lo or v > dt.hi:
                 raise EncodeError(f"value {v} out of range [{dt.lo}, {dt.hi}]")
