@@ -13,8 +13,10 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -137,13 +139,17 @@ class JosevCodec:
         venv = ensure_peer_venv(venv)
         self.call_timeout = call_timeout
         # The bridge's stderr (its logging, JVM noise) goes to a file, not a pipe nobody
-        # drains: a full pipe would block the bridge.
+        # drains: a full pipe would block the bridge. One file per bridge (xdist workers,
+        # tests + benchmarks in one run); removed on a clean close, kept after a failure.
         if stderr_path is None:
-            stderr_path = venv / "bridge-stderr.log"
-            if os.environ.get("PYTEST_XDIST_WORKER"):
-                stderr_path = venv / f"bridge-stderr-{os.environ['PYTEST_XDIST_WORKER']}.log"
-        self.stderr_path = Path(stderr_path)
-        self._stderr = open(self.stderr_path, "w")
+            (venv / "logs").mkdir(exist_ok=True)
+            self._stderr = tempfile.NamedTemporaryFile(
+                "w", prefix="bridge-", suffix=".log", dir=venv / "logs", delete=False)
+            self._remove_stderr = True
+        else:
+            self._stderr = open(stderr_path, "w")
+            self._remove_stderr = False
+        self.stderr_path = Path(self._stderr.name)
         self._proc = subprocess.Popen(
             [str(venv_python(venv)), "-u", str(_BRIDGE)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -222,17 +228,21 @@ class JosevCodec:
         return self.request(req, timeout=self.call_timeout + n * 1.0)
 
     def close(self) -> None:
+        clean = self._proc.poll() is None            # still alive = nothing went wrong
         if self._proc.poll() is None:
             try:
                 self._proc.stdin.close()              # EOF: the bridge exits and its JVM with it
                 self._proc.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 try:
-                    os.killpg(self._proc.pid, 9)      # its own session: takes the JVM down too
+                    os.killpg(self._proc.pid, signal.SIGKILL)  # own session: takes the JVM down too
                 except ProcessLookupError:
                     pass
                 self._proc.wait(timeout=10)
+                clean = False
         self._stderr.close()
+        if clean and self._proc.returncode == 0 and self._remove_stderr:
+            self.stderr_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "JosevCodec":
         return self
