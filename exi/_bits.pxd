@@ -10,9 +10,11 @@ cdef class BitReader:
 
 cdef class BitWriter:
     cdef bytearray buf
-    cdef unsigned int cur
-    cdef int filled
+    cdef Py_ssize_t nbytes
+    cdef unsigned long long acc
+    cdef int nacc
     cpdef write(self, unsigned long long v, int n)
+    cdef inline put(self, unsigned char byte)
     cpdef write_uint(self, v)
     cpdef write_bytes(self, data)
     cpdef Py_ssize_t mark(self)

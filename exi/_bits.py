@@ -87,24 +87,37 @@ class BitReader:
 
 @cython.cclass
 class BitWriter:
-    def __init__(self):
-        self.buf = bytearray()
-        self.cur = 0
-        self.filled = 0
+    """Accumulates bits in a machine word and flushes whole octets into a buffer that
+    grows by doubling: no per-bit Python calls."""
 
-    @cython.locals(free=cython.int, take=cython.int)
+    def __init__(self):
+        self.buf = bytearray(64)
+        self.nbytes = 0
+        self.acc = 0
+        self.nacc = 0
+
+    @cython.locals(n2=cython.int)
     def write(self, v, n):
         """Write the n (<= 64) low bits of v."""
-        while n > 0:
-            free = 8 - self.filled
-            take = free if free < n else n
-            n -= take
-            self.cur = (self.cur << take) | ((v >> n) & ((1 << take) - 1))
-            self.filled += take
-            if self.filled == 8:
-                self.buf.append(self.cur)
-                self.cur = 0
-                self.filled = 0
+        if n > 32:
+            n2 = n - 32
+            self.write(v >> 32, n2)
+            v = v & 0xFFFFFFFF
+            n = 32
+        if n <= 0:
+            return
+        self.acc = (self.acc << n) | (v & ((1 << n) - 1))
+        self.nacc += n
+        while self.nacc >= 8:
+            self.nacc -= 8
+            self.put((self.acc >> self.nacc) & 0xFF)
+        self.acc &= (1 << self.nacc) - 1
+
+    def put(self, byte):
+        if self.nbytes == len(self.buf):
+            self.buf.extend(bytes(len(self.buf)))
+        self.buf[self.nbytes] = byte
+        self.nbytes += 1
 
     def write_uint(self, v):
         """EXI Unsigned Integer (7.1.6); v >= 0, any size."""
@@ -116,30 +129,36 @@ class BitWriter:
             v >>= 7
         self.write(v, 8)
 
-    @cython.locals(i=cython.Py_ssize_t)
+    @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t)
     def write_bytes(self, data):
-        if self.filled == 0:
-            self.buf += data
+        n = len(data)
+        if self.nacc == 0:
+            while self.nbytes + n > len(self.buf):
+                self.buf.extend(bytes(len(self.buf)))
+            self.buf[self.nbytes:self.nbytes + n] = data
+            self.nbytes += n
             return
-        for i in range(len(data)):
+        for i in range(n):
             self.write(data[i], 8)
 
     def mark(self):
         """A position to reset() to: the bits written so far."""
-        return len(self.buf) * 8 + self.filled
+        return self.nbytes * 8 + self.nacc
 
-    @cython.locals(nbytes=cython.Py_ssize_t)
+    @cython.locals(nbytes=cython.Py_ssize_t, bits=cython.int)
     def reset(self, mark):
         nbytes = mark >> 3
-        if nbytes < len(self.buf):
-            self.cur = self.buf[nbytes] >> (8 - (mark & 7)) if mark & 7 else 0
-            del self.buf[nbytes:]
+        bits = mark & 7
+        if nbytes < self.nbytes:
+            self.acc = self.buf[nbytes] >> (8 - bits) if bits else 0
+            self.nbytes = nbytes
         else:
-            self.cur = self.cur >> (self.filled - (mark & 7))
-        self.filled = mark & 7
+            self.acc = self.acc >> (self.nacc - bits)
+        self.nacc = bits
 
     def getvalue(self):
         """The stream padded with zero bits to a whole octet (EXI 8.2 / 5)."""
-        if self.filled:
-            return bytes(self.buf) + bytes(((self.cur << (8 - self.filled)) & 0xFF,))
-        return bytes(self.buf)
+        out = bytes(self.buf[:self.nbytes])
+        if self.nacc:
+            out += bytes(((self.acc << (8 - self.nacc)) & 0xFF,))
+        return out

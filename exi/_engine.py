@@ -637,12 +637,14 @@ class Encoder:
         if p.simple:
             dt = p.dt
             if type(item) is int and dt.kind == DT_NBIT:
-                # the common leaf, inlined: CH, an n-bit value, EE
+                # the common leaves, inlined: CH (0), the value, EE (0)
                 if item < dt.lo_c or item > dt.hi:
                     raise self.located(EncodeError(f"value {item} out of range [{dt.lo}, {dt.hi}]"), p.qname)
-                w.write(0, 1)
-                w.write(item - dt.lo_c, dt.nbits)
-                w.write(0, 1)
+                w.write((item - dt.lo_c) << 1, dt.nbits + 2)
+            elif dt.kind == DT_ENUM and dt.index_of.get(item, -1) >= 0:
+                w.write(dt.index_of[item] << 1, dt.nbits + 2)
+            elif dt.kind == DT_BOOL and (item is True or item is False):
+                w.write(2 if item is True else 0, 3)
             else:
                 self.element(p.child, item, p.qname)
         else:
