@@ -1,0 +1,71 @@
+"""What the session cores return: bytes to send and events to report.
+
+``receive()``, ``handle_timer()`` and ``start()``/``connection_made()`` return a list of
+these, in order.  Drivers send :class:`Send` payloads as V2GTP frames, log/trace the
+events and close the connection at :class:`Close`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+__all__ = ["Event", "Send", "MessageReceived", "ProtocolNegotiated", "SessionEstablished",
+           "PowerDeliveryChanged", "SessionEnded", "Close"]
+
+
+class Event:
+    """Base class of everything a core returns."""
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class Send(Event):
+    """An encoded message to send as one V2GTP frame."""
+    payload: bytes
+    schema: str
+    name: str                      # message name, e.g. "SessionSetupReq"
+    message: Any = field(repr=False, compare=False)   # the object that was encoded
+    payload_type: int = 0x8001
+
+
+@dataclass(frozen=True)
+class MessageReceived(Event):
+    schema: str
+    name: str
+    message: Any = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ProtocolNegotiated(Event):
+    schema: str                    # "din" or "iso2"
+    namespace: str
+    schema_id: int
+    response_code: str
+
+
+@dataclass(frozen=True)
+class SessionEstablished(Event):
+    session_id: bytes
+    resumed: bool                  # OK_OldSessionJoined
+    response_code: str
+
+
+@dataclass(frozen=True)
+class PowerDeliveryChanged(Event):
+    progress: str                  # "Start", "Stop", "Renegotiate"
+
+
+@dataclass(frozen=True)
+class SessionEnded(Event):
+    """The session is over: ``ok`` after a normal SessionStop (or pause), else why not."""
+    ok: bool
+    reason: str
+    paused: bool = False
+    session_id: Optional[bytes] = None
+    response_code: Optional[str] = None      # the FAILED_* code sent/received, if any
+
+
+@dataclass(frozen=True)
+class Close(Event):
+    """Close the connection (after sending everything before this)."""
+    reason: str
