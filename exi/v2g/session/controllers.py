@@ -129,8 +129,10 @@ class EVSEController(abc.ABC):
         """CableCheck: None while the test runs, then "Valid"/"Warning"/"Fault"."""
 
     @abc.abstractmethod
-    def set_output(self, now: float, voltage: float, current: float, on: bool) -> None:
-        """Drive the power modules (DC targets; AC: only ``on`` = contactors)."""
+    def set_output(self, now: float, voltage: float, current: float, on: bool,
+                   ac: bool = False) -> None:
+        """Drive the power modules: DC voltage/current targets; with ``ac`` the grid
+        voltage is switched through (``on`` = contactors) and ``current`` is the limit."""
 
     @abc.abstractmethod
     def present_voltage(self, now: float) -> float: ...
@@ -250,6 +252,7 @@ class SimulatedEVSE(EVSEController):
     _v_target: float = 0.0
     _i_target: float = 0.0
     _on: bool = False
+    _ac: bool = False
     _last: Optional[float] = None
     _energy_wh: float = 0.0
     _charging_since: Optional[float] = None
@@ -297,11 +300,21 @@ class SimulatedEVSE(EVSEController):
             step = self.slew * dt
             self._v = self._v_target if abs(self._v_target - self._v) <= step else \
                 self._v + step * (1 if self._v_target > self._v else -1)
-            self._energy_wh += self._v * self.present_current(now) * dt / 3600
+            phases = 3 if self._ac else 1
+            self._energy_wh += phases * self._v * self.present_current(now) * dt / 3600
         self._last = now
 
-    def set_output(self, now: float, voltage: float, current: float, on: bool) -> None:
+    def set_output(self, now: float, voltage: float, current: float, on: bool,
+                   ac: bool = False) -> None:
         self._advance(now)
+        self._ac = ac
+        if ac:      # grid voltage: no slewing; three phases deliver 3 * V * I
+            self._v = self._v_target = voltage if on else 0.0
+            self._i_target = min(max(current, 0.0), self.ac_max_current)
+            if on and not self._on:
+                self._charging_since = now
+            self._on = on
+            return
         self._v_target = min(max(voltage, 0.0), self.max_voltage)
         self._i_target = min(max(current, 0.0), self.max_current)
         if on and not self._on:

@@ -505,20 +505,22 @@ class EVCCSession:
     def _on_iso2_ChargingStatusRes(self, res, msg, now, out):
         i = min(self.ev.ac_limits().max_current, fv(res.EVSEMaxCurrent) or self._evse_max_current or 16.0)
         self.ev.update(now, self._ac_voltage * self._phases(), i)
+        if res.ReceiptRequired:     # obliges the next request, before any stop
+            self.loops += 1
+            return self._receipt(res)
         nxt = self._after_loop_response(res, now, out, ac_status=res.AC_EVSEStatus)
         if nxt is not None:
             return nxt
-        if res.ReceiptRequired:
-            return self._receipt(res)
         return "ChargingStatusReq", lambda now: iso2.ChargingStatusReqType(), True
 
     def _on_iso2_CurrentDemandRes(self, res, msg, now, out):
         self.ev.update(now, fv(res.EVSEPresentVoltage), fv(res.EVSEPresentCurrent))
+        if res.ReceiptRequired:     # obliges the next request, before any stop
+            self.loops += 1
+            return self._receipt(res)
         nxt = self._after_loop_response(res, now, out, dc_status=res.DC_EVSEStatus)
         if nxt is not None:
             return nxt
-        if res.ReceiptRequired:
-            return self._receipt(res)
         return "CurrentDemandReq", self._current_demand(iso2), True
 
     def _on_iso2_MeteringReceiptRes(self, res, msg, now, out):

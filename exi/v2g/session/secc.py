@@ -518,12 +518,13 @@ class SECCSession:
             self.tuple_id = req.SAScheduleTupleID
             self.renegotiating = False
             if self.mode == "AC":
-                self._power_on(now, self.evse.ac_limits().nominal_voltage, self.evse.ac_limits().max_current)
+                lim = self.evse.ac_limits()
+                self.evse.set_output(now, lim.nominal_voltage, lim.max_current, True, ac=True)
             else:
                 self._power_on(now, self.evse.present_voltage(now), 0.0)
             nxt = S.CHARGING
         elif progress == "Stop":
-            self.evse.set_output(now, 0.0, 0.0, False)
+            self.evse.set_output(now, 0.0, 0.0, False, ac=self.mode == "AC")
             nxt = S.POWER_STOPPED
         else:           # Renegotiate
             if self.state is not S.CHARGING:
