@@ -1,0 +1,84 @@
+"""``exi15118 secc``: a charger (SECC) serving concurrent V2G sessions until stopped.
+
+    exi15118 secc --interface eth1 [--protocols din,iso2] [--tls --pki DIR] [--trace FILE]
+
+Answers SDP on the interface, serves DIN SPEC 70121 DC and ISO 15118-2 AC/DC (EIM)
+sessions with a simulated power stage (exi.v2g.session.controllers.SimulatedEVSE), and
+prints one line "ready ..." on stdout once it listens.  SIGINT/SIGTERM stop it.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("secc", help="run a charger (SECC) serving V2G sessions",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--interface", "-i", required=True, help="network interface (needs an fe80:: address)")
+    p.add_argument("--protocols", default="iso2,din",
+                   help="supported protocols in preference order (din, iso2; default iso2,din)")
+    p.add_argument("--priority", choices=("ev", "secc"), default="ev",
+                   help="who decides among common protocols (default: the EV's Priority)")
+    p.add_argument("--tls", action="store_true", help="also serve TLS (ISO 15118-2 profile)")
+    p.add_argument("--pki", type=Path, help="PKI folder from `exi15118 pki create` (with --tls)")
+    p.add_argument("--tls-only", action="store_true", help="no plain TCP server")
+    p.add_argument("--port", type=int, help="fixed TCP port (default: random dynamic port)")
+    p.add_argument("--receipt-required", action="store_true",
+                   help="-2: ask for MeteringReceipts in the charge loop (see README deviations)")
+    p.add_argument("--trace", type=Path, help="append every message as a JSON line to FILE")
+    p.add_argument("--keylog", type=Path, help="TLS key log file (for Wireshark)")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    protocols = tuple(x.strip() for x in args.protocols.split(",") if x.strip())
+    bad = [x for x in protocols if x not in ("din", "iso2")]
+    if bad or not protocols:
+        print(f"exi15118 secc: unsupported protocol(s) {bad}: choose from din, iso2", file=sys.stderr)
+        return 2
+    if args.tls and args.pki is None:
+        print("exi15118 secc: --tls needs --pki DIR (create one with `exi15118 pki create --out DIR`)",
+              file=sys.stderr)
+        return 2
+    return asyncio.run(_main(args, protocols))
+
+
+async def _main(args, protocols) -> int:
+    from exi.v2g.session.drivers import Tracer, secc_tls_context, serve_secc
+    from exi.v2g.session.secc import SECCConfig
+    config = SECCConfig(protocols=protocols, priority=args.priority,
+                        receipt_required=args.receipt_required)
+    ctx = secc_tls_context(args.pki, args.keylog) if args.tls else None
+    tracer = Tracer(args.trace) if args.trace else None
+    service = await serve_secc(args.interface, config, tls_context=ctx, tls_only=args.tls_only,
+                               tracer=tracer, port=args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(json.dumps({"event": "ready", "interface": args.interface, "tcp_port": service.tcp_port,
+                      "tls_port": service.tls_port, "protocols": list(protocols)}), flush=True)
+    logging.getLogger("exi.v2g.session").info(
+        "SECC ready on %s: tcp port %s, tls port %s, protocols %s", args.interface,
+        service.tcp_port, service.tls_port, ",".join(protocols))
+    try:
+        await stop.wait()
+    finally:
+        await service.close()
+        if tracer:
+            tracer.close()
+    st = service.stats
+    print(json.dumps({"event": "stopped", "requests": st.count, "late": st.late,
+                      "worst_ms": round(st.worst * 1000, 3)}), flush=True)
+    return 0
