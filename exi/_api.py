@@ -5,7 +5,7 @@ from typing import Union
 
 from . import _engine
 from ._bits import EndOfStream
-from ._schema import Schema, get_schema
+from ._schema import Schema, _cache, get_schema
 from .errors import DecodeError, EncodeError
 from .message import Message
 
@@ -23,14 +23,8 @@ def decode(data: BytesLike, schema: str) -> Message:
     Raises DecodeError (a ValueError) with the element path and bit offset on bad input."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-    d = _engine.Decoder(get_schema(schema), data)
-    try:
-        d.header()
-        return d.document()
-    except EndOfStream:
-        raise DecodeError("unexpected end of the stream", "", d.r.pos) from None
-    except RecursionError:
-        raise DecodeError("elements nested too deeply", "", d.r.pos) from None
+    s = _cache.get(schema)
+    return _engine.decode_document(s if s is not None else get_schema(schema), data)
 
 
 def encode(message: Message, *, validate: bool = True) -> bytes:
@@ -42,10 +36,7 @@ def encode(message: Message, *, validate: bool = True) -> bytes:
     integers); validate=False writes what a non-validating reference encoder writes, which
     is how real-world streams with out-of-facet values re-encode byte for byte."""
     s, q = _root(message)
-    e = _engine.Encoder(s, validate)
-    e.header()
-    e.document(message, q)
-    return e.getvalue()
+    return _engine.encode_document(s, message, q, validate)
 
 
 def decode_fragment(data: BytesLike, schema: str) -> list:
@@ -101,7 +92,7 @@ def _fragment_qname(s: Schema, name: str) -> int:
 def _root(message) -> tuple:
     if not isinstance(message, Message):
         raise EncodeError(f"expected a message object, got {type(message).__name__}")
-    s = get_schema(message._schema_id)
+    s = _cache.get(message._schema_id) or get_schema(message._schema_id)
     q = type(message)._element
     if q is None:
         raise EncodeError(f"{type(message).__name__} is a type, not a document root element; "

@@ -1,3 +1,5 @@
+cimport cython
+@cython.final
 cdef class BitReader:
     cdef readonly bytes data
     cdef readonly Py_ssize_t nbits
@@ -8,13 +10,14 @@ cdef class BitReader:
     cpdef read_bytes(self, Py_ssize_t n)
     cpdef Py_ssize_t remaining(self)
 
+@cython.final
 cdef class BitWriter:
     cdef bytearray buf
     cdef Py_ssize_t nbytes
     cdef unsigned long long acc
     cdef int nacc
     cpdef write(self, unsigned long long v, int n)
-    cdef inline put(self, unsigned char byte)
+    cpdef flush(self)
     cpdef write_uint(self, v)
     cpdef write_bytes(self, data)
     cpdef Py_ssize_t mark(self)

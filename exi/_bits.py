@@ -96,28 +96,30 @@ class BitWriter:
         self.acc = 0
         self.nacc = 0
 
-    @cython.locals(n2=cython.int)
+    @cython.locals(k=cython.int)
     def write(self, v, n):
         """Write the n (<= 64) low bits of v."""
-        if n > 32:
-            n2 = n - 32
-            self.write(v >> 32, n2)
+        if n > 56:
+            self.write(v >> 32, n - 32)
             v = v & 0xFFFFFFFF
             n = 32
         if n <= 0:
             return
+        if self.nacc + n > 64:
+            self.flush()
         self.acc = (self.acc << n) | (v & ((1 << n) - 1))
         self.nacc += n
+
+    @cython.locals(k=cython.int)
+    def flush(self):
+        """Move the whole octets of the accumulator into the buffer."""
+        if self.nbytes + 8 > len(self.buf):
+            self.buf.extend(bytes(len(self.buf)))
         while self.nacc >= 8:
             self.nacc -= 8
-            self.put((self.acc >> self.nacc) & 0xFF)
+            self.buf[self.nbytes] = (self.acc >> self.nacc) & 0xFF
+            self.nbytes += 1
         self.acc &= (1 << self.nacc) - 1
-
-    def put(self, byte):
-        if self.nbytes == len(self.buf):
-            self.buf.extend(bytes(len(self.buf)))
-        self.buf[self.nbytes] = byte
-        self.nbytes += 1
 
     def write_uint(self, v):
         """EXI Unsigned Integer (7.1.6); v >= 0, any size."""
@@ -132,6 +134,7 @@ class BitWriter:
     @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t)
     def write_bytes(self, data):
         n = len(data)
+        self.flush()
         if self.nacc == 0:
             while self.nbytes + n > len(self.buf):
                 self.buf.extend(bytes(len(self.buf)))
@@ -143,10 +146,12 @@ class BitWriter:
 
     def mark(self):
         """A position to reset() to: the bits written so far."""
+        self.flush()
         return self.nbytes * 8 + self.nacc
 
     @cython.locals(nbytes=cython.Py_ssize_t, bits=cython.int)
     def reset(self, mark):
+        self.flush()
         nbytes = mark >> 3
         bits = mark & 7
         if nbytes < self.nbytes:
@@ -158,7 +163,9 @@ class BitWriter:
 
     def getvalue(self):
         """The stream padded with zero bits to a whole octet (EXI 8.2 / 5)."""
-        out = bytes(self.buf[:self.nbytes])
-        if self.nacc:
-            out += bytes(((self.acc << (8 - self.nacc)) & 0xFF,))
-        return out
+        self.flush()
+        if self.nacc:   # pad the last octet with zero bits
+            self.write(0, 8 - self.nacc)
+            self.flush()
+        del self.buf[self.nbytes:]
+        return bytes(self.buf)

@@ -1,5 +1,7 @@
+cimport cython
 from ._bits cimport BitReader, BitWriter
 
+@cython.final
 cdef class Datatype:
     cdef public int kind
     cdef public object lo, hi
@@ -8,8 +10,11 @@ cdef class Datatype:
     cdef public Py_ssize_t min_len, max_len
     cdef public tuple members
     cdef public dict index_of
+    cdef public dict index_of_id
+    cpdef Py_ssize_t enum_index(self, v)
     cdef public Datatype item
 
+@cython.final
 cdef class Prod:
     cdef public int kind
     cdef public object qname
@@ -23,6 +28,7 @@ cdef class Prod:
     cdef public bint is_list
     cdef public Py_ssize_t offset
 
+@cython.final
 cdef class State:
     cdef public int kind
     cdef public list prods
@@ -33,6 +39,7 @@ cdef class State:
     cdef public tuple l2
     cpdef Py_ssize_t code_for(self, Py_ssize_t field)
 
+@cython.final
 cdef class Grammar:
     cdef public State first, empty_first
     cdef public object cls
@@ -42,6 +49,7 @@ cdef class Grammar:
     cdef public list kinds, lists, offsets
     cdef public Py_ssize_t nfields
 
+@cython.final
 cdef class Decoder:
     cdef public object schema
     cdef public BitReader r
@@ -58,6 +66,7 @@ cdef class Decoder:
     cpdef empty_value(self, Datatype dt)
     cpdef located(self, e, qname)
 
+@cython.final
 cdef class Encoder:
     cdef public object schema
     cdef public BitWriter w
@@ -68,6 +77,7 @@ cdef class Encoder:
     cpdef complex_element(self, Grammar g, obj, qname)
     cpdef read_field(self, obj, Grammar g, Py_ssize_t i)
     cpdef State child(self, State st, Py_ssize_t code, item)
+    cpdef fields_in_order(self, Grammar g, obj)
     cpdef value(self, Datatype dt, v)
     cpdef located(self, e, qname)
 

@@ -45,6 +45,7 @@ _L2_NAMES = {L2_EE: "EE", L2_XSI_TYPE: "AT(xsi:type)", L2_XSI_NIL: "AT(xsi:nil)"
 MAX_DEPTH = 200   # far deeper than any V2G schema nests; guards the recursion
 
 
+@cython.locals(b=cython.int)
 def coding_length(n) -> cython.int:
     """Bits needed for n distinct event codes (EXI 6.2)."""
     b = 0
@@ -67,6 +68,7 @@ class Datatype:
         self.max_len = -1
         self.members = None
         self.index_of = None
+        self.index_of_id = None
         self.item = None
         kind = self.kind
         if kind == DT_NBIT:
@@ -78,12 +80,27 @@ class Datatype:
             self.nbits = row[1]
             self.members = tuple(enum_class(v) for v in row[3])
             self.index_of = {}
+            self.index_of_id = {}
             for i, m in enumerate(self.members):
                 self.index_of[m] = i
                 self.index_of[m.value] = i
+                # Enum.__hash__ is Python code: members are singletons, look them up by id
+                self.index_of_id[id(m)] = i
         elif kind in (DT_STRING, DT_HEX, DT_BASE64):
             self.min_len = -1 if row[1] is None else row[1]
             self.max_len = -1 if row[2] is None else row[2]
+
+
+    @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t)
+    def enum_index(self, v):
+        """Index of an enumeration member or of its string value, -1 if neither."""
+        # members are singletons: an identity scan beats hashing (Enum.__hash__ is Python)
+        members = self.members
+        n = len(members)
+        for i in range(n):
+            if members[i] is v:
+                return i
+        return self.index_of.get(v, -1)
 
 
 @cython.cclass
@@ -493,11 +510,22 @@ class Decoder:
         return float(m) * (10.0 ** e)
 
 
+def decode_document(schema, data):
+    d = Decoder(schema, data)
+    try:
+        d.header()
+        return d.document()
+    except EndOfStream:
+        raise DecodeError("unexpected end of the stream", "", d.r.pos) from None
+    except RecursionError:
+        raise DecodeError("elements nested too deeply", "", d.r.pos) from None
+
+
 # ---------------------------------------------------------------------------------------
 # encoding
 
-class _Interleave(Exception):
-    """A repeated group needs its items interleaved: retry with the general algorithm."""
+_ENDED = State(S_CONTENT, ())   # marker: the element was already closed
+_ENDED.n1 = -1
 
 
 @cython.cclass
@@ -564,8 +592,7 @@ class Encoder:
             return get_slot(obj, g.offsets[i])
         return getattr(obj, g.names[i])
 
-    @cython.locals(w=BitWriter, st=State, p=Prod, i=cython.Py_ssize_t, code=cython.Py_ssize_t,
-                   kind=cython.int, mark=cython.Py_ssize_t)
+    @cython.locals(w=BitWriter, st=State, mark=cython.Py_ssize_t)
     def complex_element(self, g: Grammar, obj, qname):
         w = self.w
         if not isinstance(obj, g.cls):
@@ -573,61 +600,72 @@ class Encoder:
                 raise EncodeError(f"expected a {g.cls.__name__} object, got a dict "
                                   "(use exi.from_dict to build messages from dicts)")
             raise EncodeError(f"expected a {g.cls.__name__}, got {type(obj).__name__}")
-        st = g.first
         mark = w.mark()
-        try:
-            for i in range(g.nfields):
-                if cython.compiled:
-                    v = get_slot(obj, g.offsets[i])
-                else:
-                    v = getattr(obj, g.names[i])
-                if v is None:
-                    continue
-                kind = g.kinds[i]
-                if kind == F_ELEMENT:
-                    if g.lists[i]:
-                        if not isinstance(v, (list, tuple)):
-                            raise EncodeError(f"{g.names[i]} must be a list")
-                        for item in v:
-                            code = st.codes[i] if i < len(st.codes) else -1
-                            if code < 0:
-                                raise _Interleave()
-                            st = self.child(st, code, item)
-                    else:
-                        code = st.codes[i] if i < len(st.codes) else -1
-                        if code < 0:
-                            raise _Interleave()
-                        st = self.child(st, code, v)
-                elif kind == F_ATTRIBUTE:
-                    code = st.code_for(i)
-                    if code < 0:
-                        raise EncodeError(f"attribute {g.names[i]} is not allowed here")
-                    p = st.prods[code]
-                    w.write(code, st.width)
-                    self.value(p.dt, v)
-                    st = p.next
-                elif kind == F_VALUE:
-                    code = st.ch_code
-                    if code < 0:
-                        raise EncodeError("character content is not allowed here")
-                    if isinstance(v, (str, bytes, bytearray)) and len(v) == 0:
-                        # empty simple content: an undeclared EE (second level), as for <a></a>
-                        w.write(st.n1, st.width)
-                        w.write(0, st.width2)
-                        return
-                    p = st.prods[code]
-                    w.write(code, st.width)
-                    self.value(p.dt, v)
-                    st = p.next
-                elif kind == F_ANY:
-                    if len(v):
-                        raise EncodeError(f"wildcard/mixed content ({g.names[i]}) cannot be encoded yet")
-        except _Interleave:
+        st = self.fields_in_order(g, obj)
+        if st is None:
+            # a repeated group needs its items interleaved: redo this element the general way
             w.reset(mark)
             st = self.interleaved(g, obj)
+        elif st.n1 < 0:
+            return          # ended by an undeclared EE (empty simple content)
         if st.ee_code < 0:
             raise EncodeError(f"missing required content: expected {self.expected(st, g.names)}")
         w.write(st.ee_code, st.width)
+
+    @cython.locals(w=BitWriter, st=State, p=Prod, i=cython.Py_ssize_t, code=cython.Py_ssize_t,
+                   kind=cython.int)
+    def fields_in_order(self, g: Grammar, obj):
+        """Encode attributes, children and value in field order; None when a child is not
+        accepted where field order puts it."""
+        w = self.w
+        st = g.first
+        for i in range(g.nfields):
+            if cython.compiled:
+                v = get_slot(obj, g.offsets[i])
+            else:
+                v = getattr(obj, g.names[i])
+            if v is None:
+                continue
+            kind = g.kinds[i]
+            if kind == F_ELEMENT:
+                if g.lists[i]:
+                    if not isinstance(v, (list, tuple)):
+                        raise EncodeError(f"{g.names[i]} must be a list")
+                    for item in v:
+                        code = st.codes[i] if i < len(st.codes) else -1
+                        if code < 0:
+                            return None
+                        st = self.child(st, code, item)
+                else:
+                    code = st.codes[i] if i < len(st.codes) else -1
+                    if code < 0:
+                        return None
+                    st = self.child(st, code, v)
+            elif kind == F_ATTRIBUTE:
+                code = st.codes[i] if i < len(st.codes) else -1
+                if code < 0:
+                    raise EncodeError(f"attribute {g.names[i]} is not allowed here")
+                p = st.prods[code]
+                w.write(code, st.width)
+                self.value(p.dt, v)
+                st = p.next
+            elif kind == F_VALUE:
+                code = st.ch_code
+                if code < 0:
+                    raise EncodeError("character content is not allowed here")
+                if isinstance(v, (str, bytes, bytearray)) and len(v) == 0:
+                    # empty simple content: an undeclared EE (second level), as for <a></a>
+                    w.write(st.n1, st.width)
+                    w.write(0, st.width2)
+                    return _ENDED
+                p = st.prods[code]
+                w.write(code, st.width)
+                self.value(p.dt, v)
+                st = p.next
+            elif kind == F_ANY:
+                if len(v):
+                    raise EncodeError(f"wildcard/mixed content ({g.names[i]}) cannot be encoded yet")
+        return st
 
     @cython.locals(p=Prod, w=BitWriter, dt=Datatype)
     def child(self, st: State, code, item):
@@ -641,8 +679,8 @@ class Encoder:
                 if item < dt.lo_c or item > dt.hi:
                     raise self.located(EncodeError(f"value {item} out of range [{dt.lo}, {dt.hi}]"), p.qname)
                 w.write((item - dt.lo_c) << 1, dt.nbits + 2)
-            elif dt.kind == DT_ENUM and dt.index_of.get(item, -1) >= 0:
-                w.write(dt.index_of[item] << 1, dt.nbits + 2)
+            elif dt.kind == DT_ENUM and dt.enum_index(item) >= 0:
+                w.write(dt.enum_index(item) << 1, dt.nbits + 2)
             elif dt.kind == DT_BOOL and (item is True or item is False):
                 w.write(2 if item is True else 0, 3)
             else:
@@ -720,7 +758,7 @@ class Encoder:
                 raise EncodeError(f"value {v} out of range [{dt.lo}, {dt.hi}]")
             w.write(v - dt.lo_c, dt.nbits)
         elif kind == DT_ENUM:
-            i = dt.index_of.get(v, -1)
+            i = dt.enum_index(v)
             if i < 0:
                 raise EncodeError(f"{v!r} is not one of the enumeration values")
             w.write(i, dt.nbits)
@@ -827,3 +865,10 @@ class Encoder:
 
     def getvalue(self):
         return self.w.getvalue()
+
+
+def encode_document(schema, obj, qname, validate):
+    e = Encoder(schema, validate)
+    e.w.write(0x80, 8)
+    e.document(obj, qname)
+    return e.w.getvalue()
