@@ -117,11 +117,22 @@ class SchemaSet:
             if el.name.startswith(f"{{{XSD_NS}}}"):
                 continue   # xmlschema also exposes the meta-schema's own elements
             self.global_elements.append(self.element(el))
+        direct = {}
         for el in list(self.global_elements):
-            head = el
-            xs_el = self.xs.maps.elements[head.qname.clark()]
-            members = self.xs.maps.substitution_groups.get(xs_el.name, ())
-            head.substitutes = [self.element(m) for m in members]
+            xs_el = self.xs.maps.elements[el.qname.clark()]
+            direct[el.qname] = [self.element(m) for m in
+                                self.xs.maps.substitution_groups.get(xs_el.name, ())]
+        for el in self.global_elements:
+            # substitution groups are transitive: members of members substitute too
+            seen, todo, out = {el.qname}, list(direct[el.qname]), []
+            while todo:
+                m = todo.pop(0)
+                if m.qname in seen:
+                    continue
+                seen.add(m.qname)
+                out.append(m)
+                todo.extend(direct.get(m.qname, ()))
+            el.substitutes = out
         for t in self.xs.maps.types.values():
             if isinstance(t, XsdComplexType) and t.name and not t.name.startswith(f"{{{XSD_NS}}}"):
                 self.complex_type(t)

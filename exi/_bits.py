@@ -52,7 +52,7 @@ class BitReader:
         while True:
             b = self.read(8)
             if shift < 56:
-                small |= (b & 0x7F) << shift
+                small |= cython.cast(cython.ulonglong, b & 0x7F) << shift   # 64-bit shift
             else:
                 return self._read_big_uint(small, shift, b)
             if not b & 0x80:

@@ -139,18 +139,22 @@ class AC_CPDResEnergyTransferModeType(Message):
 class AC_ChargeLoopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}AC_ChargeLoopReqType."""
 
-    __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', 'CLReqControlMode', 'Dynamic_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlMode', )
+    __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', 'BPT_Dynamic_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlMode', )
     Header: Optional[MessageHeaderType]
     DisplayParameters: Optional[DisplayParametersType]
     MeterInfoRequested: Optional[bool]
+    BPT_Dynamic_AC_CLReqControlMode: Optional[BPT_Dynamic_AC_CLReqControlModeType]
+    BPT_Scheduled_AC_CLReqControlMode: Optional[BPT_Scheduled_AC_CLReqControlModeType]
     CLReqControlMode: Optional[CLReqControlModeType]
     Dynamic_AC_CLReqControlMode: Optional[Dynamic_AC_CLReqControlModeType]
     Scheduled_AC_CLReqControlMode: Optional[Scheduled_AC_CLReqControlModeType]
 
-    def __init__(self, Header: Optional[MessageHeaderType] = None, DisplayParameters: Optional[DisplayParametersType] = None, MeterInfoRequested: Optional[bool] = None, CLReqControlMode: Optional[CLReqControlModeType] = None, Dynamic_AC_CLReqControlMode: Optional[Dynamic_AC_CLReqControlModeType] = None, Scheduled_AC_CLReqControlMode: Optional[Scheduled_AC_CLReqControlModeType] = None) -> None:
+    def __init__(self, Header: Optional[MessageHeaderType] = None, DisplayParameters: Optional[DisplayParametersType] = None, MeterInfoRequested: Optional[bool] = None, BPT_Dynamic_AC_CLReqControlMode: Optional[BPT_Dynamic_AC_CLReqControlModeType] = None, BPT_Scheduled_AC_CLReqControlMode: Optional[BPT_Scheduled_AC_CLReqControlModeType] = None, CLReqControlMode: Optional[CLReqControlModeType] = None, Dynamic_AC_CLReqControlMode: Optional[Dynamic_AC_CLReqControlModeType] = None, Scheduled_AC_CLReqControlMode: Optional[Scheduled_AC_CLReqControlModeType] = None) -> None:
         self.Header = Header
         self.DisplayParameters = DisplayParameters
         self.MeterInfoRequested = MeterInfoRequested
+        self.BPT_Dynamic_AC_CLReqControlMode = BPT_Dynamic_AC_CLReqControlMode
+        self.BPT_Scheduled_AC_CLReqControlMode = BPT_Scheduled_AC_CLReqControlMode
         self.CLReqControlMode = CLReqControlMode
         self.Dynamic_AC_CLReqControlMode = Dynamic_AC_CLReqControlMode
         self.Scheduled_AC_CLReqControlMode = Scheduled_AC_CLReqControlMode
@@ -488,6 +492,112 @@ class DisplayParametersType(Message):
         self.InletHot = InletHot
 
 
+class BPT_Dynamic_AC_CLReqControlModeType(Message):
+    """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Dynamic_AC_CLReqControlModeType."""
+
+    __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest', )
+    DepartureTime: Optional[int]
+    EVTargetEnergyRequest: Optional[RationalNumberType]
+    EVMaximumEnergyRequest: Optional[RationalNumberType]
+    EVMinimumEnergyRequest: Optional[RationalNumberType]
+    EVMaximumChargePower: Optional[RationalNumberType]
+    EVMaximumChargePower_L2: Optional[RationalNumberType]
+    EVMaximumChargePower_L3: Optional[RationalNumberType]
+    EVMinimumChargePower: Optional[RationalNumberType]
+    EVMinimumChargePower_L2: Optional[RationalNumberType]
+    EVMinimumChargePower_L3: Optional[RationalNumberType]
+    EVPresentActivePower: Optional[RationalNumberType]
+    EVPresentActivePower_L2: Optional[RationalNumberType]
+    EVPresentActivePower_L3: Optional[RationalNumberType]
+    EVPresentReactivePower: Optional[RationalNumberType]
+    EVPresentReactivePower_L2: Optional[RationalNumberType]
+    EVPresentReactivePower_L3: Optional[RationalNumberType]
+    EVMaximumDischargePower: Optional[RationalNumberType]
+    EVMaximumDischargePower_L2: Optional[RationalNumberType]
+    EVMaximumDischargePower_L3: Optional[RationalNumberType]
+    EVMinimumDischargePower: Optional[RationalNumberType]
+    EVMinimumDischargePower_L2: Optional[RationalNumberType]
+    EVMinimumDischargePower_L3: Optional[RationalNumberType]
+    EVMaximumV2XEnergyRequest: Optional[RationalNumberType]
+    EVMinimumV2XEnergyRequest: Optional[RationalNumberType]
+
+    def __init__(self, DepartureTime: Optional[int] = None, EVTargetEnergyRequest: Optional[RationalNumberType] = None, EVMaximumEnergyRequest: Optional[RationalNumberType] = None, EVMinimumEnergyRequest: Optional[RationalNumberType] = None, EVMaximumChargePower: Optional[RationalNumberType] = None, EVMaximumChargePower_L2: Optional[RationalNumberType] = None, EVMaximumChargePower_L3: Optional[RationalNumberType] = None, EVMinimumChargePower: Optional[RationalNumberType] = None, EVMinimumChargePower_L2: Optional[RationalNumberType] = None, EVMinimumChargePower_L3: Optional[RationalNumberType] = None, EVPresentActivePower: Optional[RationalNumberType] = None, EVPresentActivePower_L2: Optional[RationalNumberType] = None, EVPresentActivePower_L3: Optional[RationalNumberType] = None, EVPresentReactivePower: Optional[RationalNumberType] = None, EVPresentReactivePower_L2: Optional[RationalNumberType] = None, EVPresentReactivePower_L3: Optional[RationalNumberType] = None, EVMaximumDischargePower: Optional[RationalNumberType] = None, EVMaximumDischargePower_L2: Optional[RationalNumberType] = None, EVMaximumDischargePower_L3: Optional[RationalNumberType] = None, EVMinimumDischargePower: Optional[RationalNumberType] = None, EVMinimumDischargePower_L2: Optional[RationalNumberType] = None, EVMinimumDischargePower_L3: Optional[RationalNumberType] = None, EVMaximumV2XEnergyRequest: Optional[RationalNumberType] = None, EVMinimumV2XEnergyRequest: Optional[RationalNumberType] = None) -> None:
+        self.DepartureTime = DepartureTime
+        self.EVTargetEnergyRequest = EVTargetEnergyRequest
+        self.EVMaximumEnergyRequest = EVMaximumEnergyRequest
+        self.EVMinimumEnergyRequest = EVMinimumEnergyRequest
+        self.EVMaximumChargePower = EVMaximumChargePower
+        self.EVMaximumChargePower_L2 = EVMaximumChargePower_L2
+        self.EVMaximumChargePower_L3 = EVMaximumChargePower_L3
+        self.EVMinimumChargePower = EVMinimumChargePower
+        self.EVMinimumChargePower_L2 = EVMinimumChargePower_L2
+        self.EVMinimumChargePower_L3 = EVMinimumChargePower_L3
+        self.EVPresentActivePower = EVPresentActivePower
+        self.EVPresentActivePower_L2 = EVPresentActivePower_L2
+        self.EVPresentActivePower_L3 = EVPresentActivePower_L3
+        self.EVPresentReactivePower = EVPresentReactivePower
+        self.EVPresentReactivePower_L2 = EVPresentReactivePower_L2
+        self.EVPresentReactivePower_L3 = EVPresentReactivePower_L3
+        self.EVMaximumDischargePower = EVMaximumDischargePower
+        self.EVMaximumDischargePower_L2 = EVMaximumDischargePower_L2
+        self.EVMaximumDischargePower_L3 = EVMaximumDischargePower_L3
+        self.EVMinimumDischargePower = EVMinimumDischargePower
+        self.EVMinimumDischargePower_L2 = EVMinimumDischargePower_L2
+        self.EVMinimumDischargePower_L3 = EVMinimumDischargePower_L3
+        self.EVMaximumV2XEnergyRequest = EVMaximumV2XEnergyRequest
+        self.EVMinimumV2XEnergyRequest = EVMinimumV2XEnergyRequest
+
+
+class BPT_Scheduled_AC_CLReqControlModeType(Message):
+    """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Scheduled_AC_CLReqControlModeType."""
+
+    __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3', )
+    EVTargetEnergyRequest: Optional[RationalNumberType]
+    EVMaximumEnergyRequest: Optional[RationalNumberType]
+    EVMinimumEnergyRequest: Optional[RationalNumberType]
+    EVMaximumChargePower: Optional[RationalNumberType]
+    EVMaximumChargePower_L2: Optional[RationalNumberType]
+    EVMaximumChargePower_L3: Optional[RationalNumberType]
+    EVMinimumChargePower: Optional[RationalNumberType]
+    EVMinimumChargePower_L2: Optional[RationalNumberType]
+    EVMinimumChargePower_L3: Optional[RationalNumberType]
+    EVPresentActivePower: Optional[RationalNumberType]
+    EVPresentActivePower_L2: Optional[RationalNumberType]
+    EVPresentActivePower_L3: Optional[RationalNumberType]
+    EVPresentReactivePower: Optional[RationalNumberType]
+    EVPresentReactivePower_L2: Optional[RationalNumberType]
+    EVPresentReactivePower_L3: Optional[RationalNumberType]
+    EVMaximumDischargePower: Optional[RationalNumberType]
+    EVMaximumDischargePower_L2: Optional[RationalNumberType]
+    EVMaximumDischargePower_L3: Optional[RationalNumberType]
+    EVMinimumDischargePower: Optional[RationalNumberType]
+    EVMinimumDischargePower_L2: Optional[RationalNumberType]
+    EVMinimumDischargePower_L3: Optional[RationalNumberType]
+
+    def __init__(self, EVTargetEnergyRequest: Optional[RationalNumberType] = None, EVMaximumEnergyRequest: Optional[RationalNumberType] = None, EVMinimumEnergyRequest: Optional[RationalNumberType] = None, EVMaximumChargePower: Optional[RationalNumberType] = None, EVMaximumChargePower_L2: Optional[RationalNumberType] = None, EVMaximumChargePower_L3: Optional[RationalNumberType] = None, EVMinimumChargePower: Optional[RationalNumberType] = None, EVMinimumChargePower_L2: Optional[RationalNumberType] = None, EVMinimumChargePower_L3: Optional[RationalNumberType] = None, EVPresentActivePower: Optional[RationalNumberType] = None, EVPresentActivePower_L2: Optional[RationalNumberType] = None, EVPresentActivePower_L3: Optional[RationalNumberType] = None, EVPresentReactivePower: Optional[RationalNumberType] = None, EVPresentReactivePower_L2: Optional[RationalNumberType] = None, EVPresentReactivePower_L3: Optional[RationalNumberType] = None, EVMaximumDischargePower: Optional[RationalNumberType] = None, EVMaximumDischargePower_L2: Optional[RationalNumberType] = None, EVMaximumDischargePower_L3: Optional[RationalNumberType] = None, EVMinimumDischargePower: Optional[RationalNumberType] = None, EVMinimumDischargePower_L2: Optional[RationalNumberType] = None, EVMinimumDischargePower_L3: Optional[RationalNumberType] = None) -> None:
+        self.EVTargetEnergyRequest = EVTargetEnergyRequest
+        self.EVMaximumEnergyRequest = EVMaximumEnergyRequest
+        self.EVMinimumEnergyRequest = EVMinimumEnergyRequest
+        self.EVMaximumChargePower = EVMaximumChargePower
+        self.EVMaximumChargePower_L2 = EVMaximumChargePower_L2
+        self.EVMaximumChargePower_L3 = EVMaximumChargePower_L3
+        self.EVMinimumChargePower = EVMinimumChargePower
+        self.EVMinimumChargePower_L2 = EVMinimumChargePower_L2
+        self.EVMinimumChargePower_L3 = EVMinimumChargePower_L3
+        self.EVPresentActivePower = EVPresentActivePower
+        self.EVPresentActivePower_L2 = EVPresentActivePower_L2
+        self.EVPresentActivePower_L3 = EVPresentActivePower_L3
+        self.EVPresentReactivePower = EVPresentReactivePower
+        self.EVPresentReactivePower_L2 = EVPresentReactivePower_L2
+        self.EVPresentReactivePower_L3 = EVPresentReactivePower_L3
+        self.EVMaximumDischargePower = EVMaximumDischargePower
+        self.EVMaximumDischargePower_L2 = EVMaximumDischargePower_L2
+        self.EVMaximumDischargePower_L3 = EVMaximumDischargePower_L3
+        self.EVMinimumDischargePower = EVMinimumDischargePower
+        self.EVMinimumDischargePower_L2 = EVMinimumDischargePower_L2
+        self.EVMinimumDischargePower_L3 = EVMinimumDischargePower_L3
+
+
 class CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlModeType."""
 
@@ -575,24 +685,28 @@ class Scheduled_AC_CLReqControlModeType(Message):
 class AC_ChargeLoopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}AC_ChargeLoopResType."""
 
-    __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVSETargetFrequency', 'CLResControlMode', 'Dynamic_AC_CLResControlMode', 'Scheduled_AC_CLResControlMode', )
+    __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVSETargetFrequency', 'BPT_Dynamic_AC_CLResControlMode', 'BPT_Scheduled_AC_CLResControlMode', 'CLResControlMode', 'Dynamic_AC_CLResControlMode', 'Scheduled_AC_CLResControlMode', )
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
     MeterInfo: Optional[MeterInfoType]
     Receipt: Optional[ReceiptType]
     EVSETargetFrequency: Optional[RationalNumberType]
+    BPT_Dynamic_AC_CLResControlMode: Optional[BPT_Dynamic_AC_CLResControlModeType]
+    BPT_Scheduled_AC_CLResControlMode: Optional[BPT_Scheduled_AC_CLResControlModeType]
     CLResControlMode: Optional[CLResControlModeType]
     Dynamic_AC_CLResControlMode: Optional[Dynamic_AC_CLResControlModeType]
     Scheduled_AC_CLResControlMode: Optional[Scheduled_AC_CLResControlModeType]
 
-    def __init__(self, Header: Optional[MessageHeaderType] = None, ResponseCode: Optional[Union[responseCodeType, str]] = None, EVSEStatus: Optional[EVSEStatusType] = None, MeterInfo: Optional[MeterInfoType] = None, Receipt: Optional[ReceiptType] = None, EVSETargetFrequency: Optional[RationalNumberType] = None, CLResControlMode: Optional[CLResControlModeType] = None, Dynamic_AC_CLResControlMode: Optional[Dynamic_AC_CLResControlModeType] = None, Scheduled_AC_CLResControlMode: Optional[Scheduled_AC_CLResControlModeType] = None) -> None:
+    def __init__(self, Header: Optional[MessageHeaderType] = None, ResponseCode: Optional[Union[responseCodeType, str]] = None, EVSEStatus: Optional[EVSEStatusType] = None, MeterInfo: Optional[MeterInfoType] = None, Receipt: Optional[ReceiptType] = None, EVSETargetFrequency: Optional[RationalNumberType] = None, BPT_Dynamic_AC_CLResControlMode: Optional[BPT_Dynamic_AC_CLResControlModeType] = None, BPT_Scheduled_AC_CLResControlMode: Optional[BPT_Scheduled_AC_CLResControlModeType] = None, CLResControlMode: Optional[CLResControlModeType] = None, Dynamic_AC_CLResControlMode: Optional[Dynamic_AC_CLResControlModeType] = None, Scheduled_AC_CLResControlMode: Optional[Scheduled_AC_CLResControlModeType] = None) -> None:
         self.Header = Header
         self.ResponseCode = ResponseCode
         self.EVSEStatus = EVSEStatus
         self.MeterInfo = MeterInfo
         self.Receipt = Receipt
         self.EVSETargetFrequency = EVSETargetFrequency
+        self.BPT_Dynamic_AC_CLResControlMode = BPT_Dynamic_AC_CLResControlMode
+        self.BPT_Scheduled_AC_CLResControlMode = BPT_Scheduled_AC_CLResControlMode
         self.CLResControlMode = CLResControlMode
         self.Dynamic_AC_CLResControlMode = Dynamic_AC_CLResControlMode
         self.Scheduled_AC_CLResControlMode = Scheduled_AC_CLResControlMode
@@ -676,6 +790,66 @@ class DetailedTaxType(Message):
     def __init__(self, TaxRuleID: Optional[int] = None, Amount: Optional[RationalNumberType] = None) -> None:
         self.TaxRuleID = TaxRuleID
         self.Amount = Amount
+
+
+class BPT_Dynamic_AC_CLResControlModeType(Message):
+    """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Dynamic_AC_CLResControlModeType."""
+
+    __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', )
+    DepartureTime: Optional[int]
+    MinimumSOC: Optional[int]
+    TargetSOC: Optional[int]
+    AckMaxDelay: Optional[int]
+    EVSETargetActivePower: Optional[RationalNumberType]
+    EVSETargetActivePower_L2: Optional[RationalNumberType]
+    EVSETargetActivePower_L3: Optional[RationalNumberType]
+    EVSETargetReactivePower: Optional[RationalNumberType]
+    EVSETargetReactivePower_L2: Optional[RationalNumberType]
+    EVSETargetReactivePower_L3: Optional[RationalNumberType]
+    EVSEPresentActivePower: Optional[RationalNumberType]
+    EVSEPresentActivePower_L2: Optional[RationalNumberType]
+    EVSEPresentActivePower_L3: Optional[RationalNumberType]
+
+    def __init__(self, DepartureTime: Optional[int] = None, MinimumSOC: Optional[int] = None, TargetSOC: Optional[int] = None, AckMaxDelay: Optional[int] = None, EVSETargetActivePower: Optional[RationalNumberType] = None, EVSETargetActivePower_L2: Optional[RationalNumberType] = None, EVSETargetActivePower_L3: Optional[RationalNumberType] = None, EVSETargetReactivePower: Optional[RationalNumberType] = None, EVSETargetReactivePower_L2: Optional[RationalNumberType] = None, EVSETargetReactivePower_L3: Optional[RationalNumberType] = None, EVSEPresentActivePower: Optional[RationalNumberType] = None, EVSEPresentActivePower_L2: Optional[RationalNumberType] = None, EVSEPresentActivePower_L3: Optional[RationalNumberType] = None) -> None:
+        self.DepartureTime = DepartureTime
+        self.MinimumSOC = MinimumSOC
+        self.TargetSOC = TargetSOC
+        self.AckMaxDelay = AckMaxDelay
+        self.EVSETargetActivePower = EVSETargetActivePower
+        self.EVSETargetActivePower_L2 = EVSETargetActivePower_L2
+        self.EVSETargetActivePower_L3 = EVSETargetActivePower_L3
+        self.EVSETargetReactivePower = EVSETargetReactivePower
+        self.EVSETargetReactivePower_L2 = EVSETargetReactivePower_L2
+        self.EVSETargetReactivePower_L3 = EVSETargetReactivePower_L3
+        self.EVSEPresentActivePower = EVSEPresentActivePower
+        self.EVSEPresentActivePower_L2 = EVSEPresentActivePower_L2
+        self.EVSEPresentActivePower_L3 = EVSEPresentActivePower_L3
+
+
+class BPT_Scheduled_AC_CLResControlModeType(Message):
+    """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Scheduled_AC_CLResControlModeType."""
+
+    __slots__ = ('EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', )
+    EVSETargetActivePower: Optional[RationalNumberType]
+    EVSETargetActivePower_L2: Optional[RationalNumberType]
+    EVSETargetActivePower_L3: Optional[RationalNumberType]
+    EVSETargetReactivePower: Optional[RationalNumberType]
+    EVSETargetReactivePower_L2: Optional[RationalNumberType]
+    EVSETargetReactivePower_L3: Optional[RationalNumberType]
+    EVSEPresentActivePower: Optional[RationalNumberType]
+    EVSEPresentActivePower_L2: Optional[RationalNumberType]
+    EVSEPresentActivePower_L3: Optional[RationalNumberType]
+
+    def __init__(self, EVSETargetActivePower: Optional[RationalNumberType] = None, EVSETargetActivePower_L2: Optional[RationalNumberType] = None, EVSETargetActivePower_L3: Optional[RationalNumberType] = None, EVSETargetReactivePower: Optional[RationalNumberType] = None, EVSETargetReactivePower_L2: Optional[RationalNumberType] = None, EVSETargetReactivePower_L3: Optional[RationalNumberType] = None, EVSEPresentActivePower: Optional[RationalNumberType] = None, EVSEPresentActivePower_L2: Optional[RationalNumberType] = None, EVSEPresentActivePower_L3: Optional[RationalNumberType] = None) -> None:
+        self.EVSETargetActivePower = EVSETargetActivePower
+        self.EVSETargetActivePower_L2 = EVSETargetActivePower_L2
+        self.EVSETargetActivePower_L3 = EVSETargetActivePower_L3
+        self.EVSETargetReactivePower = EVSETargetReactivePower
+        self.EVSETargetReactivePower_L2 = EVSETargetReactivePower_L2
+        self.EVSETargetReactivePower_L3 = EVSETargetReactivePower_L3
+        self.EVSEPresentActivePower = EVSEPresentActivePower
+        self.EVSEPresentActivePower_L2 = EVSEPresentActivePower_L2
+        self.EVSEPresentActivePower_L3 = EVSEPresentActivePower_L3
 
 
 class CLResControlModeType(Message):
@@ -848,172 +1022,6 @@ class BPT_AC_CPDResEnergyTransferModeType(Message):
         self.EVSEMinimumDischargePower = EVSEMinimumDischargePower
         self.EVSEMinimumDischargePower_L2 = EVSEMinimumDischargePower_L2
         self.EVSEMinimumDischargePower_L3 = EVSEMinimumDischargePower_L3
-
-
-class BPT_Dynamic_AC_CLReqControlModeType(Message):
-    """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Dynamic_AC_CLReqControlModeType."""
-
-    __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest', )
-    DepartureTime: Optional[int]
-    EVTargetEnergyRequest: Optional[RationalNumberType]
-    EVMaximumEnergyRequest: Optional[RationalNumberType]
-    EVMinimumEnergyRequest: Optional[RationalNumberType]
-    EVMaximumChargePower: Optional[RationalNumberType]
-    EVMaximumChargePower_L2: Optional[RationalNumberType]
-    EVMaximumChargePower_L3: Optional[RationalNumberType]
-    EVMinimumChargePower: Optional[RationalNumberType]
-    EVMinimumChargePower_L2: Optional[RationalNumberType]
-    EVMinimumChargePower_L3: Optional[RationalNumberType]
-    EVPresentActivePower: Optional[RationalNumberType]
-    EVPresentActivePower_L2: Optional[RationalNumberType]
-    EVPresentActivePower_L3: Optional[RationalNumberType]
-    EVPresentReactivePower: Optional[RationalNumberType]
-    EVPresentReactivePower_L2: Optional[RationalNumberType]
-    EVPresentReactivePower_L3: Optional[RationalNumberType]
-    EVMaximumDischargePower: Optional[RationalNumberType]
-    EVMaximumDischargePower_L2: Optional[RationalNumberType]
-    EVMaximumDischargePower_L3: Optional[RationalNumberType]
-    EVMinimumDischargePower: Optional[RationalNumberType]
-    EVMinimumDischargePower_L2: Optional[RationalNumberType]
-    EVMinimumDischargePower_L3: Optional[RationalNumberType]
-    EVMaximumV2XEnergyRequest: Optional[RationalNumberType]
-    EVMinimumV2XEnergyRequest: Optional[RationalNumberType]
-
-    def __init__(self, DepartureTime: Optional[int] = None, EVTargetEnergyRequest: Optional[RationalNumberType] = None, EVMaximumEnergyRequest: Optional[RationalNumberType] = None, EVMinimumEnergyRequest: Optional[RationalNumberType] = None, EVMaximumChargePower: Optional[RationalNumberType] = None, EVMaximumChargePower_L2: Optional[RationalNumberType] = None, EVMaximumChargePower_L3: Optional[RationalNumberType] = None, EVMinimumChargePower: Optional[RationalNumberType] = None, EVMinimumChargePower_L2: Optional[RationalNumberType] = None, EVMinimumChargePower_L3: Optional[RationalNumberType] = None, EVPresentActivePower: Optional[RationalNumberType] = None, EVPresentActivePower_L2: Optional[RationalNumberType] = None, EVPresentActivePower_L3: Optional[RationalNumberType] = None, EVPresentReactivePower: Optional[RationalNumberType] = None, EVPresentReactivePower_L2: Optional[RationalNumberType] = None, EVPresentReactivePower_L3: Optional[RationalNumberType] = None, EVMaximumDischargePower: Optional[RationalNumberType] = None, EVMaximumDischargePower_L2: Optional[RationalNumberType] = None, EVMaximumDischargePower_L3: Optional[RationalNumberType] = None, EVMinimumDischargePower: Optional[RationalNumberType] = None, EVMinimumDischargePower_L2: Optional[RationalNumberType] = None, EVMinimumDischargePower_L3: Optional[RationalNumberType] = None, EVMaximumV2XEnergyRequest: Optional[RationalNumberType] = None, EVMinimumV2XEnergyRequest: Optional[RationalNumberType] = None) -> None:
-        self.DepartureTime = DepartureTime
-        self.EVTargetEnergyRequest = EVTargetEnergyRequest
-        self.EVMaximumEnergyRequest = EVMaximumEnergyRequest
-        self.EVMinimumEnergyRequest = EVMinimumEnergyRequest
-        self.EVMaximumChargePower = EVMaximumChargePower
-        self.EVMaximumChargePower_L2 = EVMaximumChargePower_L2
-        self.EVMaximumChargePower_L3 = EVMaximumChargePower_L3
-        self.EVMinimumChargePower = EVMinimumChargePower
-        self.EVMinimumChargePower_L2 = EVMinimumChargePower_L2
-        self.EVMinimumChargePower_L3 = EVMinimumChargePower_L3
-        self.EVPresentActivePower = EVPresentActivePower
-        self.EVPresentActivePower_L2 = EVPresentActivePower_L2
-        self.EVPresentActivePower_L3 = EVPresentActivePower_L3
-        self.EVPresentReactivePower = EVPresentReactivePower
-        self.EVPresentReactivePower_L2 = EVPresentReactivePower_L2
-        self.EVPresentReactivePower_L3 = EVPresentReactivePower_L3
-        self.EVMaximumDischargePower = EVMaximumDischargePower
-        self.EVMaximumDischargePower_L2 = EVMaximumDischargePower_L2
-        self.EVMaximumDischargePower_L3 = EVMaximumDischargePower_L3
-        self.EVMinimumDischargePower = EVMinimumDischargePower
-        self.EVMinimumDischargePower_L2 = EVMinimumDischargePower_L2
-        self.EVMinimumDischargePower_L3 = EVMinimumDischargePower_L3
-        self.EVMaximumV2XEnergyRequest = EVMaximumV2XEnergyRequest
-        self.EVMinimumV2XEnergyRequest = EVMinimumV2XEnergyRequest
-
-
-class BPT_Dynamic_AC_CLResControlModeType(Message):
-    """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Dynamic_AC_CLResControlModeType."""
-
-    __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', )
-    DepartureTime: Optional[int]
-    MinimumSOC: Optional[int]
-    TargetSOC: Optional[int]
-    AckMaxDelay: Optional[int]
-    EVSETargetActivePower: Optional[RationalNumberType]
-    EVSETargetActivePower_L2: Optional[RationalNumberType]
-    EVSETargetActivePower_L3: Optional[RationalNumberType]
-    EVSETargetReactivePower: Optional[RationalNumberType]
-    EVSETargetReactivePower_L2: Optional[RationalNumberType]
-    EVSETargetReactivePower_L3: Optional[RationalNumberType]
-    EVSEPresentActivePower: Optional[RationalNumberType]
-    EVSEPresentActivePower_L2: Optional[RationalNumberType]
-    EVSEPresentActivePower_L3: Optional[RationalNumberType]
-
-    def __init__(self, DepartureTime: Optional[int] = None, MinimumSOC: Optional[int] = None, TargetSOC: Optional[int] = None, AckMaxDelay: Optional[int] = None, EVSETargetActivePower: Optional[RationalNumberType] = None, EVSETargetActivePower_L2: Optional[RationalNumberType] = None, EVSETargetActivePower_L3: Optional[RationalNumberType] = None, EVSETargetReactivePower: Optional[RationalNumberType] = None, EVSETargetReactivePower_L2: Optional[RationalNumberType] = None, EVSETargetReactivePower_L3: Optional[RationalNumberType] = None, EVSEPresentActivePower: Optional[RationalNumberType] = None, EVSEPresentActivePower_L2: Optional[RationalNumberType] = None, EVSEPresentActivePower_L3: Optional[RationalNumberType] = None) -> None:
-        self.DepartureTime = DepartureTime
-        self.MinimumSOC = MinimumSOC
-        self.TargetSOC = TargetSOC
-        self.AckMaxDelay = AckMaxDelay
-        self.EVSETargetActivePower = EVSETargetActivePower
-        self.EVSETargetActivePower_L2 = EVSETargetActivePower_L2
-        self.EVSETargetActivePower_L3 = EVSETargetActivePower_L3
-        self.EVSETargetReactivePower = EVSETargetReactivePower
-        self.EVSETargetReactivePower_L2 = EVSETargetReactivePower_L2
-        self.EVSETargetReactivePower_L3 = EVSETargetReactivePower_L3
-        self.EVSEPresentActivePower = EVSEPresentActivePower
-        self.EVSEPresentActivePower_L2 = EVSEPresentActivePower_L2
-        self.EVSEPresentActivePower_L3 = EVSEPresentActivePower_L3
-
-
-class BPT_Scheduled_AC_CLReqControlModeType(Message):
-    """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Scheduled_AC_CLReqControlModeType."""
-
-    __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3', )
-    EVTargetEnergyRequest: Optional[RationalNumberType]
-    EVMaximumEnergyRequest: Optional[RationalNumberType]
-    EVMinimumEnergyRequest: Optional[RationalNumberType]
-    EVMaximumChargePower: Optional[RationalNumberType]
-    EVMaximumChargePower_L2: Optional[RationalNumberType]
-    EVMaximumChargePower_L3: Optional[RationalNumberType]
-    EVMinimumChargePower: Optional[RationalNumberType]
-    EVMinimumChargePower_L2: Optional[RationalNumberType]
-    EVMinimumChargePower_L3: Optional[RationalNumberType]
-    EVPresentActivePower: Optional[RationalNumberType]
-    EVPresentActivePower_L2: Optional[RationalNumberType]
-    EVPresentActivePower_L3: Optional[RationalNumberType]
-    EVPresentReactivePower: Optional[RationalNumberType]
-    EVPresentReactivePower_L2: Optional[RationalNumberType]
-    EVPresentReactivePower_L3: Optional[RationalNumberType]
-    EVMaximumDischargePower: Optional[RationalNumberType]
-    EVMaximumDischargePower_L2: Optional[RationalNumberType]
-    EVMaximumDischargePower_L3: Optional[RationalNumberType]
-    EVMinimumDischargePower: Optional[RationalNumberType]
-    EVMinimumDischargePower_L2: Optional[RationalNumberType]
-    EVMinimumDischargePower_L3: Optional[RationalNumberType]
-
-    def __init__(self, EVTargetEnergyRequest: Optional[RationalNumberType] = None, EVMaximumEnergyRequest: Optional[RationalNumberType] = None, EVMinimumEnergyRequest: Optional[RationalNumberType] = None, EVMaximumChargePower: Optional[RationalNumberType] = None, EVMaximumChargePower_L2: Optional[RationalNumberType] = None, EVMaximumChargePower_L3: Optional[RationalNumberType] = None, EVMinimumChargePower: Optional[RationalNumberType] = None, EVMinimumChargePower_L2: Optional[RationalNumberType] = None, EVMinimumChargePower_L3: Optional[RationalNumberType] = None, EVPresentActivePower: Optional[RationalNumberType] = None, EVPresentActivePower_L2: Optional[RationalNumberType] = None, EVPresentActivePower_L3: Optional[RationalNumberType] = None, EVPresentReactivePower: Optional[RationalNumberType] = None, EVPresentReactivePower_L2: Optional[RationalNumberType] = None, EVPresentReactivePower_L3: Optional[RationalNumberType] = None, EVMaximumDischargePower: Optional[RationalNumberType] = None, EVMaximumDischargePower_L2: Optional[RationalNumberType] = None, EVMaximumDischargePower_L3: Optional[RationalNumberType] = None, EVMinimumDischargePower: Optional[RationalNumberType] = None, EVMinimumDischargePower_L2: Optional[RationalNumberType] = None, EVMinimumDischargePower_L3: Optional[RationalNumberType] = None) -> None:
-        self.EVTargetEnergyRequest = EVTargetEnergyRequest
-        self.EVMaximumEnergyRequest = EVMaximumEnergyRequest
-        self.EVMinimumEnergyRequest = EVMinimumEnergyRequest
-        self.EVMaximumChargePower = EVMaximumChargePower
-        self.EVMaximumChargePower_L2 = EVMaximumChargePower_L2
-        self.EVMaximumChargePower_L3 = EVMaximumChargePower_L3
-        self.EVMinimumChargePower = EVMinimumChargePower
-        self.EVMinimumChargePower_L2 = EVMinimumChargePower_L2
-        self.EVMinimumChargePower_L3 = EVMinimumChargePower_L3
-        self.EVPresentActivePower = EVPresentActivePower
-        self.EVPresentActivePower_L2 = EVPresentActivePower_L2
-        self.EVPresentActivePower_L3 = EVPresentActivePower_L3
-        self.EVPresentReactivePower = EVPresentReactivePower
-        self.EVPresentReactivePower_L2 = EVPresentReactivePower_L2
-        self.EVPresentReactivePower_L3 = EVPresentReactivePower_L3
-        self.EVMaximumDischargePower = EVMaximumDischargePower
-        self.EVMaximumDischargePower_L2 = EVMaximumDischargePower_L2
-        self.EVMaximumDischargePower_L3 = EVMaximumDischargePower_L3
-        self.EVMinimumDischargePower = EVMinimumDischargePower
-        self.EVMinimumDischargePower_L2 = EVMinimumDischargePower_L2
-        self.EVMinimumDischargePower_L3 = EVMinimumDischargePower_L3
-
-
-class BPT_Scheduled_AC_CLResControlModeType(Message):
-    """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Scheduled_AC_CLResControlModeType."""
-
-    __slots__ = ('EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', )
-    EVSETargetActivePower: Optional[RationalNumberType]
-    EVSETargetActivePower_L2: Optional[RationalNumberType]
-    EVSETargetActivePower_L3: Optional[RationalNumberType]
-    EVSETargetReactivePower: Optional[RationalNumberType]
-    EVSETargetReactivePower_L2: Optional[RationalNumberType]
-    EVSETargetReactivePower_L3: Optional[RationalNumberType]
-    EVSEPresentActivePower: Optional[RationalNumberType]
-    EVSEPresentActivePower_L2: Optional[RationalNumberType]
-    EVSEPresentActivePower_L3: Optional[RationalNumberType]
-
-    def __init__(self, EVSETargetActivePower: Optional[RationalNumberType] = None, EVSETargetActivePower_L2: Optional[RationalNumberType] = None, EVSETargetActivePower_L3: Optional[RationalNumberType] = None, EVSETargetReactivePower: Optional[RationalNumberType] = None, EVSETargetReactivePower_L2: Optional[RationalNumberType] = None, EVSETargetReactivePower_L3: Optional[RationalNumberType] = None, EVSEPresentActivePower: Optional[RationalNumberType] = None, EVSEPresentActivePower_L2: Optional[RationalNumberType] = None, EVSEPresentActivePower_L3: Optional[RationalNumberType] = None) -> None:
-        self.EVSETargetActivePower = EVSETargetActivePower
-        self.EVSETargetActivePower_L2 = EVSETargetActivePower_L2
-        self.EVSETargetActivePower_L3 = EVSETargetActivePower_L3
-        self.EVSETargetReactivePower = EVSETargetReactivePower
-        self.EVSETargetReactivePower_L2 = EVSETargetReactivePower_L2
-        self.EVSETargetReactivePower_L3 = EVSETargetReactivePower_L3
-        self.EVSEPresentActivePower = EVSEPresentActivePower
-        self.EVSEPresentActivePower_L2 = EVSEPresentActivePower_L2
-        self.EVSEPresentActivePower_L3 = EVSEPresentActivePower_L3
 
 
 class ManifestType(Message):
@@ -1842,6 +1850,8 @@ __all__ = [
     'SPKIDataType',
     'ObjectType',
     'DisplayParametersType',
+    'BPT_Dynamic_AC_CLReqControlModeType',
+    'BPT_Scheduled_AC_CLReqControlModeType',
     'CLReqControlModeType',
     'Dynamic_AC_CLReqControlModeType',
     'Scheduled_AC_CLReqControlModeType',
@@ -1851,6 +1861,8 @@ __all__ = [
     'ReceiptType',
     'DetailedCostType',
     'DetailedTaxType',
+    'BPT_Dynamic_AC_CLResControlModeType',
+    'BPT_Scheduled_AC_CLResControlModeType',
     'CLResControlModeType',
     'Dynamic_AC_CLResControlModeType',
     'Scheduled_AC_CLResControlModeType',
@@ -1858,10 +1870,6 @@ __all__ = [
     'BPT_AC_CPDReqEnergyTransferModeType',
     'AC_ChargeParameterDiscoveryResType',
     'BPT_AC_CPDResEnergyTransferModeType',
-    'BPT_Dynamic_AC_CLReqControlModeType',
-    'BPT_Dynamic_AC_CLResControlModeType',
-    'BPT_Scheduled_AC_CLReqControlModeType',
-    'BPT_Scheduled_AC_CLResControlModeType',
     'ManifestType',
     'SignaturePropertiesType',
     'SignaturePropertyType',

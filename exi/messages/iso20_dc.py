@@ -665,20 +665,24 @@ class DC_CableCheckResType(Message):
 class DC_ChargeLoopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_ChargeLoopReqType."""
 
-    __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', 'EVPresentVoltage', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode', )
+    __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', 'EVPresentVoltage', 'BPT_Dynamic_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode', )
     Header: Optional[MessageHeaderType]
     DisplayParameters: Optional[DisplayParametersType]
     MeterInfoRequested: Optional[bool]
     EVPresentVoltage: Optional[RationalNumberType]
+    BPT_Dynamic_DC_CLReqControlMode: Optional[BPT_Dynamic_DC_CLReqControlModeType]
+    BPT_Scheduled_DC_CLReqControlMode: Optional[BPT_Scheduled_DC_CLReqControlModeType]
     CLReqControlMode: Optional[CLReqControlModeType]
     Dynamic_DC_CLReqControlMode: Optional[Dynamic_DC_CLReqControlModeType]
     Scheduled_DC_CLReqControlMode: Optional[Scheduled_DC_CLReqControlModeType]
 
-    def __init__(self, Header: Optional[MessageHeaderType] = None, DisplayParameters: Optional[DisplayParametersType] = None, MeterInfoRequested: Optional[bool] = None, EVPresentVoltage: Optional[RationalNumberType] = None, CLReqControlMode: Optional[CLReqControlModeType] = None, Dynamic_DC_CLReqControlMode: Optional[Dynamic_DC_CLReqControlModeType] = None, Scheduled_DC_CLReqControlMode: Optional[Scheduled_DC_CLReqControlModeType] = None) -> None:
+    def __init__(self, Header: Optional[MessageHeaderType] = None, DisplayParameters: Optional[DisplayParametersType] = None, MeterInfoRequested: Optional[bool] = None, EVPresentVoltage: Optional[RationalNumberType] = None, BPT_Dynamic_DC_CLReqControlMode: Optional[BPT_Dynamic_DC_CLReqControlModeType] = None, BPT_Scheduled_DC_CLReqControlMode: Optional[BPT_Scheduled_DC_CLReqControlModeType] = None, CLReqControlMode: Optional[CLReqControlModeType] = None, Dynamic_DC_CLReqControlMode: Optional[Dynamic_DC_CLReqControlModeType] = None, Scheduled_DC_CLReqControlMode: Optional[Scheduled_DC_CLReqControlModeType] = None) -> None:
         self.Header = Header
         self.DisplayParameters = DisplayParameters
         self.MeterInfoRequested = MeterInfoRequested
         self.EVPresentVoltage = EVPresentVoltage
+        self.BPT_Dynamic_DC_CLReqControlMode = BPT_Dynamic_DC_CLReqControlMode
+        self.BPT_Scheduled_DC_CLReqControlMode = BPT_Scheduled_DC_CLReqControlMode
         self.CLReqControlMode = CLReqControlMode
         self.Dynamic_DC_CLReqControlMode = Dynamic_DC_CLReqControlMode
         self.Scheduled_DC_CLReqControlMode = Scheduled_DC_CLReqControlMode
@@ -769,7 +773,7 @@ class Scheduled_DC_CLReqControlModeType(Message):
 class DC_ChargeLoopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_ChargeLoopResType."""
 
-    __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVSEPresentCurrent', 'EVSEPresentVoltage', 'EVSEPowerLimitAchieved', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode', )
+    __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVSEPresentCurrent', 'EVSEPresentVoltage', 'EVSEPowerLimitAchieved', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode', )
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
@@ -780,11 +784,13 @@ class DC_ChargeLoopResType(Message):
     EVSEPowerLimitAchieved: Optional[bool]
     EVSECurrentLimitAchieved: Optional[bool]
     EVSEVoltageLimitAchieved: Optional[bool]
+    BPT_Dynamic_DC_CLResControlMode: Optional[BPT_Dynamic_DC_CLResControlModeType]
+    BPT_Scheduled_DC_CLResControlMode: Optional[BPT_Scheduled_DC_CLResControlModeType]
     CLResControlMode: Optional[CLResControlModeType]
     Dynamic_DC_CLResControlMode: Optional[Dynamic_DC_CLResControlModeType]
     Scheduled_DC_CLResControlMode: Optional[Scheduled_DC_CLResControlModeType]
 
-    def __init__(self, Header: Optional[MessageHeaderType] = None, ResponseCode: Optional[Union[responseCodeType, str]] = None, EVSEStatus: Optional[EVSEStatusType] = None, MeterInfo: Optional[MeterInfoType] = None, Receipt: Optional[ReceiptType] = None, EVSEPresentCurrent: Optional[RationalNumberType] = None, EVSEPresentVoltage: Optional[RationalNumberType] = None, EVSEPowerLimitAchieved: Optional[bool] = None, EVSECurrentLimitAchieved: Optional[bool] = None, EVSEVoltageLimitAchieved: Optional[bool] = None, CLResControlMode: Optional[CLResControlModeType] = None, Dynamic_DC_CLResControlMode: Optional[Dynamic_DC_CLResControlModeType] = None, Scheduled_DC_CLResControlMode: Optional[Scheduled_DC_CLResControlModeType] = None) -> None:
+    def __init__(self, Header: Optional[MessageHeaderType] = None, ResponseCode: Optional[Union[responseCodeType, str]] = None, EVSEStatus: Optional[EVSEStatusType] = None, MeterInfo: Optional[MeterInfoType] = None, Receipt: Optional[ReceiptType] = None, EVSEPresentCurrent: Optional[RationalNumberType] = None, EVSEPresentVoltage: Optional[RationalNumberType] = None, EVSEPowerLimitAchieved: Optional[bool] = None, EVSECurrentLimitAchieved: Optional[bool] = None, EVSEVoltageLimitAchieved: Optional[bool] = None, BPT_Dynamic_DC_CLResControlMode: Optional[BPT_Dynamic_DC_CLResControlModeType] = None, BPT_Scheduled_DC_CLResControlMode: Optional[BPT_Scheduled_DC_CLResControlModeType] = None, CLResControlMode: Optional[CLResControlModeType] = None, Dynamic_DC_CLResControlMode: Optional[Dynamic_DC_CLResControlModeType] = None, Scheduled_DC_CLResControlMode: Optional[Scheduled_DC_CLResControlModeType] = None) -> None:
         self.Header = Header
         self.ResponseCode = ResponseCode
         self.EVSEStatus = EVSEStatus
@@ -795,6 +801,8 @@ class DC_ChargeLoopResType(Message):
         self.EVSEPowerLimitAchieved = EVSEPowerLimitAchieved
         self.EVSECurrentLimitAchieved = EVSECurrentLimitAchieved
         self.EVSEVoltageLimitAchieved = EVSEVoltageLimitAchieved
+        self.BPT_Dynamic_DC_CLResControlMode = BPT_Dynamic_DC_CLResControlMode
+        self.BPT_Scheduled_DC_CLResControlMode = BPT_Scheduled_DC_CLResControlMode
         self.CLResControlMode = CLResControlMode
         self.Dynamic_DC_CLResControlMode = Dynamic_DC_CLResControlMode
         self.Scheduled_DC_CLResControlMode = Scheduled_DC_CLResControlMode
