@@ -26,9 +26,9 @@ def main(argv=None) -> int:
         info = SCHEMAS[sid]
         xsd = ROOT / "schemas" / info.directory / info.entry
         tables, messages = generate(sid, info.title, xsd)
-        (args.out / "_tables" / f"{sid}.py").write_text(tables, encoding="utf-8")
+        (args.out / "_tables" / f"{sid}.json").write_text(tables, encoding="utf-8")
         (args.out / "messages" / f"{sid}.py").write_text(messages, encoding="utf-8")
-        print(f"{sid}: {xsd.relative_to(ROOT)} -> _tables/{sid}.py, messages/{sid}.py", file=sys.stderr)
+        print(f"{sid}: {xsd.relative_to(ROOT)} -> _tables/{sid}.json, messages/{sid}.py", file=sys.stderr)
     return 0
 
 

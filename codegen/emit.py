@@ -5,6 +5,7 @@ Output is deterministic: every list is built from sorted or schema-ordered input
 """
 from __future__ import annotations
 
+import json
 import keyword
 import math
 import re
@@ -308,38 +309,46 @@ class Emitter:
 
     # -- files -----------------------------------------------------------------------
     def tables_source(self) -> str:
+        """The grammar tables as JSON (one row per line): data, loaded by exi._schema.
+
+        JSON rather than Python source: it loads in milliseconds whether or not Python
+        may write bytecode caches, and holds no code."""
         self.build()
         rows = self.state_rows()
         uris, locals_ = self.string_tables()
         qn = sorted(self.qnames.items(), key=lambda kv: kv[1])
-        out = [HEADER, f'"""EXI grammar tables of {self.title} (schema id {self.id!r})."""\n\n']
-        out.append(f"SCHEMA_ID = {self.id!r}\n")
-        out.append("QNAMES = (\n" + "".join(f"    {k!r},\n" for k, _ in qn) + ")\n")
-        out.append("DATATYPES = (\n" + "".join(f"    {r!r},\n" for r in self.datatypes) + ")\n")
-        out.append("# (state kind, ((production kind, qname, field, datatype|grammar, next state), ...))\n")
-        out.append("STATES = (\n" + "".join(f"    {r!r},\n" for r in rows) + ")\n")
-        out.append("# (first state, TypeEmpty first state, class name or None, simple datatype or -1)\n")
         grows = []
         for g in self.grammars:
             cname = self._class_of[id(g.type)][0] if isinstance(g.type, ComplexType) else None
             dt = self.datatype(g.type, g.hint) if isinstance(g.type, SimpleType) else -1
             grows.append((g.first.id, g.empty_first.id, cname, dt))
-        out.append("GRAMMARS = (\n" + "".join(f"    {r!r},\n" for r in grows) + ")\n")
-        out.append("# (class, ((field, kind, is list, qname, datatype|grammar), ...))\n")
-        crow = []
-        for name, ct, fields in self.classes:
-            crow.append((name, tuple((f[0], f[1], f[2], f[3], f[4]) for f in fields)))
-        out.append("CLASSES = (\n" + "".join(f"    {r!r},\n" for r in crow) + ")\n")
-        out.append("# (element class, type class, qname)\n")
+        crow = [(name, [(f[0], f[1], f[2], f[3], f[4]) for f in fields]) for name, ct, fields in self.classes]
         erow = [(n, b, self.qname(d.qname)) for n, b, d in self.element_classes]
-        out.append("ELEMENT_CLASSES = (\n" + "".join(f"    {r!r},\n" for r in erow) + ")\n")
-        out.append("# DocContent / FragmentContent: (qname, grammar), sorted by local name then URI\n")
-        out.append("DOC_ELEMENTS = (\n" + "".join(f"    {(q, g)!r},\n" for q, g, _ in self.doc_elements) + ")\n")
-        out.append("FRAGMENT_ELEMENTS = (\n" + "".join(f"    {(q, g)!r},\n" for q, g, _ in self.fragment_elements) + ")\n")
-        out.append("# string table pre-population (EXI 7.3.1, D.1-D.3)\n")
-        out.append(f"URIS = {tuple(uris)!r}\n")
-        out.append("LOCAL_NAMES = (\n" + "".join(f"    {tuple(l)!r},\n" for l in locals_) + ")\n")
-        return "".join(out)
+        sections = [
+            ("_comment", [f"{HEADER.strip()} EXI grammar tables of {self.title} (schema id {self.id})"]),
+            ("SCHEMA_ID", None),
+            ("QNAMES", [list(k) for k, _ in qn]),
+            ("DATATYPES", self.datatypes),
+            ("STATES", rows),            # [state kind, [[production kind, qname, field, datatype|grammar, next]]]
+            ("GRAMMARS", grows),         # [first state, TypeEmpty first state, class or null, simple datatype or -1]
+            ("CLASSES", crow),           # [class, [[field, kind, is list, qname, datatype|grammar]]]
+            ("ELEMENT_CLASSES", erow),   # [element class, type class, qname]
+            ("DOC_ELEMENTS", [(q, g) for q, g, _ in self.doc_elements]),
+            ("FRAGMENT_ELEMENTS", [(q, g) for q, g, _ in self.fragment_elements]),
+            ("URIS", uris),
+            ("LOCAL_NAMES", locals_),
+        ]
+        out = ["{"]
+        for i, (key, rows_) in enumerate(sections):
+            sep = "," if i < len(sections) - 1 else ""
+            if rows_ is None:
+                out.append(f'"{key}":{json.dumps(self.id)}{sep}')
+                continue
+            out.append(f'"{key}":[')
+            out.append(",\n".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) for r in rows_))
+            out.append(f"]{sep}")
+        out.append("}")
+        return "\n".join(out) + "\n"
 
     def messages_source(self) -> str:
         out = [HEADER, f'"""Typed message classes of {self.title} (schema id {self.id!r}).\n\n'

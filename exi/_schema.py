@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib
+import json
 import threading
+from pathlib import Path
 from typing import Optional
 
 from . import _engine
@@ -13,18 +15,42 @@ _cache: dict = {}
 _lock = threading.Lock()
 
 
+class _Tables:
+    """The generated JSON tables of one schema, as attributes."""
+
+    def __init__(self, d: dict):
+        self.QNAMES = tuple(tuple(q) for q in d["QNAMES"])
+        self.DATATYPES = d["DATATYPES"]
+        self.STATES = d["STATES"]
+        self.GRAMMARS = d["GRAMMARS"]
+        self.CLASSES = [(name, tuple(tuple(f) for f in fields)) for name, fields in d["CLASSES"]]
+        self.ELEMENT_CLASSES = d["ELEMENT_CLASSES"]
+        self.DOC_ELEMENTS = [tuple(x) for x in d["DOC_ELEMENTS"]]
+        self.FRAGMENT_ELEMENTS = [tuple(x) for x in d["FRAGMENT_ELEMENTS"]]
+        self.URIS = tuple(d["URIS"])
+        self.LOCAL_NAMES = tuple(tuple(x) for x in d["LOCAL_NAMES"])
+
+
+def _load_tables(schema_id: str) -> _Tables:
+    path = Path(__file__).parent / "_tables" / f"{schema_id}.json"
+    with open(path, "rb") as f:
+        return _Tables(json.loads(f.read()))
+
+
 class Schema:
     """A compiled grammar set: what exi.decode(data, schema) works with."""
 
     def __init__(self, schema_id: str):
         schema_info(schema_id)   # validates the id
         self.id = schema_id
-        t = importlib.import_module(f"exi._tables.{schema_id}")
+        t = _load_tables(schema_id)
         m = importlib.import_module(f"exi.messages.{schema_id}")
         self.messages = m
         self.qnames = t.QNAMES
         self.datatypes = []
         for row in t.DATATYPES:
+            if row[0] == DT_ENUM:
+                row = tuple(row[:3]) + (tuple(row[3]),)
             enum_class = getattr(m, row[2]) if row[0] == DT_ENUM else None
             self.datatypes.append(_engine.Datatype(row, enum_class))
         for dt, row in zip(self.datatypes, t.DATATYPES):
