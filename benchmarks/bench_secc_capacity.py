@@ -23,8 +23,6 @@ import asyncio
 import json
 import os
 import select
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path

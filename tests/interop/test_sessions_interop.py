@@ -12,7 +12,6 @@ import json
 import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -6,7 +6,7 @@ import pytest
 
 from exi.messages import din, iso2
 from exi.v2g.session import (Close, EVCCConfig, SECCConfig, SECCSession, Send, SessionEnded,
-                             SimulatedEV, SimulatedEVSE)
+                             SimulatedEVSE)
 from exi.v2g.session._msg import v2g, val
 from exi.v2g.session.testing import SessionPair
 
@@ -21,7 +21,6 @@ def modify(name, fn):
     done = []
 
     def tamper(direction, payload):
-        schema = "sap" if not hasattr(tamper, "schema") else tamper.schema
         for s in ("din", "iso2"):
             try:
                 msg = exi.decode(payload, s)
@@ -149,8 +148,6 @@ def test_secc_survives_a_controller_bug():
 
 
 def test_metering_receipt_not_asked_for():
-    def forge(direction, payload):
-        return payload
     pair = pair_for("iso2", "ac")
     pair.start()
     while pair.evcc.state.name != "CHARGING_STATUS":

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import select
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -17,7 +17,7 @@ import logging
 import ssl as _ssl
 import time
 from pathlib import Path
-from typing import IO, Callable, Optional, Union
+from typing import IO, Optional, Union
 
 import exi
 from exi.v2g import sdp, tls, transport
