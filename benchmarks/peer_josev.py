@@ -86,7 +86,8 @@ def _run(benchmark, josev, key, op):
     bridge_mean = benchmark.stats.stats.mean if benchmark.stats else float("nan")
     josev.summary.append(
         f"{key:22} {op:6}  bridge mean {bridge_mean * 1e3:6.2f} ms | in-JVM (n={t['n']}) "
-        f"mean {t['mean_s'] * 1e3:6.2f} ms  median {t['median_s'] * 1e3:6.2f} ms  min {t['min_s'] * 1e3:6.2f} ms")
+        f"mean {t['mean_s'] * 1e3:6.2f} ms  median {t['median_s'] * 1e3:6.2f} ms  "
+        f"min {t['min_s'] * 1e3:6.2f} ms")
 
 
 @pytest.mark.parametrize("key", list(MESSAGES))

@@ -7,26 +7,28 @@ import time
 
 import pytest
 
+from tests.netns import NetnsPair, missing_prerequisites
+
 from . import josev_programs as jp
-from ._netns import NetnsUnavailable, veth_pair
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
 
 @pytest.fixture
 def pair():
-    try:
-        with veth_pair("jt") as p:
-            yield p
-    except NetnsUnavailable as e:
-        pytest.fail(f"network namespaces unavailable: {e}", pytrace=False)
+    problem = missing_prerequisites()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    with NetnsPair() as p:
+        yield p
 
 
 def test_peer_secc_and_evcc_complete_a_din_session(pair, tmp_path):
-    secc = jp.start_secc(tmp_path / "secc", pair.if_a, netns=pair.ns_a, protocols=["DIN_SPEC_70121"])
+    secc = jp.start_secc(tmp_path / "secc", pair.iface["secc"], netns=pair.ns["secc"],
+                         protocols=["DIN_SPEC_70121"])
     try:
         secc.wait_for(jp.SESSION_MARKERS["secc_ready"], 60)
-        evcc = jp.start_evcc(tmp_path / "evcc", pair.if_b, netns=pair.ns_b,
+        evcc = jp.start_evcc(tmp_path / "evcc", pair.iface["evcc"], netns=pair.ns["evcc"],
                              config=jp.evcc_config(["DIN_SPEC_70121"]))
         try:
             t0 = time.monotonic()
