@@ -356,12 +356,12 @@ class Emitter:
                "repeated elements are lists.  Encode with exi.encode(), decode with\n"
                f"exi.decode(data, {self.id!r}).\n\"\"\"\n",
                "from __future__ import annotations\n\n",
-               "from decimal import Decimal\nfrom enum import Enum\nfrom typing import List, Optional, Union\n\n",
-               "from exi.message import Message\n\n",
+               "from decimal import Decimal\nfrom typing import List, Optional, Union\n\n",
+               "from exi.message import Message, V2GEnum\n\n",
                f"SCHEMA_ID = {self.id!r}\n"]
         for t_id, name in self.enums.items():
             t = next(t for t in self._all_simple() if id(t) == t_id)
-            out.append(f"\n\nclass {name}(str, Enum):\n    \"\"\"XSD enumeration {t.name}.\"\"\"\n\n")
+            out.append(f"\n\nclass {name}(V2GEnum):\n    \"\"\"XSD enumeration {t.name}.\"\"\"\n\n")
             seen = set()
             for v in t.enum_values:
                 m = _member_name(v, seen)
@@ -372,6 +372,7 @@ class Emitter:
             what = f"complexType {{{q.uri}}}{q.local}" if q else "anonymous complexType"
             out.append(f"\n\nclass {name}(Message):\n    \"\"\"XSD {what}.\"\"\"\n\n")
             out.append("    __slots__ = (" + "".join(f"{f[0]!r}, " for f in fields) + ")\n")
+            out.append(f"    _fields = __slots__\n    _schema_id = {self.id!r}\n")
             for f in fields:
                 out.append(f"    {f[0]}: {self._hint(f)}\n")
             if fields:

@@ -19,12 +19,22 @@ class BitReader:
         self.pos = start_bit
 
     @cython.locals(v=cython.ulonglong, pos=cython.Py_ssize_t, byte=cython.uint,
-                   avail=cython.int, take=cython.int)
+                   avail=cython.int, take=cython.int, i=cython.Py_ssize_t, k=cython.int)
     def read(self, n):
         """Read n bits (n <= 64) as an unsigned number."""
         pos = self.pos
         if pos + n > self.nbits:
             raise EndOfStream()
+        if n == 0:
+            return 0
+        if cython.compiled and n <= 56 and (pos >> 3) + 8 <= (self.nbits >> 3):
+            # fast path: one big-endian 64-bit window holds all n bits
+            i = pos >> 3
+            v = 0
+            for k in range(8):
+                v = (v << 8) | cython.cast(cython.uchar, self.data[i + k])
+            self.pos = pos + n
+            return (v >> (64 - (pos & 7) - n)) & ((cython.cast(cython.ulonglong, 1) << n) - 1)
         v = 0
         while n > 0:
             byte = self.data[pos >> 3]
@@ -79,7 +89,7 @@ class BitReader:
         out = bytearray(n)
         for i in range(n):
             out[i] = self.read(8)
-        return bytes(out)
+        return bytes(out)   # (an unaligned copy: one window read per octet)
 
     def remaining(self):
         return self.nbits - self.pos

@@ -50,12 +50,22 @@ cdef class Grammar:
     cdef public Py_ssize_t nfields
 
 @cython.final
+cdef class Root:
+    cdef public object schema
+    cdef public list qnames, grammars, classes
+    cdef public Py_ssize_t n
+    cdef public int width
+    cdef public dict index
+
+@cython.final
 cdef class Decoder:
     cdef public object schema
     cdef public BitReader r
     cdef public list global_values
     cdef public dict local_values
     cdef public int depth
+    cpdef header(self)
+    cpdef document(self)
     cpdef element(self, Grammar g, cls, qname)
     cpdef simple_element(self, Grammar g, qname)
     cpdef complex_element(self, Grammar g, cls, qname)
@@ -72,6 +82,8 @@ cdef class Encoder:
     cdef public BitWriter w
     cdef public int depth
     cdef public bint validate
+    cpdef header(self)
+    cpdef document(self, obj, qname)
     cpdef element(self, Grammar g, value, qname)
     cpdef simple_element(self, Grammar g, value, qname)
     cpdef complex_element(self, Grammar g, obj, qname)

@@ -180,6 +180,20 @@ class Grammar:
         self.offsets = [slot_offset(getattr(cls, r[0])) for r in rows]
 
 
+@cython.cclass
+class Root:
+    """DocContent of a schema: the global elements (EXI 8.5.1), for the compiled entry points."""
+
+    def __init__(self, schema, qnames, grammars, classes):
+        self.schema = schema
+        self.qnames = list(qnames)
+        self.grammars = list(grammars)
+        self.classes = list(classes)
+        self.n = len(self.qnames)
+        self.width = coding_length(self.n + 1)
+        self.index = {q: i for i, q in enumerate(self.qnames)}
+
+
 def link(states, grammars, datatypes):
     """Resolve production references once the whole schema is loaded."""
     for st in states:
@@ -238,17 +252,16 @@ class Decoder:
         if r.read(4) != 0:
             raise self.error("unsupported EXI version (only 1.0)")
 
+    @cython.locals(code=cython.ulonglong, root=Root)
     def document(self):
-        schema = self.schema
-        n = len(schema.doc_elements)
-        code = self.r.read(coding_length(n + 1))
-        if code >= n:
-            if code == n:
+        root = self.schema.root
+        code = self.r.read(root.width)
+        if code >= root.n:
+            if code == root.n:
                 raise self.error("SE(*) at document level: the root element is not declared in the schema")
             raise self.error(f"invalid event code {code} in DocContent")
-        qname, gi, cls = schema.doc_elements[code]
-        return self.element(schema.grammars[gi], cls, qname)
         # DocEnd has only ED: zero bits
+        return self.element(root.grammars[code], root.classes[code], root.qnames[code])
 
     def fragment(self):
         schema = self.schema
@@ -511,7 +524,7 @@ class Decoder:
 
 
 def decode_document(schema, data):
-    d = Decoder(schema, data)
+    d: Decoder = Decoder(schema, data)
     try:
         d.header()
         return d.document()
@@ -539,15 +552,14 @@ class Encoder:
     def header(self):
         self.w.write(0x80, 8)
 
+    @cython.locals(root=Root, idx=cython.Py_ssize_t)
     def document(self, obj, qname):
-        schema = self.schema
-        idx = schema.doc_index.get(qname)
-        if idx is None:
-            raise EncodeError(f"{schema.qname_text(qname)} is not a global element of schema {schema.id!r}")
-        n = len(schema.doc_elements)
-        self.w.write(idx, coding_length(n + 1))
-        _, gi, _ = schema.doc_elements[idx]
-        self.element(schema.grammars[gi], obj, qname)
+        root = self.schema.root
+        idx = root.index.get(qname, -1)
+        if idx < 0:
+            raise EncodeError(f"{self.schema.qname_text(qname)} is not a global element of schema {self.schema.id!r}")
+        self.w.write(idx, root.width)
+        self.element(root.grammars[idx], obj, qname)
 
     def fragment(self, items):
         schema = self.schema
@@ -868,7 +880,7 @@ class Encoder:
 
 
 def encode_document(schema, obj, qname, validate):
-    e = Encoder(schema, validate)
+    e: Encoder = Encoder(schema, validate)
     e.w.write(0x80, 8)
     e.document(obj, qname)
     return e.w.getvalue()

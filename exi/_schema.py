@@ -99,6 +99,9 @@ class Schema:
         self.doc_elements = [(q, gi, self.element_class_of.get(q, self.grammars[gi].cls))
                              for q, gi in t.DOC_ELEMENTS]
         self.doc_index = {q: i for i, (q, _, _) in enumerate(self.doc_elements)}
+        self.root = _engine.Root(self, [q for q, _, _ in self.doc_elements],
+                                 [self.grammars[g] for _, g, _ in self.doc_elements],
+                                 [c for _, _, c in self.doc_elements])
         self.fragment_elements = [(q, gi, self.element_class_of.get(q, self.grammars[gi].cls if gi >= 0 else None))
                                   for q, gi in t.FRAGMENT_ELEMENTS]
         self.fragment_index = {q: i for i, (q, _, _) in enumerate(self.fragment_elements)}

@@ -1,6 +1,18 @@
 """Base class of every generated message class."""
 from __future__ import annotations
 
+from enum import Enum
+
+
+class V2GEnum(str, Enum):
+    """Base of the generated enumerations: str subclasses whose str() is the XSD value."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
 
 class Message:
     """A decoded or hand-built EXI element.  Subclasses are generated from the XSDs:

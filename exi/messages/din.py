@@ -8,15 +8,14 @@ exi.decode(data, 'din').
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 from typing import List, Optional, Union
 
-from exi.message import Message
+from exi.message import Message, V2GEnum
 
 SCHEMA_ID = 'din'
 
 
-class valueType(str, Enum):
+class valueType(V2GEnum):
     """XSD enumeration valueType."""
 
     bool = 'bool'
@@ -27,7 +26,7 @@ class valueType(str, Enum):
     string = 'string'
 
 
-class unitSymbolType(str, Enum):
+class unitSymbolType(V2GEnum):
     """XSD enumeration unitSymbolType."""
 
     h = 'h'
@@ -42,7 +41,7 @@ class unitSymbolType(str, Enum):
     Wh = 'Wh'
 
 
-class EVSENotificationType(str, Enum):
+class EVSENotificationType(V2GEnum):
     """XSD enumeration EVSENotificationType."""
 
     None_ = 'None'
@@ -50,7 +49,7 @@ class EVSENotificationType(str, Enum):
     ReNegotiation = 'ReNegotiation'
 
 
-class DC_EVErrorCodeType(str, Enum):
+class DC_EVErrorCodeType(V2GEnum):
     """XSD enumeration DC_EVErrorCodeType."""
 
     NO_ERROR = 'NO_ERROR'
@@ -67,7 +66,7 @@ class DC_EVErrorCodeType(str, Enum):
     NoData = 'NoData'
 
 
-class responseCodeType(str, Enum):
+class responseCodeType(V2GEnum):
     """XSD enumeration responseCodeType."""
 
     OK = 'OK'
@@ -95,7 +94,7 @@ class responseCodeType(str, Enum):
     FAILED_WrongEnergyTransferType = 'FAILED_WrongEnergyTransferType'
 
 
-class isolationLevelType(str, Enum):
+class isolationLevelType(V2GEnum):
     """XSD enumeration isolationLevelType."""
 
     Invalid = 'Invalid'
@@ -104,7 +103,7 @@ class isolationLevelType(str, Enum):
     Fault = 'Fault'
 
 
-class DC_EVSEStatusCodeType(str, Enum):
+class DC_EVSEStatusCodeType(V2GEnum):
     """XSD enumeration DC_EVSEStatusCodeType."""
 
     EVSE_NotReady = 'EVSE_NotReady'
@@ -121,14 +120,14 @@ class DC_EVSEStatusCodeType(str, Enum):
     Reserved_C = 'Reserved_C'
 
 
-class EVSEProcessingType(str, Enum):
+class EVSEProcessingType(V2GEnum):
     """XSD enumeration EVSEProcessingType."""
 
     Finished = 'Finished'
     Ongoing = 'Ongoing'
 
 
-class EVRequestedEnergyTransferType(str, Enum):
+class EVRequestedEnergyTransferType(V2GEnum):
     """XSD enumeration EVRequestedEnergyTransferType."""
 
     AC_single_phase_core = 'AC_single_phase_core'
@@ -139,7 +138,7 @@ class EVRequestedEnergyTransferType(str, Enum):
     DC_unique = 'DC_unique'
 
 
-class costKindType(str, Enum):
+class costKindType(V2GEnum):
     """XSD enumeration costKindType."""
 
     relativePricePercentage = 'relativePricePercentage'
@@ -147,7 +146,7 @@ class costKindType(str, Enum):
     CarbonDioxideEmission = 'CarbonDioxideEmission'
 
 
-class serviceCategoryType(str, Enum):
+class serviceCategoryType(V2GEnum):
     """XSD enumeration serviceCategoryType."""
 
     EVCharging = 'EVCharging'
@@ -156,7 +155,7 @@ class serviceCategoryType(str, Enum):
     OtherCustom = 'OtherCustom'
 
 
-class EVSESupportedEnergyTransferType(str, Enum):
+class EVSESupportedEnergyTransferType(V2GEnum):
     """XSD enumeration EVSESupportedEnergyTransferType."""
 
     AC_single_phase_core = 'AC_single_phase_core'
@@ -171,14 +170,14 @@ class EVSESupportedEnergyTransferType(str, Enum):
     AC_core3p_DC_extended = 'AC_core3p_DC_extended'
 
 
-class paymentOptionType(str, Enum):
+class paymentOptionType(V2GEnum):
     """XSD enumeration paymentOptionType."""
 
     Contract = 'Contract'
     ExternalPayment = 'ExternalPayment'
 
 
-class faultCodeType(str, Enum):
+class faultCodeType(V2GEnum):
     """XSD enumeration faultCodeType."""
 
     ParsingError = 'ParsingError'
@@ -190,6 +189,8 @@ class AC_EVChargeParameterType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}AC_EVChargeParameterType."""
 
     __slots__ = ('DepartureTime', 'EAmount', 'EVMaxVoltage', 'EVMaxCurrent', 'EVMinCurrent', )
+    _fields = __slots__
+    _schema_id = 'din'
     DepartureTime: Optional[int]
     EAmount: Optional[PhysicalValueType]
     EVMaxVoltage: Optional[PhysicalValueType]
@@ -208,6 +209,8 @@ class PhysicalValueType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}PhysicalValueType."""
 
     __slots__ = ('Multiplier', 'Unit', 'Value', )
+    _fields = __slots__
+    _schema_id = 'din'
     Multiplier: Optional[int]
     Unit: Optional[Union[unitSymbolType, str]]
     Value: Optional[int]
@@ -222,6 +225,8 @@ class AC_EVSEChargeParameterType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}AC_EVSEChargeParameterType."""
 
     __slots__ = ('AC_EVSEStatus', 'EVSEMaxVoltage', 'EVSEMaxCurrent', 'EVSEMinCurrent', )
+    _fields = __slots__
+    _schema_id = 'din'
     AC_EVSEStatus: Optional[AC_EVSEStatusType]
     EVSEMaxVoltage: Optional[PhysicalValueType]
     EVSEMaxCurrent: Optional[PhysicalValueType]
@@ -238,6 +243,8 @@ class AC_EVSEStatusType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}AC_EVSEStatusType."""
 
     __slots__ = ('PowerSwitchClosed', 'RCD', 'NotificationMaxDelay', 'EVSENotification', )
+    _fields = __slots__
+    _schema_id = 'din'
     PowerSwitchClosed: Optional[bool]
     RCD: Optional[bool]
     NotificationMaxDelay: Optional[int]
@@ -254,12 +261,16 @@ class BodyBaseType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDef}BodyBaseType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'din'
 
 
 class CableCheckReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}CableCheckReqType."""
 
     __slots__ = ('DC_EVStatus', )
+    _fields = __slots__
+    _schema_id = 'din'
     DC_EVStatus: Optional[DC_EVStatusType]
 
     def __init__(self, DC_EVStatus: Optional[DC_EVStatusType] = None) -> None:
@@ -270,6 +281,8 @@ class DC_EVStatusType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}DC_EVStatusType."""
 
     __slots__ = ('EVReady', 'EVCabinConditioning', 'EVRESSConditioning', 'EVErrorCode', 'EVRESSSOC', )
+    _fields = __slots__
+    _schema_id = 'din'
     EVReady: Optional[bool]
     EVCabinConditioning: Optional[bool]
     EVRESSConditioning: Optional[bool]
@@ -288,6 +301,8 @@ class CableCheckResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}CableCheckResType."""
 
     __slots__ = ('ResponseCode', 'DC_EVSEStatus', 'EVSEProcessing', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
     EVSEProcessing: Optional[Union[EVSEProcessingType, str]]
@@ -302,6 +317,8 @@ class DC_EVSEStatusType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}DC_EVSEStatusType."""
 
     __slots__ = ('EVSEIsolationStatus', 'EVSEStatusCode', 'NotificationMaxDelay', 'EVSENotification', )
+    _fields = __slots__
+    _schema_id = 'din'
     EVSEIsolationStatus: Optional[Union[isolationLevelType, str]]
     EVSEStatusCode: Optional[Union[DC_EVSEStatusCodeType, str]]
     NotificationMaxDelay: Optional[int]
@@ -318,6 +335,8 @@ class CanonicalizationMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -330,6 +349,8 @@ class CertificateInstallationReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}CertificateInstallationReqType."""
 
     __slots__ = ('Id', 'OEMProvisioningCert', 'ListOfRootCertificateIDs', 'DHParams', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     OEMProvisioningCert: Optional[bytes]
     ListOfRootCertificateIDs: Optional[ListOfRootCertificateIDsType]
@@ -346,6 +367,8 @@ class ListOfRootCertificateIDsType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ListOfRootCertificateIDsType."""
 
     __slots__ = ('RootCertificateID', )
+    _fields = __slots__
+    _schema_id = 'din'
     RootCertificateID: Optional[List[str]]
 
     def __init__(self, RootCertificateID: Optional[List[str]] = None) -> None:
@@ -356,6 +379,8 @@ class CertificateInstallationResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}CertificateInstallationResType."""
 
     __slots__ = ('Id', 'ResponseCode', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHParams', 'ContractID', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     ResponseCode: Optional[Union[responseCodeType, str]]
     ContractSignatureCertChain: Optional[CertificateChainType]
@@ -376,6 +401,8 @@ class CertificateChainType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}CertificateChainType."""
 
     __slots__ = ('Certificate', 'SubCertificates', )
+    _fields = __slots__
+    _schema_id = 'din'
     Certificate: Optional[bytes]
     SubCertificates: Optional[SubCertificatesType]
 
@@ -388,6 +415,8 @@ class SubCertificatesType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}SubCertificatesType."""
 
     __slots__ = ('Certificate', )
+    _fields = __slots__
+    _schema_id = 'din'
     Certificate: Optional[List[bytes]]
 
     def __init__(self, Certificate: Optional[List[bytes]] = None) -> None:
@@ -398,6 +427,8 @@ class CertificateUpdateReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}CertificateUpdateReqType."""
 
     __slots__ = ('Id', 'ContractSignatureCertChain', 'ContractID', 'ListOfRootCertificateIDs', 'DHParams', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     ContractSignatureCertChain: Optional[CertificateChainType]
     ContractID: Optional[str]
@@ -416,6 +447,8 @@ class CertificateUpdateResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}CertificateUpdateResType."""
 
     __slots__ = ('Id', 'ResponseCode', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHParams', 'ContractID', 'RetryCounter', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     ResponseCode: Optional[Union[responseCodeType, str]]
     ContractSignatureCertChain: Optional[CertificateChainType]
@@ -438,6 +471,8 @@ class ChargeParameterDiscoveryReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ChargeParameterDiscoveryReqType."""
 
     __slots__ = ('EVRequestedEnergyTransferType', 'AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter', )
+    _fields = __slots__
+    _schema_id = 'din'
     EVRequestedEnergyTransferType: Optional[Union[EVRequestedEnergyTransferType, str]]
     AC_EVChargeParameter: Optional[AC_EVChargeParameterType]
     DC_EVChargeParameter: Optional[DC_EVChargeParameterType]
@@ -454,6 +489,8 @@ class DC_EVChargeParameterType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}DC_EVChargeParameterType."""
 
     __slots__ = ('DC_EVStatus', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'EVMaximumVoltageLimit', 'EVEnergyCapacity', 'EVEnergyRequest', 'FullSOC', 'BulkSOC', )
+    _fields = __slots__
+    _schema_id = 'din'
     DC_EVStatus: Optional[DC_EVStatusType]
     EVMaximumCurrentLimit: Optional[PhysicalValueType]
     EVMaximumPowerLimit: Optional[PhysicalValueType]
@@ -478,12 +515,16 @@ class EVChargeParameterType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}EVChargeParameterType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'din'
 
 
 class ChargeParameterDiscoveryResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ChargeParameterDiscoveryResType."""
 
     __slots__ = ('ResponseCode', 'EVSEProcessing', 'SAScheduleList', 'SASchedules', 'AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[EVSEProcessingType, str]]
     SAScheduleList: Optional[SAScheduleListType]
@@ -506,6 +547,8 @@ class SAScheduleListType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}SAScheduleListType."""
 
     __slots__ = ('SAScheduleTuple', )
+    _fields = __slots__
+    _schema_id = 'din'
     SAScheduleTuple: Optional[List[SAScheduleTupleType]]
 
     def __init__(self, SAScheduleTuple: Optional[List[SAScheduleTupleType]] = None) -> None:
@@ -516,6 +559,8 @@ class SAScheduleTupleType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}SAScheduleTupleType."""
 
     __slots__ = ('SAScheduleTupleID', 'PMaxSchedule', 'SalesTariff', )
+    _fields = __slots__
+    _schema_id = 'din'
     SAScheduleTupleID: Optional[int]
     PMaxSchedule: Optional[PMaxScheduleType]
     SalesTariff: Optional[SalesTariffType]
@@ -530,6 +575,8 @@ class PMaxScheduleType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}PMaxScheduleType."""
 
     __slots__ = ('PMaxScheduleID', 'PMaxScheduleEntry', )
+    _fields = __slots__
+    _schema_id = 'din'
     PMaxScheduleID: Optional[int]
     PMaxScheduleEntry: Optional[List[PMaxScheduleEntryType]]
 
@@ -542,6 +589,8 @@ class PMaxScheduleEntryType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}PMaxScheduleEntryType."""
 
     __slots__ = ('RelativeTimeInterval', 'TimeInterval', 'PMax', )
+    _fields = __slots__
+    _schema_id = 'din'
     RelativeTimeInterval: Optional[RelativeTimeIntervalType]
     TimeInterval: Optional[IntervalType]
     PMax: Optional[int]
@@ -556,6 +605,8 @@ class RelativeTimeIntervalType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}RelativeTimeIntervalType."""
 
     __slots__ = ('start', 'duration', )
+    _fields = __slots__
+    _schema_id = 'din'
     start: Optional[int]
     duration: Optional[int]
 
@@ -568,12 +619,16 @@ class IntervalType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}IntervalType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'din'
 
 
 class SalesTariffType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}SalesTariffType."""
 
     __slots__ = ('Id', 'SalesTariffID', 'SalesTariffDescription', 'NumEPriceLevels', 'SalesTariffEntry', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     SalesTariffID: Optional[int]
     SalesTariffDescription: Optional[str]
@@ -592,6 +647,8 @@ class SalesTariffEntryType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}SalesTariffEntryType."""
 
     __slots__ = ('RelativeTimeInterval', 'TimeInterval', 'EPriceLevel', 'ConsumptionCost', )
+    _fields = __slots__
+    _schema_id = 'din'
     RelativeTimeInterval: Optional[RelativeTimeIntervalType]
     TimeInterval: Optional[IntervalType]
     EPriceLevel: Optional[int]
@@ -608,6 +665,8 @@ class ConsumptionCostType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ConsumptionCostType."""
 
     __slots__ = ('startValue', 'Cost', )
+    _fields = __slots__
+    _schema_id = 'din'
     startValue: Optional[int]
     Cost: Optional[List[CostType]]
 
@@ -620,6 +679,8 @@ class CostType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}CostType."""
 
     __slots__ = ('costKind', 'amount', 'amountMultiplier', )
+    _fields = __slots__
+    _schema_id = 'din'
     costKind: Optional[Union[costKindType, str]]
     amount: Optional[int]
     amountMultiplier: Optional[int]
@@ -634,12 +695,16 @@ class SASchedulesType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}SASchedulesType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'din'
 
 
 class DC_EVSEChargeParameterType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}DC_EVSEChargeParameterType."""
 
     __slots__ = ('DC_EVSEStatus', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEMaximumVoltageLimit', 'EVSEMinimumCurrentLimit', 'EVSEMinimumVoltageLimit', 'EVSECurrentRegulationTolerance', 'EVSEPeakCurrentRipple', 'EVSEEnergyToBeDelivered', )
+    _fields = __slots__
+    _schema_id = 'din'
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
     EVSEMaximumCurrentLimit: Optional[PhysicalValueType]
     EVSEMaximumPowerLimit: Optional[PhysicalValueType]
@@ -666,18 +731,24 @@ class EVSEChargeParameterType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}EVSEChargeParameterType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'din'
 
 
 class ChargingStatusReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ChargingStatusReqType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'din'
 
 
 class ChargingStatusResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ChargingStatusResType."""
 
     __slots__ = ('ResponseCode', 'EVSEID', 'SAScheduleTupleID', 'EVSEMaxCurrent', 'MeterInfo', 'ReceiptRequired', 'AC_EVSEStatus', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEID: Optional[bytes]
     SAScheduleTupleID: Optional[int]
@@ -700,6 +771,8 @@ class MeterInfoType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}MeterInfoType."""
 
     __slots__ = ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter', )
+    _fields = __slots__
+    _schema_id = 'din'
     MeterID: Optional[str]
     MeterReading: Optional[PhysicalValueType]
     SigMeterReading: Optional[bytes]
@@ -718,6 +791,8 @@ class ContractAuthenticationReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ContractAuthenticationReqType."""
 
     __slots__ = ('Id', 'GenChallenge', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     GenChallenge: Optional[str]
 
@@ -730,6 +805,8 @@ class ContractAuthenticationResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ContractAuthenticationResType."""
 
     __slots__ = ('ResponseCode', 'EVSEProcessing', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[EVSEProcessingType, str]]
 
@@ -742,6 +819,8 @@ class CurrentDemandReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}CurrentDemandReqType."""
 
     __slots__ = ('DC_EVStatus', 'EVTargetCurrent', 'EVMaximumVoltageLimit', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'BulkChargingComplete', 'ChargingComplete', 'RemainingTimeToFullSoC', 'RemainingTimeToBulkSoC', 'EVTargetVoltage', )
+    _fields = __slots__
+    _schema_id = 'din'
     DC_EVStatus: Optional[DC_EVStatusType]
     EVTargetCurrent: Optional[PhysicalValueType]
     EVMaximumVoltageLimit: Optional[PhysicalValueType]
@@ -770,6 +849,8 @@ class CurrentDemandResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}CurrentDemandResType."""
 
     __slots__ = ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', 'EVSEPresentCurrent', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'EVSEPowerLimitAchieved', 'EVSEMaximumVoltageLimit', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
     EVSEPresentVoltage: Optional[PhysicalValueType]
@@ -798,6 +879,8 @@ class DC_EVPowerDeliveryParameterType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}DC_EVPowerDeliveryParameterType."""
 
     __slots__ = ('DC_EVStatus', 'BulkChargingComplete', 'ChargingComplete', )
+    _fields = __slots__
+    _schema_id = 'din'
     DC_EVStatus: Optional[DC_EVStatusType]
     BulkChargingComplete: Optional[bool]
     ChargingComplete: Optional[bool]
@@ -812,6 +895,8 @@ class DSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DSAKeyValueType."""
 
     __slots__ = ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter', )
+    _fields = __slots__
+    _schema_id = 'din'
     P: Optional[bytes]
     Q: Optional[bytes]
     G: Optional[bytes]
@@ -834,6 +919,8 @@ class DigestMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DigestMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -846,24 +933,32 @@ class EVPowerDeliveryParameterType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}EVPowerDeliveryParameterType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'din'
 
 
 class EVSEStatusType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}EVSEStatusType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'din'
 
 
 class EVStatusType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}EVStatusType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'din'
 
 
 class EntryType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}EntryType."""
 
     __slots__ = ('RelativeTimeInterval', 'TimeInterval', )
+    _fields = __slots__
+    _schema_id = 'din'
     RelativeTimeInterval: Optional[RelativeTimeIntervalType]
     TimeInterval: Optional[IntervalType]
 
@@ -876,6 +971,8 @@ class KeyInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyInfoType."""
 
     __slots__ = ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     KeyName: Optional[List[str]]
     KeyValue: Optional[List[KeyValueType]]
@@ -902,6 +999,8 @@ class KeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyValueType."""
 
     __slots__ = ('DSAKeyValue', 'RSAKeyValue', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     DSAKeyValue: Optional[DSAKeyValueType]
     RSAKeyValue: Optional[RSAKeyValueType]
     any: Optional[list]
@@ -916,6 +1015,8 @@ class RSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RSAKeyValueType."""
 
     __slots__ = ('Modulus', 'Exponent', )
+    _fields = __slots__
+    _schema_id = 'din'
     Modulus: Optional[bytes]
     Exponent: Optional[bytes]
 
@@ -928,6 +1029,8 @@ class RetrievalMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RetrievalMethodType."""
 
     __slots__ = ('Type', 'URI', 'Transforms', )
+    _fields = __slots__
+    _schema_id = 'din'
     Type: Optional[str]
     URI: Optional[str]
     Transforms: Optional[TransformsType]
@@ -942,6 +1045,8 @@ class TransformsType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformsType."""
 
     __slots__ = ('Transform', )
+    _fields = __slots__
+    _schema_id = 'din'
     Transform: Optional[List[TransformType]]
 
     def __init__(self, Transform: Optional[List[TransformType]] = None) -> None:
@@ -952,6 +1057,8 @@ class TransformType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformType."""
 
     __slots__ = ('Algorithm', 'XPath', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     Algorithm: Optional[str]
     XPath: Optional[List[str]]
     any: Optional[list]
@@ -966,6 +1073,8 @@ class X509DataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509DataType."""
 
     __slots__ = ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     X509IssuerSerial: Optional[List[X509IssuerSerialType]]
     X509SKI: Optional[List[bytes]]
     X509SubjectName: Optional[List[str]]
@@ -986,6 +1095,8 @@ class X509IssuerSerialType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerialType."""
 
     __slots__ = ('X509IssuerName', 'X509SerialNumber', )
+    _fields = __slots__
+    _schema_id = 'din'
     X509IssuerName: Optional[str]
     X509SerialNumber: Optional[int]
 
@@ -998,6 +1109,8 @@ class PGPDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}PGPDataType."""
 
     __slots__ = ('PGPKeyID', 'PGPKeyPacket', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     PGPKeyID: Optional[bytes]
     PGPKeyPacket: Optional[List[bytes]]
     any: Optional[list]
@@ -1012,6 +1125,8 @@ class SPKIDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SPKIDataType."""
 
     __slots__ = ('SPKISexp', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     SPKISexp: Optional[List[bytes]]
     any: Optional[list]
 
@@ -1024,6 +1139,8 @@ class ManifestType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ManifestType."""
 
     __slots__ = ('Id', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     Reference: Optional[List[ReferenceType]]
 
@@ -1036,6 +1153,8 @@ class ReferenceType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ReferenceType."""
 
     __slots__ = ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     Type: Optional[str]
     URI: Optional[str]
@@ -1056,6 +1175,8 @@ class MeteringReceiptReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}MeteringReceiptReqType."""
 
     __slots__ = ('Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     SessionID: Optional[bytes]
     SAScheduleTupleID: Optional[int]
@@ -1072,6 +1193,8 @@ class MeteringReceiptResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}MeteringReceiptResType."""
 
     __slots__ = ('ResponseCode', 'AC_EVSEStatus', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     AC_EVSEStatus: Optional[AC_EVSEStatusType]
 
@@ -1084,6 +1207,8 @@ class ObjectType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ObjectType."""
 
     __slots__ = ('Encoding', 'Id', 'MimeType', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     Encoding: Optional[str]
     Id: Optional[str]
     MimeType: Optional[str]
@@ -1100,6 +1225,8 @@ class PaymentDetailsReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}PaymentDetailsReqType."""
 
     __slots__ = ('ContractID', 'ContractSignatureCertChain', )
+    _fields = __slots__
+    _schema_id = 'din'
     ContractID: Optional[str]
     ContractSignatureCertChain: Optional[CertificateChainType]
 
@@ -1112,6 +1239,8 @@ class PaymentDetailsResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}PaymentDetailsResType."""
 
     __slots__ = ('ResponseCode', 'GenChallenge', 'DateTimeNow', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     GenChallenge: Optional[str]
     DateTimeNow: Optional[int]
@@ -1126,6 +1255,8 @@ class PowerDeliveryReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}PowerDeliveryReqType."""
 
     __slots__ = ('ReadyToChargeState', 'ChargingProfile', 'DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter', )
+    _fields = __slots__
+    _schema_id = 'din'
     ReadyToChargeState: Optional[bool]
     ChargingProfile: Optional[ChargingProfileType]
     DC_EVPowerDeliveryParameter: Optional[DC_EVPowerDeliveryParameterType]
@@ -1142,6 +1273,8 @@ class ChargingProfileType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ChargingProfileType."""
 
     __slots__ = ('SAScheduleTupleID', 'ProfileEntry', )
+    _fields = __slots__
+    _schema_id = 'din'
     SAScheduleTupleID: Optional[int]
     ProfileEntry: Optional[List[ProfileEntryType]]
 
@@ -1154,6 +1287,8 @@ class ProfileEntryType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ProfileEntryType."""
 
     __slots__ = ('ChargingProfileEntryStart', 'ChargingProfileEntryMaxPower', )
+    _fields = __slots__
+    _schema_id = 'din'
     ChargingProfileEntryStart: Optional[int]
     ChargingProfileEntryMaxPower: Optional[int]
 
@@ -1166,6 +1301,8 @@ class PowerDeliveryResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}PowerDeliveryResType."""
 
     __slots__ = ('ResponseCode', 'AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     AC_EVSEStatus: Optional[AC_EVSEStatusType]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
@@ -1182,6 +1319,8 @@ class PreChargeReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}PreChargeReqType."""
 
     __slots__ = ('DC_EVStatus', 'EVTargetVoltage', 'EVTargetCurrent', )
+    _fields = __slots__
+    _schema_id = 'din'
     DC_EVStatus: Optional[DC_EVStatusType]
     EVTargetVoltage: Optional[PhysicalValueType]
     EVTargetCurrent: Optional[PhysicalValueType]
@@ -1196,6 +1335,8 @@ class PreChargeResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}PreChargeResType."""
 
     __slots__ = ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
     EVSEPresentVoltage: Optional[PhysicalValueType]
@@ -1210,6 +1351,8 @@ class ServiceChargeType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ServiceChargeType."""
 
     __slots__ = ('ServiceTag', 'FreeService', 'EnergyTransferType', )
+    _fields = __slots__
+    _schema_id = 'din'
     ServiceTag: Optional[ServiceTagType]
     FreeService: Optional[bool]
     EnergyTransferType: Optional[Union[EVSESupportedEnergyTransferType, str]]
@@ -1224,6 +1367,8 @@ class ServiceTagType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ServiceTagType."""
 
     __slots__ = ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope', )
+    _fields = __slots__
+    _schema_id = 'din'
     ServiceID: Optional[int]
     ServiceName: Optional[str]
     ServiceCategory: Optional[Union[serviceCategoryType, str]]
@@ -1240,6 +1385,8 @@ class ServiceDetailReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ServiceDetailReqType."""
 
     __slots__ = ('ServiceID', )
+    _fields = __slots__
+    _schema_id = 'din'
     ServiceID: Optional[int]
 
     def __init__(self, ServiceID: Optional[int] = None) -> None:
@@ -1250,6 +1397,8 @@ class ServiceDetailResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ServiceDetailResType."""
 
     __slots__ = ('ResponseCode', 'ServiceID', 'ServiceParameterList', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     ServiceID: Optional[int]
     ServiceParameterList: Optional[ServiceParameterListType]
@@ -1264,6 +1413,8 @@ class ServiceParameterListType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ServiceParameterListType."""
 
     __slots__ = ('ParameterSet', )
+    _fields = __slots__
+    _schema_id = 'din'
     ParameterSet: Optional[List[ParameterSetType]]
 
     def __init__(self, ParameterSet: Optional[List[ParameterSetType]] = None) -> None:
@@ -1274,6 +1425,8 @@ class ParameterSetType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ParameterSetType."""
 
     __slots__ = ('ParameterSetID', 'Parameter', )
+    _fields = __slots__
+    _schema_id = 'din'
     ParameterSetID: Optional[int]
     Parameter: Optional[List[ParameterType]]
 
@@ -1286,6 +1439,8 @@ class ParameterType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ParameterType."""
 
     __slots__ = ('Name', 'ValueType', 'boolValue', 'byteValue', 'shortValue', 'intValue', 'physicalValue', 'stringValue', )
+    _fields = __slots__
+    _schema_id = 'din'
     Name: Optional[str]
     ValueType: Optional[Union[valueType, str]]
     boolValue: Optional[bool]
@@ -1310,6 +1465,8 @@ class ServiceDiscoveryReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ServiceDiscoveryReqType."""
 
     __slots__ = ('ServiceScope', 'ServiceCategory', )
+    _fields = __slots__
+    _schema_id = 'din'
     ServiceScope: Optional[str]
     ServiceCategory: Optional[Union[serviceCategoryType, str]]
 
@@ -1322,6 +1479,8 @@ class ServiceDiscoveryResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ServiceDiscoveryResType."""
 
     __slots__ = ('ResponseCode', 'PaymentOptions', 'ChargeService', 'ServiceList', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     PaymentOptions: Optional[PaymentOptionsType]
     ChargeService: Optional[ServiceChargeType]
@@ -1338,6 +1497,8 @@ class PaymentOptionsType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}PaymentOptionsType."""
 
     __slots__ = ('PaymentOption', )
+    _fields = __slots__
+    _schema_id = 'din'
     PaymentOption: Optional[List[Union[paymentOptionType, str]]]
 
     def __init__(self, PaymentOption: Optional[List[Union[paymentOptionType, str]]] = None) -> None:
@@ -1348,6 +1509,8 @@ class ServiceTagListType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ServiceTagListType."""
 
     __slots__ = ('Service', )
+    _fields = __slots__
+    _schema_id = 'din'
     Service: Optional[List[ServiceType]]
 
     def __init__(self, Service: Optional[List[ServiceType]] = None) -> None:
@@ -1358,6 +1521,8 @@ class ServiceType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}ServiceType."""
 
     __slots__ = ('ServiceTag', 'FreeService', )
+    _fields = __slots__
+    _schema_id = 'din'
     ServiceTag: Optional[ServiceTagType]
     FreeService: Optional[bool]
 
@@ -1370,6 +1535,8 @@ class ServicePaymentSelectionReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ServicePaymentSelectionReqType."""
 
     __slots__ = ('SelectedPaymentOption', 'SelectedServiceList', )
+    _fields = __slots__
+    _schema_id = 'din'
     SelectedPaymentOption: Optional[Union[paymentOptionType, str]]
     SelectedServiceList: Optional[SelectedServiceListType]
 
@@ -1382,6 +1549,8 @@ class SelectedServiceListType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}SelectedServiceListType."""
 
     __slots__ = ('SelectedService', )
+    _fields = __slots__
+    _schema_id = 'din'
     SelectedService: Optional[List[SelectedServiceType]]
 
     def __init__(self, SelectedService: Optional[List[SelectedServiceType]] = None) -> None:
@@ -1392,6 +1561,8 @@ class SelectedServiceType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}SelectedServiceType."""
 
     __slots__ = ('ServiceID', 'ParameterSetID', )
+    _fields = __slots__
+    _schema_id = 'din'
     ServiceID: Optional[int]
     ParameterSetID: Optional[int]
 
@@ -1404,6 +1575,8 @@ class ServicePaymentSelectionResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}ServicePaymentSelectionResType."""
 
     __slots__ = ('ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
 
     def __init__(self, ResponseCode: Optional[Union[responseCodeType, str]] = None) -> None:
@@ -1414,6 +1587,8 @@ class SessionSetupReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}SessionSetupReqType."""
 
     __slots__ = ('EVCCID', )
+    _fields = __slots__
+    _schema_id = 'din'
     EVCCID: Optional[bytes]
 
     def __init__(self, EVCCID: Optional[bytes] = None) -> None:
@@ -1424,6 +1599,8 @@ class SessionSetupResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}SessionSetupResType."""
 
     __slots__ = ('ResponseCode', 'EVSEID', 'DateTimeNow', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEID: Optional[bytes]
     DateTimeNow: Optional[int]
@@ -1438,12 +1615,16 @@ class SessionStopType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}SessionStopType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'din'
 
 
 class SessionStopResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}SessionStopResType."""
 
     __slots__ = ('ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
 
     def __init__(self, ResponseCode: Optional[Union[responseCodeType, str]] = None) -> None:
@@ -1454,6 +1635,8 @@ class SignatureType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureType."""
 
     __slots__ = ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     SignedInfo: Optional[SignedInfoType]
     SignatureValue: Optional[SignatureValueType]
@@ -1472,6 +1655,8 @@ class SignedInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignedInfoType."""
 
     __slots__ = ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     CanonicalizationMethod: Optional[CanonicalizationMethodType]
     SignatureMethod: Optional[SignatureMethodType]
@@ -1488,6 +1673,8 @@ class SignatureMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureMethodType."""
 
     __slots__ = ('Algorithm', 'HMACOutputLength', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     Algorithm: Optional[str]
     HMACOutputLength: Optional[int]
     any: Optional[list]
@@ -1502,6 +1689,8 @@ class SignatureValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureValueType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     value: Optional[bytes]
 
@@ -1514,6 +1703,8 @@ class SignaturePropertiesType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertiesType."""
 
     __slots__ = ('Id', 'SignatureProperty', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     SignatureProperty: Optional[List[SignaturePropertyType]]
 
@@ -1526,6 +1717,8 @@ class SignaturePropertyType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertyType."""
 
     __slots__ = ('Id', 'Target', 'any', )
+    _fields = __slots__
+    _schema_id = 'din'
     Id: Optional[str]
     Target: Optional[str]
     any: Optional[list]
@@ -1540,6 +1733,8 @@ class V2G_Message(Message):
     """XSD anonymous complexType."""
 
     __slots__ = ('Header', 'Body', )
+    _fields = __slots__
+    _schema_id = 'din'
     Header: Optional[MessageHeaderType]
     Body: Optional[BodyType]
 
@@ -1552,6 +1747,8 @@ class MessageHeaderType(Message):
     """XSD complexType {urn:din:70121:2012:MsgHeader}MessageHeaderType."""
 
     __slots__ = ('SessionID', 'Notification', 'Signature', )
+    _fields = __slots__
+    _schema_id = 'din'
     SessionID: Optional[bytes]
     Notification: Optional[NotificationType]
     Signature: Optional[SignatureType]
@@ -1566,6 +1763,8 @@ class NotificationType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDataTypes}NotificationType."""
 
     __slots__ = ('FaultCode', 'FaultMsg', )
+    _fields = __slots__
+    _schema_id = 'din'
     FaultCode: Optional[Union[faultCodeType, str]]
     FaultMsg: Optional[str]
 
@@ -1578,6 +1777,8 @@ class BodyType(Message):
     """XSD complexType {urn:din:70121:2012:MsgDef}BodyType."""
 
     __slots__ = ('BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'ContractAuthenticationReq', 'ContractAuthenticationRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes', )
+    _fields = __slots__
+    _schema_id = 'din'
     BodyElement: Optional[BodyBaseType]
     CableCheckReq: Optional[CableCheckReqType]
     CableCheckRes: Optional[CableCheckResType]
@@ -1656,6 +1857,8 @@ class WeldingDetectionReqType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}WeldingDetectionReqType."""
 
     __slots__ = ('DC_EVStatus', )
+    _fields = __slots__
+    _schema_id = 'din'
     DC_EVStatus: Optional[DC_EVStatusType]
 
     def __init__(self, DC_EVStatus: Optional[DC_EVStatusType] = None) -> None:
@@ -1666,6 +1869,8 @@ class WeldingDetectionResType(Message):
     """XSD complexType {urn:din:70121:2012:MsgBody}WeldingDetectionResType."""
 
     __slots__ = ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', )
+    _fields = __slots__
+    _schema_id = 'din'
     ResponseCode: Optional[Union[responseCodeType, str]]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
     EVSEPresentVoltage: Optional[PhysicalValueType]

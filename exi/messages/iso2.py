@@ -8,15 +8,14 @@ exi.decode(data, 'iso2').
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 from typing import List, Optional, Union
 
-from exi.message import Message
+from exi.message import Message, V2GEnum
 
 SCHEMA_ID = 'iso2'
 
 
-class unitSymbolType(str, Enum):
+class unitSymbolType(V2GEnum):
     """XSD enumeration unitSymbolType."""
 
     h = 'h'
@@ -28,7 +27,7 @@ class unitSymbolType(str, Enum):
     Wh = 'Wh'
 
 
-class EVSENotificationType(str, Enum):
+class EVSENotificationType(V2GEnum):
     """XSD enumeration EVSENotificationType."""
 
     None_ = 'None'
@@ -36,7 +35,7 @@ class EVSENotificationType(str, Enum):
     ReNegotiation = 'ReNegotiation'
 
 
-class responseCodeType(str, Enum):
+class responseCodeType(V2GEnum):
     """XSD enumeration responseCodeType."""
 
     OK = 'OK'
@@ -67,7 +66,7 @@ class responseCodeType(str, Enum):
     FAILED_CertificateRevoked = 'FAILED_CertificateRevoked'
 
 
-class EVSEProcessingType(str, Enum):
+class EVSEProcessingType(V2GEnum):
     """XSD enumeration EVSEProcessingType."""
 
     Finished = 'Finished'
@@ -75,7 +74,7 @@ class EVSEProcessingType(str, Enum):
     Ongoing_WaitingForCustomerInteraction = 'Ongoing_WaitingForCustomerInteraction'
 
 
-class DC_EVErrorCodeType(str, Enum):
+class DC_EVErrorCodeType(V2GEnum):
     """XSD enumeration DC_EVErrorCodeType."""
 
     NO_ERROR = 'NO_ERROR'
@@ -92,7 +91,7 @@ class DC_EVErrorCodeType(str, Enum):
     NoData = 'NoData'
 
 
-class isolationLevelType(str, Enum):
+class isolationLevelType(V2GEnum):
     """XSD enumeration isolationLevelType."""
 
     Invalid = 'Invalid'
@@ -102,7 +101,7 @@ class isolationLevelType(str, Enum):
     No_IMD = 'No_IMD'
 
 
-class DC_EVSEStatusCodeType(str, Enum):
+class DC_EVSEStatusCodeType(V2GEnum):
     """XSD enumeration DC_EVSEStatusCodeType."""
 
     EVSE_NotReady = 'EVSE_NotReady'
@@ -119,7 +118,7 @@ class DC_EVSEStatusCodeType(str, Enum):
     Reserved_C = 'Reserved_C'
 
 
-class EnergyTransferModeType(str, Enum):
+class EnergyTransferModeType(V2GEnum):
     """XSD enumeration EnergyTransferModeType."""
 
     AC_single_phase_core = 'AC_single_phase_core'
@@ -130,7 +129,7 @@ class EnergyTransferModeType(str, Enum):
     DC_unique = 'DC_unique'
 
 
-class costKindType(str, Enum):
+class costKindType(V2GEnum):
     """XSD enumeration costKindType."""
 
     relativePricePercentage = 'relativePricePercentage'
@@ -138,14 +137,14 @@ class costKindType(str, Enum):
     CarbonDioxideEmission = 'CarbonDioxideEmission'
 
 
-class paymentOptionType(str, Enum):
+class paymentOptionType(V2GEnum):
     """XSD enumeration paymentOptionType."""
 
     Contract = 'Contract'
     ExternalPayment = 'ExternalPayment'
 
 
-class chargeProgressType(str, Enum):
+class chargeProgressType(V2GEnum):
     """XSD enumeration chargeProgressType."""
 
     Start = 'Start'
@@ -153,7 +152,7 @@ class chargeProgressType(str, Enum):
     Renegotiate = 'Renegotiate'
 
 
-class serviceCategoryType(str, Enum):
+class serviceCategoryType(V2GEnum):
     """XSD enumeration serviceCategoryType."""
 
     EVCharging = 'EVCharging'
@@ -162,14 +161,14 @@ class serviceCategoryType(str, Enum):
     OtherCustom = 'OtherCustom'
 
 
-class chargingSessionType(str, Enum):
+class chargingSessionType(V2GEnum):
     """XSD enumeration chargingSessionType."""
 
     Terminate = 'Terminate'
     Pause = 'Pause'
 
 
-class faultCodeType(str, Enum):
+class faultCodeType(V2GEnum):
     """XSD enumeration faultCodeType."""
 
     ParsingError = 'ParsingError'
@@ -181,6 +180,8 @@ class AC_EVChargeParameterType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}AC_EVChargeParameterType."""
 
     __slots__ = ('DepartureTime', 'EAmount', 'EVMaxVoltage', 'EVMaxCurrent', 'EVMinCurrent', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     DepartureTime: Optional[int]
     EAmount: Optional[PhysicalValueType]
     EVMaxVoltage: Optional[PhysicalValueType]
@@ -199,6 +200,8 @@ class PhysicalValueType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}PhysicalValueType."""
 
     __slots__ = ('Multiplier', 'Unit', 'Value', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Multiplier: Optional[int]
     Unit: Optional[Union[unitSymbolType, str]]
     Value: Optional[int]
@@ -213,6 +216,8 @@ class AC_EVSEChargeParameterType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}AC_EVSEChargeParameterType."""
 
     __slots__ = ('AC_EVSEStatus', 'EVSENominalVoltage', 'EVSEMaxCurrent', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     AC_EVSEStatus: Optional[AC_EVSEStatusType]
     EVSENominalVoltage: Optional[PhysicalValueType]
     EVSEMaxCurrent: Optional[PhysicalValueType]
@@ -227,6 +232,8 @@ class AC_EVSEStatusType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}AC_EVSEStatusType."""
 
     __slots__ = ('NotificationMaxDelay', 'EVSENotification', 'RCD', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     NotificationMaxDelay: Optional[int]
     EVSENotification: Optional[Union[EVSENotificationType, str]]
     RCD: Optional[bool]
@@ -241,6 +248,8 @@ class AuthorizationReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}AuthorizationReqType."""
 
     __slots__ = ('Id', 'GenChallenge', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     GenChallenge: Optional[bytes]
 
@@ -253,6 +262,8 @@ class AuthorizationResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}AuthorizationResType."""
 
     __slots__ = ('ResponseCode', 'EVSEProcessing', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[EVSEProcessingType, str]]
 
@@ -265,12 +276,16 @@ class BodyBaseType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}BodyBaseType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso2'
 
 
 class CableCheckReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}CableCheckReqType."""
 
     __slots__ = ('DC_EVStatus', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     DC_EVStatus: Optional[DC_EVStatusType]
 
     def __init__(self, DC_EVStatus: Optional[DC_EVStatusType] = None) -> None:
@@ -281,6 +296,8 @@ class DC_EVStatusType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}DC_EVStatusType."""
 
     __slots__ = ('EVReady', 'EVErrorCode', 'EVRESSSOC', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     EVReady: Optional[bool]
     EVErrorCode: Optional[Union[DC_EVErrorCodeType, str]]
     EVRESSSOC: Optional[int]
@@ -295,6 +312,8 @@ class CableCheckResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}CableCheckResType."""
 
     __slots__ = ('ResponseCode', 'DC_EVSEStatus', 'EVSEProcessing', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
     EVSEProcessing: Optional[Union[EVSEProcessingType, str]]
@@ -309,6 +328,8 @@ class DC_EVSEStatusType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}DC_EVSEStatusType."""
 
     __slots__ = ('NotificationMaxDelay', 'EVSENotification', 'EVSEIsolationStatus', 'EVSEStatusCode', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     NotificationMaxDelay: Optional[int]
     EVSENotification: Optional[Union[EVSENotificationType, str]]
     EVSEIsolationStatus: Optional[Union[isolationLevelType, str]]
@@ -325,6 +346,8 @@ class CanonicalizationMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -337,6 +360,8 @@ class CertificateInstallationReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}CertificateInstallationReqType."""
 
     __slots__ = ('Id', 'OEMProvisioningCert', 'ListOfRootCertificateIDs', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     OEMProvisioningCert: Optional[bytes]
     ListOfRootCertificateIDs: Optional[ListOfRootCertificateIDsType]
@@ -351,6 +376,8 @@ class ListOfRootCertificateIDsType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ListOfRootCertificateIDsType."""
 
     __slots__ = ('RootCertificateID', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     RootCertificateID: Optional[List[X509IssuerSerialType]]
 
     def __init__(self, RootCertificateID: Optional[List[X509IssuerSerialType]] = None) -> None:
@@ -361,6 +388,8 @@ class X509IssuerSerialType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerialType."""
 
     __slots__ = ('X509IssuerName', 'X509SerialNumber', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     X509IssuerName: Optional[str]
     X509SerialNumber: Optional[int]
 
@@ -373,6 +402,8 @@ class CertificateInstallationResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}CertificateInstallationResType."""
 
     __slots__ = ('ResponseCode', 'SAProvisioningCertificateChain', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHpublickey', 'eMAID', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     SAProvisioningCertificateChain: Optional[CertificateChainType]
     ContractSignatureCertChain: Optional[CertificateChainType]
@@ -393,6 +424,8 @@ class CertificateChainType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}CertificateChainType."""
 
     __slots__ = ('Id', 'Certificate', 'SubCertificates', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     Certificate: Optional[bytes]
     SubCertificates: Optional[SubCertificatesType]
@@ -407,6 +440,8 @@ class SubCertificatesType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}SubCertificatesType."""
 
     __slots__ = ('Certificate', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Certificate: Optional[List[bytes]]
 
     def __init__(self, Certificate: Optional[List[bytes]] = None) -> None:
@@ -417,6 +452,8 @@ class ContractSignatureEncryptedPrivateKeyType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ContractSignatureEncryptedPrivateKeyType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     value: Optional[bytes]
 
@@ -429,6 +466,8 @@ class DiffieHellmanPublickeyType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}DiffieHellmanPublickeyType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     value: Optional[bytes]
 
@@ -441,6 +480,8 @@ class EMAIDType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}EMAIDType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     value: Optional[str]
 
@@ -453,6 +494,8 @@ class CertificateUpdateReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}CertificateUpdateReqType."""
 
     __slots__ = ('Id', 'ContractSignatureCertChain', 'eMAID', 'ListOfRootCertificateIDs', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     ContractSignatureCertChain: Optional[CertificateChainType]
     eMAID: Optional[str]
@@ -469,6 +512,8 @@ class CertificateUpdateResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}CertificateUpdateResType."""
 
     __slots__ = ('ResponseCode', 'SAProvisioningCertificateChain', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHpublickey', 'eMAID', 'RetryCounter', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     SAProvisioningCertificateChain: Optional[CertificateChainType]
     ContractSignatureCertChain: Optional[CertificateChainType]
@@ -491,6 +536,8 @@ class ChargeParameterDiscoveryReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}ChargeParameterDiscoveryReqType."""
 
     __slots__ = ('MaxEntriesSAScheduleTuple', 'RequestedEnergyTransferMode', 'AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     MaxEntriesSAScheduleTuple: Optional[int]
     RequestedEnergyTransferMode: Optional[Union[EnergyTransferModeType, str]]
     AC_EVChargeParameter: Optional[AC_EVChargeParameterType]
@@ -509,6 +556,8 @@ class DC_EVChargeParameterType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}DC_EVChargeParameterType."""
 
     __slots__ = ('DepartureTime', 'DC_EVStatus', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'EVMaximumVoltageLimit', 'EVEnergyCapacity', 'EVEnergyRequest', 'FullSOC', 'BulkSOC', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     DepartureTime: Optional[int]
     DC_EVStatus: Optional[DC_EVStatusType]
     EVMaximumCurrentLimit: Optional[PhysicalValueType]
@@ -535,6 +584,8 @@ class EVChargeParameterType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}EVChargeParameterType."""
 
     __slots__ = ('DepartureTime', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     DepartureTime: Optional[int]
 
     def __init__(self, DepartureTime: Optional[int] = None) -> None:
@@ -545,6 +596,8 @@ class ChargeParameterDiscoveryResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}ChargeParameterDiscoveryResType."""
 
     __slots__ = ('ResponseCode', 'EVSEProcessing', 'SAScheduleList', 'SASchedules', 'AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[EVSEProcessingType, str]]
     SAScheduleList: Optional[SAScheduleListType]
@@ -567,6 +620,8 @@ class SAScheduleListType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}SAScheduleListType."""
 
     __slots__ = ('SAScheduleTuple', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     SAScheduleTuple: Optional[List[SAScheduleTupleType]]
 
     def __init__(self, SAScheduleTuple: Optional[List[SAScheduleTupleType]] = None) -> None:
@@ -577,6 +632,8 @@ class SAScheduleTupleType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}SAScheduleTupleType."""
 
     __slots__ = ('SAScheduleTupleID', 'PMaxSchedule', 'SalesTariff', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     SAScheduleTupleID: Optional[int]
     PMaxSchedule: Optional[PMaxScheduleType]
     SalesTariff: Optional[SalesTariffType]
@@ -591,6 +648,8 @@ class PMaxScheduleType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}PMaxScheduleType."""
 
     __slots__ = ('PMaxScheduleEntry', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     PMaxScheduleEntry: Optional[List[PMaxScheduleEntryType]]
 
     def __init__(self, PMaxScheduleEntry: Optional[List[PMaxScheduleEntryType]] = None) -> None:
@@ -601,6 +660,8 @@ class PMaxScheduleEntryType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}PMaxScheduleEntryType."""
 
     __slots__ = ('RelativeTimeInterval', 'TimeInterval', 'PMax', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     RelativeTimeInterval: Optional[RelativeTimeIntervalType]
     TimeInterval: Optional[IntervalType]
     PMax: Optional[PhysicalValueType]
@@ -615,6 +676,8 @@ class RelativeTimeIntervalType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}RelativeTimeIntervalType."""
 
     __slots__ = ('start', 'duration', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     start: Optional[int]
     duration: Optional[int]
 
@@ -627,12 +690,16 @@ class IntervalType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}IntervalType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso2'
 
 
 class SalesTariffType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}SalesTariffType."""
 
     __slots__ = ('Id', 'SalesTariffID', 'SalesTariffDescription', 'NumEPriceLevels', 'SalesTariffEntry', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     SalesTariffID: Optional[int]
     SalesTariffDescription: Optional[str]
@@ -651,6 +718,8 @@ class SalesTariffEntryType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}SalesTariffEntryType."""
 
     __slots__ = ('RelativeTimeInterval', 'TimeInterval', 'EPriceLevel', 'ConsumptionCost', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     RelativeTimeInterval: Optional[RelativeTimeIntervalType]
     TimeInterval: Optional[IntervalType]
     EPriceLevel: Optional[int]
@@ -667,6 +736,8 @@ class ConsumptionCostType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ConsumptionCostType."""
 
     __slots__ = ('startValue', 'Cost', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     startValue: Optional[PhysicalValueType]
     Cost: Optional[List[CostType]]
 
@@ -679,6 +750,8 @@ class CostType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}CostType."""
 
     __slots__ = ('costKind', 'amount', 'amountMultiplier', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     costKind: Optional[Union[costKindType, str]]
     amount: Optional[int]
     amountMultiplier: Optional[int]
@@ -693,12 +766,16 @@ class SASchedulesType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}SASchedulesType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso2'
 
 
 class DC_EVSEChargeParameterType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}DC_EVSEChargeParameterType."""
 
     __slots__ = ('DC_EVSEStatus', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEMaximumVoltageLimit', 'EVSEMinimumCurrentLimit', 'EVSEMinimumVoltageLimit', 'EVSECurrentRegulationTolerance', 'EVSEPeakCurrentRipple', 'EVSEEnergyToBeDelivered', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
     EVSEMaximumCurrentLimit: Optional[PhysicalValueType]
     EVSEMaximumPowerLimit: Optional[PhysicalValueType]
@@ -725,18 +802,24 @@ class EVSEChargeParameterType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}EVSEChargeParameterType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso2'
 
 
 class ChargingStatusReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}ChargingStatusReqType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso2'
 
 
 class ChargingStatusResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}ChargingStatusResType."""
 
     __slots__ = ('ResponseCode', 'EVSEID', 'SAScheduleTupleID', 'EVSEMaxCurrent', 'MeterInfo', 'ReceiptRequired', 'AC_EVSEStatus', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEID: Optional[str]
     SAScheduleTupleID: Optional[int]
@@ -759,6 +842,8 @@ class MeterInfoType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}MeterInfoType."""
 
     __slots__ = ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     MeterID: Optional[str]
     MeterReading: Optional[int]
     SigMeterReading: Optional[bytes]
@@ -777,6 +862,8 @@ class CurrentDemandReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}CurrentDemandReqType."""
 
     __slots__ = ('DC_EVStatus', 'EVTargetCurrent', 'EVMaximumVoltageLimit', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'BulkChargingComplete', 'ChargingComplete', 'RemainingTimeToFullSoC', 'RemainingTimeToBulkSoC', 'EVTargetVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     DC_EVStatus: Optional[DC_EVStatusType]
     EVTargetCurrent: Optional[PhysicalValueType]
     EVMaximumVoltageLimit: Optional[PhysicalValueType]
@@ -805,6 +892,8 @@ class CurrentDemandResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}CurrentDemandResType."""
 
     __slots__ = ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', 'EVSEPresentCurrent', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'EVSEPowerLimitAchieved', 'EVSEMaximumVoltageLimit', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEID', 'SAScheduleTupleID', 'MeterInfo', 'ReceiptRequired', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
     EVSEPresentVoltage: Optional[PhysicalValueType]
@@ -841,6 +930,8 @@ class DC_EVPowerDeliveryParameterType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}DC_EVPowerDeliveryParameterType."""
 
     __slots__ = ('DC_EVStatus', 'BulkChargingComplete', 'ChargingComplete', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     DC_EVStatus: Optional[DC_EVStatusType]
     BulkChargingComplete: Optional[bool]
     ChargingComplete: Optional[bool]
@@ -855,6 +946,8 @@ class DSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DSAKeyValueType."""
 
     __slots__ = ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     P: Optional[bytes]
     Q: Optional[bytes]
     G: Optional[bytes]
@@ -877,6 +970,8 @@ class DigestMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DigestMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -889,12 +984,16 @@ class EVPowerDeliveryParameterType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}EVPowerDeliveryParameterType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso2'
 
 
 class EVSEStatusType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}EVSEStatusType."""
 
     __slots__ = ('NotificationMaxDelay', 'EVSENotification', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     NotificationMaxDelay: Optional[int]
     EVSENotification: Optional[Union[EVSENotificationType, str]]
 
@@ -907,12 +1006,16 @@ class EVStatusType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}EVStatusType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso2'
 
 
 class EntryType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}EntryType."""
 
     __slots__ = ('RelativeTimeInterval', 'TimeInterval', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     RelativeTimeInterval: Optional[RelativeTimeIntervalType]
     TimeInterval: Optional[IntervalType]
 
@@ -925,6 +1028,8 @@ class KeyInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyInfoType."""
 
     __slots__ = ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     KeyName: Optional[List[str]]
     KeyValue: Optional[List[KeyValueType]]
@@ -951,6 +1056,8 @@ class KeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyValueType."""
 
     __slots__ = ('DSAKeyValue', 'RSAKeyValue', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     DSAKeyValue: Optional[DSAKeyValueType]
     RSAKeyValue: Optional[RSAKeyValueType]
     any: Optional[list]
@@ -965,6 +1072,8 @@ class RSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RSAKeyValueType."""
 
     __slots__ = ('Modulus', 'Exponent', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Modulus: Optional[bytes]
     Exponent: Optional[bytes]
 
@@ -977,6 +1086,8 @@ class RetrievalMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RetrievalMethodType."""
 
     __slots__ = ('Type', 'URI', 'Transforms', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Type: Optional[str]
     URI: Optional[str]
     Transforms: Optional[TransformsType]
@@ -991,6 +1102,8 @@ class TransformsType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformsType."""
 
     __slots__ = ('Transform', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Transform: Optional[List[TransformType]]
 
     def __init__(self, Transform: Optional[List[TransformType]] = None) -> None:
@@ -1001,6 +1114,8 @@ class TransformType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformType."""
 
     __slots__ = ('Algorithm', 'XPath', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Algorithm: Optional[str]
     XPath: Optional[List[str]]
     any: Optional[list]
@@ -1015,6 +1130,8 @@ class X509DataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509DataType."""
 
     __slots__ = ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     X509IssuerSerial: Optional[List[X509IssuerSerialType]]
     X509SKI: Optional[List[bytes]]
     X509SubjectName: Optional[List[str]]
@@ -1035,6 +1152,8 @@ class PGPDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}PGPDataType."""
 
     __slots__ = ('PGPKeyID', 'PGPKeyPacket', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     PGPKeyID: Optional[bytes]
     PGPKeyPacket: Optional[List[bytes]]
     any: Optional[list]
@@ -1049,6 +1168,8 @@ class SPKIDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SPKIDataType."""
 
     __slots__ = ('SPKISexp', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     SPKISexp: Optional[List[bytes]]
     any: Optional[list]
 
@@ -1061,6 +1182,8 @@ class ManifestType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ManifestType."""
 
     __slots__ = ('Id', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     Reference: Optional[List[ReferenceType]]
 
@@ -1073,6 +1196,8 @@ class ReferenceType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ReferenceType."""
 
     __slots__ = ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     Type: Optional[str]
     URI: Optional[str]
@@ -1093,6 +1218,8 @@ class MeteringReceiptReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}MeteringReceiptReqType."""
 
     __slots__ = ('Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     SessionID: Optional[bytes]
     SAScheduleTupleID: Optional[int]
@@ -1109,6 +1236,8 @@ class MeteringReceiptResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}MeteringReceiptResType."""
 
     __slots__ = ('ResponseCode', 'AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     AC_EVSEStatus: Optional[AC_EVSEStatusType]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
@@ -1125,6 +1254,8 @@ class ObjectType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ObjectType."""
 
     __slots__ = ('Encoding', 'Id', 'MimeType', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Encoding: Optional[str]
     Id: Optional[str]
     MimeType: Optional[str]
@@ -1141,6 +1272,8 @@ class PaymentDetailsReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}PaymentDetailsReqType."""
 
     __slots__ = ('eMAID', 'ContractSignatureCertChain', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     eMAID: Optional[str]
     ContractSignatureCertChain: Optional[CertificateChainType]
 
@@ -1153,6 +1286,8 @@ class PaymentDetailsResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}PaymentDetailsResType."""
 
     __slots__ = ('ResponseCode', 'GenChallenge', 'EVSETimeStamp', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     GenChallenge: Optional[bytes]
     EVSETimeStamp: Optional[int]
@@ -1167,6 +1302,8 @@ class PaymentServiceSelectionReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}PaymentServiceSelectionReqType."""
 
     __slots__ = ('SelectedPaymentOption', 'SelectedServiceList', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     SelectedPaymentOption: Optional[Union[paymentOptionType, str]]
     SelectedServiceList: Optional[SelectedServiceListType]
 
@@ -1179,6 +1316,8 @@ class SelectedServiceListType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}SelectedServiceListType."""
 
     __slots__ = ('SelectedService', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     SelectedService: Optional[List[SelectedServiceType]]
 
     def __init__(self, SelectedService: Optional[List[SelectedServiceType]] = None) -> None:
@@ -1189,6 +1328,8 @@ class SelectedServiceType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}SelectedServiceType."""
 
     __slots__ = ('ServiceID', 'ParameterSetID', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ServiceID: Optional[int]
     ParameterSetID: Optional[int]
 
@@ -1201,6 +1342,8 @@ class PaymentServiceSelectionResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}PaymentServiceSelectionResType."""
 
     __slots__ = ('ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
 
     def __init__(self, ResponseCode: Optional[Union[responseCodeType, str]] = None) -> None:
@@ -1211,6 +1354,8 @@ class PowerDeliveryReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}PowerDeliveryReqType."""
 
     __slots__ = ('ChargeProgress', 'SAScheduleTupleID', 'ChargingProfile', 'DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ChargeProgress: Optional[Union[chargeProgressType, str]]
     SAScheduleTupleID: Optional[int]
     ChargingProfile: Optional[ChargingProfileType]
@@ -1229,6 +1374,8 @@ class ChargingProfileType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ChargingProfileType."""
 
     __slots__ = ('ProfileEntry', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ProfileEntry: Optional[List[ProfileEntryType]]
 
     def __init__(self, ProfileEntry: Optional[List[ProfileEntryType]] = None) -> None:
@@ -1239,6 +1386,8 @@ class ProfileEntryType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ProfileEntryType."""
 
     __slots__ = ('ChargingProfileEntryStart', 'ChargingProfileEntryMaxPower', 'ChargingProfileEntryMaxNumberOfPhasesInUse', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ChargingProfileEntryStart: Optional[int]
     ChargingProfileEntryMaxPower: Optional[PhysicalValueType]
     ChargingProfileEntryMaxNumberOfPhasesInUse: Optional[int]
@@ -1253,6 +1402,8 @@ class PowerDeliveryResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}PowerDeliveryResType."""
 
     __slots__ = ('ResponseCode', 'AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     AC_EVSEStatus: Optional[AC_EVSEStatusType]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
@@ -1269,6 +1420,8 @@ class PreChargeReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}PreChargeReqType."""
 
     __slots__ = ('DC_EVStatus', 'EVTargetVoltage', 'EVTargetCurrent', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     DC_EVStatus: Optional[DC_EVStatusType]
     EVTargetVoltage: Optional[PhysicalValueType]
     EVTargetCurrent: Optional[PhysicalValueType]
@@ -1283,6 +1436,8 @@ class PreChargeResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}PreChargeResType."""
 
     __slots__ = ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
     EVSEPresentVoltage: Optional[PhysicalValueType]
@@ -1297,6 +1452,8 @@ class ServiceDetailReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}ServiceDetailReqType."""
 
     __slots__ = ('ServiceID', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ServiceID: Optional[int]
 
     def __init__(self, ServiceID: Optional[int] = None) -> None:
@@ -1307,6 +1464,8 @@ class ServiceDetailResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}ServiceDetailResType."""
 
     __slots__ = ('ResponseCode', 'ServiceID', 'ServiceParameterList', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     ServiceID: Optional[int]
     ServiceParameterList: Optional[ServiceParameterListType]
@@ -1321,6 +1480,8 @@ class ServiceParameterListType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ServiceParameterListType."""
 
     __slots__ = ('ParameterSet', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ParameterSet: Optional[List[ParameterSetType]]
 
     def __init__(self, ParameterSet: Optional[List[ParameterSetType]] = None) -> None:
@@ -1331,6 +1492,8 @@ class ParameterSetType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ParameterSetType."""
 
     __slots__ = ('ParameterSetID', 'Parameter', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ParameterSetID: Optional[int]
     Parameter: Optional[List[ParameterType]]
 
@@ -1343,6 +1506,8 @@ class ParameterType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ParameterType."""
 
     __slots__ = ('Name', 'boolValue', 'byteValue', 'shortValue', 'intValue', 'physicalValue', 'stringValue', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Name: Optional[str]
     boolValue: Optional[bool]
     byteValue: Optional[int]
@@ -1365,6 +1530,8 @@ class ServiceDiscoveryReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}ServiceDiscoveryReqType."""
 
     __slots__ = ('ServiceScope', 'ServiceCategory', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ServiceScope: Optional[str]
     ServiceCategory: Optional[Union[serviceCategoryType, str]]
 
@@ -1377,6 +1544,8 @@ class ServiceDiscoveryResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}ServiceDiscoveryResType."""
 
     __slots__ = ('ResponseCode', 'PaymentOptionList', 'ChargeService', 'ServiceList', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     PaymentOptionList: Optional[PaymentOptionListType]
     ChargeService: Optional[ChargeServiceType]
@@ -1393,6 +1562,8 @@ class PaymentOptionListType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}PaymentOptionListType."""
 
     __slots__ = ('PaymentOption', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     PaymentOption: Optional[List[Union[paymentOptionType, str]]]
 
     def __init__(self, PaymentOption: Optional[List[Union[paymentOptionType, str]]] = None) -> None:
@@ -1403,6 +1574,8 @@ class ChargeServiceType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ChargeServiceType."""
 
     __slots__ = ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope', 'FreeService', 'SupportedEnergyTransferMode', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ServiceID: Optional[int]
     ServiceName: Optional[str]
     ServiceCategory: Optional[Union[serviceCategoryType, str]]
@@ -1423,6 +1596,8 @@ class SupportedEnergyTransferModeType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}SupportedEnergyTransferModeType."""
 
     __slots__ = ('EnergyTransferMode', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     EnergyTransferMode: Optional[List[Union[EnergyTransferModeType, str]]]
 
     def __init__(self, EnergyTransferMode: Optional[List[Union[EnergyTransferModeType, str]]] = None) -> None:
@@ -1433,6 +1608,8 @@ class ServiceListType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ServiceListType."""
 
     __slots__ = ('Service', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Service: Optional[List[ServiceType]]
 
     def __init__(self, Service: Optional[List[ServiceType]] = None) -> None:
@@ -1443,6 +1620,8 @@ class ServiceType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}ServiceType."""
 
     __slots__ = ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope', 'FreeService', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ServiceID: Optional[int]
     ServiceName: Optional[str]
     ServiceCategory: Optional[Union[serviceCategoryType, str]]
@@ -1461,6 +1640,8 @@ class SessionSetupReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}SessionSetupReqType."""
 
     __slots__ = ('EVCCID', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     EVCCID: Optional[bytes]
 
     def __init__(self, EVCCID: Optional[bytes] = None) -> None:
@@ -1471,6 +1652,8 @@ class SessionSetupResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}SessionSetupResType."""
 
     __slots__ = ('ResponseCode', 'EVSEID', 'EVSETimeStamp', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEID: Optional[str]
     EVSETimeStamp: Optional[int]
@@ -1485,6 +1668,8 @@ class SessionStopReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}SessionStopReqType."""
 
     __slots__ = ('ChargingSession', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ChargingSession: Optional[Union[chargingSessionType, str]]
 
     def __init__(self, ChargingSession: Optional[Union[chargingSessionType, str]] = None) -> None:
@@ -1495,6 +1680,8 @@ class SessionStopResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}SessionStopResType."""
 
     __slots__ = ('ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
 
     def __init__(self, ResponseCode: Optional[Union[responseCodeType, str]] = None) -> None:
@@ -1505,6 +1692,8 @@ class SignatureType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureType."""
 
     __slots__ = ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     SignedInfo: Optional[SignedInfoType]
     SignatureValue: Optional[SignatureValueType]
@@ -1523,6 +1712,8 @@ class SignedInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignedInfoType."""
 
     __slots__ = ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     CanonicalizationMethod: Optional[CanonicalizationMethodType]
     SignatureMethod: Optional[SignatureMethodType]
@@ -1539,6 +1730,8 @@ class SignatureMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureMethodType."""
 
     __slots__ = ('Algorithm', 'HMACOutputLength', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Algorithm: Optional[str]
     HMACOutputLength: Optional[int]
     any: Optional[list]
@@ -1553,6 +1746,8 @@ class SignatureValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureValueType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     value: Optional[bytes]
 
@@ -1565,6 +1760,8 @@ class SignaturePropertiesType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertiesType."""
 
     __slots__ = ('Id', 'SignatureProperty', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     SignatureProperty: Optional[List[SignaturePropertyType]]
 
@@ -1577,6 +1774,8 @@ class SignaturePropertyType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertyType."""
 
     __slots__ = ('Id', 'Target', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Id: Optional[str]
     Target: Optional[str]
     any: Optional[list]
@@ -1591,6 +1790,8 @@ class V2G_Message(Message):
     """XSD anonymous complexType."""
 
     __slots__ = ('Header', 'Body', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     Header: Optional[MessageHeaderType]
     Body: Optional[BodyType]
 
@@ -1603,6 +1804,8 @@ class MessageHeaderType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgHeader}MessageHeaderType."""
 
     __slots__ = ('SessionID', 'Notification', 'Signature', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     SessionID: Optional[bytes]
     Notification: Optional[NotificationType]
     Signature: Optional[SignatureType]
@@ -1617,6 +1820,8 @@ class NotificationType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgDataTypes}NotificationType."""
 
     __slots__ = ('FaultCode', 'FaultMsg', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     FaultCode: Optional[Union[faultCodeType, str]]
     FaultMsg: Optional[str]
 
@@ -1629,6 +1834,8 @@ class BodyType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}BodyType."""
 
     __slots__ = ('AuthorizationReq', 'AuthorizationRes', 'BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PaymentServiceSelectionReq', 'PaymentServiceSelectionRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     AuthorizationReq: Optional[AuthorizationReqType]
     AuthorizationRes: Optional[AuthorizationResType]
     BodyElement: Optional[BodyBaseType]
@@ -1707,6 +1914,8 @@ class WeldingDetectionReqType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}WeldingDetectionReqType."""
 
     __slots__ = ('DC_EVStatus', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     DC_EVStatus: Optional[DC_EVStatusType]
 
     def __init__(self, DC_EVStatus: Optional[DC_EVStatusType] = None) -> None:
@@ -1717,6 +1926,8 @@ class WeldingDetectionResType(Message):
     """XSD complexType {urn:iso:15118:2:2013:MsgBody}WeldingDetectionResType."""
 
     __slots__ = ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso2'
     ResponseCode: Optional[Union[responseCodeType, str]]
     DC_EVSEStatus: Optional[DC_EVSEStatusType]
     EVSEPresentVoltage: Optional[PhysicalValueType]

@@ -8,15 +8,14 @@ exi.decode(data, 'iso20_ac').
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 from typing import List, Optional, Union
 
-from exi.message import Message
+from exi.message import Message, V2GEnum
 
 SCHEMA_ID = 'iso20_ac'
 
 
-class responseCodeType(str, Enum):
+class responseCodeType(V2GEnum):
     """XSD enumeration responseCodeType."""
 
     OK = 'OK'
@@ -61,7 +60,7 @@ class responseCodeType(str, Enum):
     FAILED_WrongChargeParameter = 'FAILED_WrongChargeParameter'
 
 
-class evseNotificationType(str, Enum):
+class evseNotificationType(V2GEnum):
     """XSD enumeration evseNotificationType."""
 
     Pause = 'Pause'
@@ -76,6 +75,8 @@ class AC_CPDReqEnergyTransferModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}AC_CPDReqEnergyTransferModeType."""
 
     __slots__ = ('EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     EVMaximumChargePower: Optional[RationalNumberType]
     EVMaximumChargePower_L2: Optional[RationalNumberType]
     EVMaximumChargePower_L3: Optional[RationalNumberType]
@@ -96,6 +97,8 @@ class RationalNumberType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}RationalNumberType."""
 
     __slots__ = ('Exponent', 'Value', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Exponent: Optional[int]
     Value: Optional[int]
 
@@ -108,6 +111,8 @@ class AC_CPDResEnergyTransferModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}AC_CPDResEnergyTransferModeType."""
 
     __slots__ = ('EVSEMaximumChargePower', 'EVSEMaximumChargePower_L2', 'EVSEMaximumChargePower_L3', 'EVSEMinimumChargePower', 'EVSEMinimumChargePower_L2', 'EVSEMinimumChargePower_L3', 'EVSENominalFrequency', 'MaximumPowerAsymmetry', 'EVSEPowerRampLimitation', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     EVSEMaximumChargePower: Optional[RationalNumberType]
     EVSEMaximumChargePower_L2: Optional[RationalNumberType]
     EVSEMaximumChargePower_L3: Optional[RationalNumberType]
@@ -140,6 +145,8 @@ class AC_ChargeLoopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}AC_ChargeLoopReqType."""
 
     __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', 'BPT_Dynamic_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
     DisplayParameters: Optional[DisplayParametersType]
     MeterInfoRequested: Optional[bool]
@@ -164,6 +171,8 @@ class MessageHeaderType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}MessageHeaderType."""
 
     __slots__ = ('SessionID', 'TimeStamp', 'Signature', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     SessionID: Optional[bytes]
     TimeStamp: Optional[int]
     Signature: Optional[SignatureType]
@@ -178,6 +187,8 @@ class SignatureType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureType."""
 
     __slots__ = ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Id: Optional[str]
     SignedInfo: Optional[SignedInfoType]
     SignatureValue: Optional[SignatureValueType]
@@ -196,6 +207,8 @@ class SignedInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignedInfoType."""
 
     __slots__ = ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Id: Optional[str]
     CanonicalizationMethod: Optional[CanonicalizationMethodType]
     SignatureMethod: Optional[SignatureMethodType]
@@ -212,6 +225,8 @@ class CanonicalizationMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -224,6 +239,8 @@ class SignatureMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureMethodType."""
 
     __slots__ = ('Algorithm', 'HMACOutputLength', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Algorithm: Optional[str]
     HMACOutputLength: Optional[int]
     any: Optional[list]
@@ -238,6 +255,8 @@ class ReferenceType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ReferenceType."""
 
     __slots__ = ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Id: Optional[str]
     Type: Optional[str]
     URI: Optional[str]
@@ -258,6 +277,8 @@ class TransformsType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformsType."""
 
     __slots__ = ('Transform', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Transform: Optional[List[TransformType]]
 
     def __init__(self, Transform: Optional[List[TransformType]] = None) -> None:
@@ -268,6 +289,8 @@ class TransformType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformType."""
 
     __slots__ = ('Algorithm', 'XPath', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Algorithm: Optional[str]
     XPath: Optional[List[str]]
     any: Optional[list]
@@ -282,6 +305,8 @@ class DigestMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DigestMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -294,6 +319,8 @@ class SignatureValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureValueType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Id: Optional[str]
     value: Optional[bytes]
 
@@ -306,6 +333,8 @@ class KeyInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyInfoType."""
 
     __slots__ = ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Id: Optional[str]
     KeyName: Optional[List[str]]
     KeyValue: Optional[List[KeyValueType]]
@@ -332,6 +361,8 @@ class KeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyValueType."""
 
     __slots__ = ('DSAKeyValue', 'RSAKeyValue', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     DSAKeyValue: Optional[DSAKeyValueType]
     RSAKeyValue: Optional[RSAKeyValueType]
     any: Optional[list]
@@ -346,6 +377,8 @@ class DSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DSAKeyValueType."""
 
     __slots__ = ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     P: Optional[bytes]
     Q: Optional[bytes]
     G: Optional[bytes]
@@ -368,6 +401,8 @@ class RSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RSAKeyValueType."""
 
     __slots__ = ('Modulus', 'Exponent', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Modulus: Optional[bytes]
     Exponent: Optional[bytes]
 
@@ -380,6 +415,8 @@ class RetrievalMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RetrievalMethodType."""
 
     __slots__ = ('Type', 'URI', 'Transforms', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Type: Optional[str]
     URI: Optional[str]
     Transforms: Optional[TransformsType]
@@ -394,6 +431,8 @@ class X509DataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509DataType."""
 
     __slots__ = ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     X509IssuerSerial: Optional[List[X509IssuerSerialType]]
     X509SKI: Optional[List[bytes]]
     X509SubjectName: Optional[List[str]]
@@ -414,6 +453,8 @@ class X509IssuerSerialType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerialType."""
 
     __slots__ = ('X509IssuerName', 'X509SerialNumber', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     X509IssuerName: Optional[str]
     X509SerialNumber: Optional[int]
 
@@ -426,6 +467,8 @@ class PGPDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}PGPDataType."""
 
     __slots__ = ('PGPKeyID', 'PGPKeyPacket', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     PGPKeyID: Optional[bytes]
     PGPKeyPacket: Optional[List[bytes]]
     any: Optional[list]
@@ -440,6 +483,8 @@ class SPKIDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SPKIDataType."""
 
     __slots__ = ('SPKISexp', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     SPKISexp: Optional[List[bytes]]
     any: Optional[list]
 
@@ -452,6 +497,8 @@ class ObjectType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ObjectType."""
 
     __slots__ = ('Encoding', 'Id', 'MimeType', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Encoding: Optional[str]
     Id: Optional[str]
     MimeType: Optional[str]
@@ -468,6 +515,8 @@ class DisplayParametersType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DisplayParametersType."""
 
     __slots__ = ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     PresentSOC: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -496,6 +545,8 @@ class BPT_Dynamic_AC_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Dynamic_AC_CLReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     DepartureTime: Optional[int]
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
@@ -552,6 +603,8 @@ class BPT_Scheduled_AC_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Scheduled_AC_CLReqControlModeType."""
 
     __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
     EVMinimumEnergyRequest: Optional[RationalNumberType]
@@ -602,12 +655,16 @@ class CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
 
 
 class Dynamic_AC_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}Dynamic_AC_CLReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     DepartureTime: Optional[int]
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
@@ -648,6 +705,8 @@ class Scheduled_AC_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}Scheduled_AC_CLReqControlModeType."""
 
     __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
     EVMinimumEnergyRequest: Optional[RationalNumberType]
@@ -686,6 +745,8 @@ class AC_ChargeLoopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}AC_ChargeLoopResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVSETargetFrequency', 'BPT_Dynamic_AC_CLResControlMode', 'BPT_Scheduled_AC_CLResControlMode', 'CLResControlMode', 'Dynamic_AC_CLResControlMode', 'Scheduled_AC_CLResControlMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
@@ -716,6 +777,8 @@ class EVSEStatusType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatusType."""
 
     __slots__ = ('NotificationMaxDelay', 'EVSENotification', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     NotificationMaxDelay: Optional[int]
     EVSENotification: Optional[Union[evseNotificationType, str]]
 
@@ -728,6 +791,8 @@ class MeterInfoType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}MeterInfoType."""
 
     __slots__ = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     MeterID: Optional[str]
     ChargedEnergyReadingWh: Optional[int]
     BPT_DischargedEnergyReadingWh: Optional[int]
@@ -752,6 +817,8 @@ class ReceiptType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ReceiptType."""
 
     __slots__ = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     TimeAnchor: Optional[int]
     EnergyCosts: Optional[DetailedCostType]
     OccupancyCosts: Optional[DetailedCostType]
@@ -772,6 +839,8 @@ class DetailedCostType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DetailedCostType."""
 
     __slots__ = ('Amount', 'CostPerUnit', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Amount: Optional[RationalNumberType]
     CostPerUnit: Optional[RationalNumberType]
 
@@ -784,6 +853,8 @@ class DetailedTaxType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DetailedTaxType."""
 
     __slots__ = ('TaxRuleID', 'Amount', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     TaxRuleID: Optional[int]
     Amount: Optional[RationalNumberType]
 
@@ -796,6 +867,8 @@ class BPT_Dynamic_AC_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Dynamic_AC_CLResControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -830,6 +903,8 @@ class BPT_Scheduled_AC_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_Scheduled_AC_CLResControlModeType."""
 
     __slots__ = ('EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     EVSETargetActivePower: Optional[RationalNumberType]
     EVSETargetActivePower_L2: Optional[RationalNumberType]
     EVSETargetActivePower_L3: Optional[RationalNumberType]
@@ -856,12 +931,16 @@ class CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLResControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
 
 
 class Dynamic_AC_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}Dynamic_AC_CLResControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -896,6 +975,8 @@ class Scheduled_AC_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}Scheduled_AC_CLResControlModeType."""
 
     __slots__ = ('EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     EVSETargetActivePower: Optional[RationalNumberType]
     EVSETargetActivePower_L2: Optional[RationalNumberType]
     EVSETargetActivePower_L3: Optional[RationalNumberType]
@@ -922,6 +1003,8 @@ class AC_ChargeParameterDiscoveryReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}AC_ChargeParameterDiscoveryReqType."""
 
     __slots__ = ('Header', 'AC_CPDReqEnergyTransferMode', 'BPT_AC_CPDReqEnergyTransferMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
     AC_CPDReqEnergyTransferMode: Optional[AC_CPDReqEnergyTransferModeType]
     BPT_AC_CPDReqEnergyTransferMode: Optional[BPT_AC_CPDReqEnergyTransferModeType]
@@ -936,6 +1019,8 @@ class BPT_AC_CPDReqEnergyTransferModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_AC_CPDReqEnergyTransferModeType."""
 
     __slots__ = ('EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     EVMaximumChargePower: Optional[RationalNumberType]
     EVMaximumChargePower_L2: Optional[RationalNumberType]
     EVMaximumChargePower_L3: Optional[RationalNumberType]
@@ -968,6 +1053,8 @@ class AC_ChargeParameterDiscoveryResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}AC_ChargeParameterDiscoveryResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'AC_CPDResEnergyTransferMode', 'BPT_AC_CPDResEnergyTransferMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     AC_CPDResEnergyTransferMode: Optional[AC_CPDResEnergyTransferModeType]
@@ -984,6 +1071,8 @@ class BPT_AC_CPDResEnergyTransferModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:AC}BPT_AC_CPDResEnergyTransferModeType."""
 
     __slots__ = ('EVSEMaximumChargePower', 'EVSEMaximumChargePower_L2', 'EVSEMaximumChargePower_L3', 'EVSEMinimumChargePower', 'EVSEMinimumChargePower_L2', 'EVSEMinimumChargePower_L3', 'EVSENominalFrequency', 'MaximumPowerAsymmetry', 'EVSEPowerRampLimitation', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', 'EVSEMaximumDischargePower', 'EVSEMaximumDischargePower_L2', 'EVSEMaximumDischargePower_L3', 'EVSEMinimumDischargePower', 'EVSEMinimumDischargePower_L2', 'EVSEMinimumDischargePower_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     EVSEMaximumChargePower: Optional[RationalNumberType]
     EVSEMaximumChargePower_L2: Optional[RationalNumberType]
     EVSEMaximumChargePower_L3: Optional[RationalNumberType]
@@ -1028,6 +1117,8 @@ class ManifestType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ManifestType."""
 
     __slots__ = ('Id', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Id: Optional[str]
     Reference: Optional[List[ReferenceType]]
 
@@ -1040,6 +1131,8 @@ class SignaturePropertiesType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertiesType."""
 
     __slots__ = ('Id', 'SignatureProperty', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Id: Optional[str]
     SignatureProperty: Optional[List[SignaturePropertyType]]
 
@@ -1052,6 +1145,8 @@ class SignaturePropertyType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertyType."""
 
     __slots__ = ('Id', 'Target', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Id: Optional[str]
     Target: Optional[str]
     any: Optional[list]
@@ -1066,6 +1161,8 @@ class V2GMessageType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GMessageType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1076,6 +1173,8 @@ class V2GRequestType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GRequestType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1086,6 +1185,8 @@ class ChargeParameterDiscoveryReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryReqType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1096,6 +1197,8 @@ class V2GResponseType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GResponseType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -1108,6 +1211,8 @@ class ChargeParameterDiscoveryResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryResType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -1120,6 +1225,8 @@ class ChargeLoopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopReqType."""
 
     __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
     DisplayParameters: Optional[DisplayParametersType]
     MeterInfoRequested: Optional[bool]
@@ -1134,6 +1241,8 @@ class ChargeLoopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
@@ -1152,6 +1261,8 @@ class Scheduled_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLReqControlModeType."""
 
     __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
     EVMinimumEnergyRequest: Optional[RationalNumberType]
@@ -1166,12 +1277,16 @@ class Scheduled_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLResControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
 
 
 class Dynamic_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     DepartureTime: Optional[int]
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
@@ -1188,6 +1303,8 @@ class Dynamic_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLResControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -1204,6 +1321,8 @@ class ListOfRootCertificateIDsType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ListOfRootCertificateIDsType."""
 
     __slots__ = ('RootCertificateID', )
+    _fields = __slots__
+    _schema_id = 'iso20_ac'
     RootCertificateID: Optional[List[X509IssuerSerialType]]
 
     def __init__(self, RootCertificateID: Optional[List[X509IssuerSerialType]] = None) -> None:

@@ -8,15 +8,14 @@ exi.decode(data, 'iso20_acdp').
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 from typing import List, Optional, Union
 
-from exi.message import Message
+from exi.message import Message, V2GEnum
 
 SCHEMA_ID = 'iso20_acdp'
 
 
-class electricalChargingDeviceStatusType(str, Enum):
+class electricalChargingDeviceStatusType(V2GEnum):
     """XSD enumeration electricalChargingDeviceStatusType."""
 
     State_A = 'State_A'
@@ -25,7 +24,7 @@ class electricalChargingDeviceStatusType(str, Enum):
     State_D = 'State_D'
 
 
-class responseCodeType(str, Enum):
+class responseCodeType(V2GEnum):
     """XSD enumeration responseCodeType."""
 
     OK = 'OK'
@@ -70,7 +69,7 @@ class responseCodeType(str, Enum):
     FAILED_WrongChargeParameter = 'FAILED_WrongChargeParameter'
 
 
-class processingType(str, Enum):
+class processingType(V2GEnum):
     """XSD enumeration processingType."""
 
     Finished = 'Finished'
@@ -78,7 +77,7 @@ class processingType(str, Enum):
     Ongoing_WaitingForCustomerInteraction = 'Ongoing_WaitingForCustomerInteraction'
 
 
-class mechanicalChargingDeviceStatusType(str, Enum):
+class mechanicalChargingDeviceStatusType(V2GEnum):
     """XSD enumeration mechanicalChargingDeviceStatusType."""
 
     Home = 'Home'
@@ -86,7 +85,7 @@ class mechanicalChargingDeviceStatusType(str, Enum):
     EndPosition = 'EndPosition'
 
 
-class cpStatusType(str, Enum):
+class cpStatusType(V2GEnum):
     """XSD enumeration cpStatusType."""
 
     StateA = 'StateA'
@@ -96,7 +95,7 @@ class cpStatusType(str, Enum):
     StateE = 'StateE'
 
 
-class errorCodeType(str, Enum):
+class errorCodeType(V2GEnum):
     """XSD enumeration errorCodeType."""
 
     OK_NoEVError = 'OK_NoEVError'
@@ -111,7 +110,7 @@ class errorCodeType(str, Enum):
     FAILED_Reserved2 = 'FAILED_Reserved2'
 
 
-class isolationStatusType(str, Enum):
+class isolationStatusType(V2GEnum):
     """XSD enumeration isolationStatusType."""
 
     Invalid = 'Invalid'
@@ -120,7 +119,7 @@ class isolationStatusType(str, Enum):
     Fault = 'Fault'
 
 
-class evseNotificationType(str, Enum):
+class evseNotificationType(V2GEnum):
     """XSD enumeration evseNotificationType."""
 
     Pause = 'Pause'
@@ -135,6 +134,8 @@ class ACDP_ConnectReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectReqType."""
 
     __slots__ = ('Header', 'EVElectricalChargingDeviceStatus', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
     EVElectricalChargingDeviceStatus: Optional[Union[electricalChargingDeviceStatusType, str]]
 
@@ -147,6 +148,8 @@ class MessageHeaderType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}MessageHeaderType."""
 
     __slots__ = ('SessionID', 'TimeStamp', 'Signature', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     SessionID: Optional[bytes]
     TimeStamp: Optional[int]
     Signature: Optional[SignatureType]
@@ -161,6 +164,8 @@ class SignatureType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureType."""
 
     __slots__ = ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Id: Optional[str]
     SignedInfo: Optional[SignedInfoType]
     SignatureValue: Optional[SignatureValueType]
@@ -179,6 +184,8 @@ class SignedInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignedInfoType."""
 
     __slots__ = ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Id: Optional[str]
     CanonicalizationMethod: Optional[CanonicalizationMethodType]
     SignatureMethod: Optional[SignatureMethodType]
@@ -195,6 +202,8 @@ class CanonicalizationMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -207,6 +216,8 @@ class SignatureMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureMethodType."""
 
     __slots__ = ('Algorithm', 'HMACOutputLength', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Algorithm: Optional[str]
     HMACOutputLength: Optional[int]
     any: Optional[list]
@@ -221,6 +232,8 @@ class ReferenceType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ReferenceType."""
 
     __slots__ = ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Id: Optional[str]
     Type: Optional[str]
     URI: Optional[str]
@@ -241,6 +254,8 @@ class TransformsType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformsType."""
 
     __slots__ = ('Transform', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Transform: Optional[List[TransformType]]
 
     def __init__(self, Transform: Optional[List[TransformType]] = None) -> None:
@@ -251,6 +266,8 @@ class TransformType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformType."""
 
     __slots__ = ('Algorithm', 'XPath', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Algorithm: Optional[str]
     XPath: Optional[List[str]]
     any: Optional[list]
@@ -265,6 +282,8 @@ class DigestMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DigestMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -277,6 +296,8 @@ class SignatureValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureValueType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Id: Optional[str]
     value: Optional[bytes]
 
@@ -289,6 +310,8 @@ class KeyInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyInfoType."""
 
     __slots__ = ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Id: Optional[str]
     KeyName: Optional[List[str]]
     KeyValue: Optional[List[KeyValueType]]
@@ -315,6 +338,8 @@ class KeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyValueType."""
 
     __slots__ = ('DSAKeyValue', 'RSAKeyValue', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     DSAKeyValue: Optional[DSAKeyValueType]
     RSAKeyValue: Optional[RSAKeyValueType]
     any: Optional[list]
@@ -329,6 +354,8 @@ class DSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DSAKeyValueType."""
 
     __slots__ = ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     P: Optional[bytes]
     Q: Optional[bytes]
     G: Optional[bytes]
@@ -351,6 +378,8 @@ class RSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RSAKeyValueType."""
 
     __slots__ = ('Modulus', 'Exponent', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Modulus: Optional[bytes]
     Exponent: Optional[bytes]
 
@@ -363,6 +392,8 @@ class RetrievalMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RetrievalMethodType."""
 
     __slots__ = ('Type', 'URI', 'Transforms', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Type: Optional[str]
     URI: Optional[str]
     Transforms: Optional[TransformsType]
@@ -377,6 +408,8 @@ class X509DataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509DataType."""
 
     __slots__ = ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     X509IssuerSerial: Optional[List[X509IssuerSerialType]]
     X509SKI: Optional[List[bytes]]
     X509SubjectName: Optional[List[str]]
@@ -397,6 +430,8 @@ class X509IssuerSerialType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerialType."""
 
     __slots__ = ('X509IssuerName', 'X509SerialNumber', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     X509IssuerName: Optional[str]
     X509SerialNumber: Optional[int]
 
@@ -409,6 +444,8 @@ class PGPDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}PGPDataType."""
 
     __slots__ = ('PGPKeyID', 'PGPKeyPacket', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     PGPKeyID: Optional[bytes]
     PGPKeyPacket: Optional[List[bytes]]
     any: Optional[list]
@@ -423,6 +460,8 @@ class SPKIDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SPKIDataType."""
 
     __slots__ = ('SPKISexp', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     SPKISexp: Optional[List[bytes]]
     any: Optional[list]
 
@@ -435,6 +474,8 @@ class ObjectType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ObjectType."""
 
     __slots__ = ('Encoding', 'Id', 'MimeType', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Encoding: Optional[str]
     Id: Optional[str]
     MimeType: Optional[str]
@@ -451,6 +492,8 @@ class ACDP_ConnectResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:ACDP}ACDP_ConnectResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEProcessing', 'EVSEElectricalChargingDeviceStatus', 'EVSEMechanicalChargingDeviceStatus', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[processingType, str]]
@@ -469,6 +512,8 @@ class ACDP_SystemStatusReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:ACDP}ACDP_SystemStatusReqType."""
 
     __slots__ = ('Header', 'EVTechnicalStatus', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
     EVTechnicalStatus: Optional[EVTechnicalStatusType]
 
@@ -481,6 +526,8 @@ class EVTechnicalStatusType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:ACDP}EVTechnicalStatusType."""
 
     __slots__ = ('EVReadyToCharge', 'EVImmobilizationRequest', 'EVImmobilized', 'EVWLANStrength', 'EVCPStatus', 'EVSOC', 'EVErrorCode', 'EVTimeout', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     EVReadyToCharge: Optional[bool]
     EVImmobilizationRequest: Optional[bool]
     EVImmobilized: Optional[bool]
@@ -505,6 +552,8 @@ class RationalNumberType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}RationalNumberType."""
 
     __slots__ = ('Exponent', 'Value', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Exponent: Optional[int]
     Value: Optional[int]
 
@@ -517,6 +566,8 @@ class ACDP_SystemStatusResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:ACDP}ACDP_SystemStatusResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEMechanicalChargingDeviceStatus', 'EVSEReadyToCharge', 'EVSEIsolationStatus', 'EVSEDisabled', 'EVSEUtilityInterruptEvent', 'EVSEEmergencyShutdown', 'EVSEMalfunction', 'EVInChargePosition', 'EVAssociationStatus', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEMechanicalChargingDeviceStatus: Optional[Union[mechanicalChargingDeviceStatusType, str]]
@@ -547,6 +598,8 @@ class ACDP_VehiclePositioningReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:ACDP}ACDP_VehiclePositioningReqType."""
 
     __slots__ = ('Header', 'EVMobilityStatus', 'EVPositioningSupport', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
     EVMobilityStatus: Optional[bool]
     EVPositioningSupport: Optional[bool]
@@ -561,6 +614,8 @@ class ACDP_VehiclePositioningResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:ACDP}ACDP_VehiclePositioningResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEProcessing', 'EVSEPositioningSupport', 'EVRelativeXDeviation', 'EVRelativeYDeviation', 'ContactWindowXc', 'ContactWindowYc', 'EVInChargePosition', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[processingType, str]]
@@ -587,18 +642,24 @@ class CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
 
 
 class CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLResControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
 
 
 class ManifestType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ManifestType."""
 
     __slots__ = ('Id', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Id: Optional[str]
     Reference: Optional[List[ReferenceType]]
 
@@ -611,6 +672,8 @@ class SignaturePropertiesType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertiesType."""
 
     __slots__ = ('Id', 'SignatureProperty', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Id: Optional[str]
     SignatureProperty: Optional[List[SignaturePropertyType]]
 
@@ -623,6 +686,8 @@ class SignaturePropertyType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertyType."""
 
     __slots__ = ('Id', 'Target', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Id: Optional[str]
     Target: Optional[str]
     any: Optional[list]
@@ -637,6 +702,8 @@ class V2GMessageType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GMessageType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -647,6 +714,8 @@ class V2GRequestType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GRequestType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -657,6 +726,8 @@ class V2GResponseType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GResponseType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -669,6 +740,8 @@ class ChargeParameterDiscoveryReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryReqType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -679,6 +752,8 @@ class ChargeParameterDiscoveryResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryResType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -691,6 +766,8 @@ class ChargeLoopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopReqType."""
 
     __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
     DisplayParameters: Optional[DisplayParametersType]
     MeterInfoRequested: Optional[bool]
@@ -705,6 +782,8 @@ class DisplayParametersType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DisplayParametersType."""
 
     __slots__ = ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     PresentSOC: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -733,6 +812,8 @@ class ChargeLoopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
@@ -751,6 +832,8 @@ class EVSEStatusType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatusType."""
 
     __slots__ = ('NotificationMaxDelay', 'EVSENotification', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     NotificationMaxDelay: Optional[int]
     EVSENotification: Optional[Union[evseNotificationType, str]]
 
@@ -763,6 +846,8 @@ class MeterInfoType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}MeterInfoType."""
 
     __slots__ = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     MeterID: Optional[str]
     ChargedEnergyReadingWh: Optional[int]
     BPT_DischargedEnergyReadingWh: Optional[int]
@@ -787,6 +872,8 @@ class ReceiptType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ReceiptType."""
 
     __slots__ = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     TimeAnchor: Optional[int]
     EnergyCosts: Optional[DetailedCostType]
     OccupancyCosts: Optional[DetailedCostType]
@@ -807,6 +894,8 @@ class DetailedCostType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DetailedCostType."""
 
     __slots__ = ('Amount', 'CostPerUnit', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     Amount: Optional[RationalNumberType]
     CostPerUnit: Optional[RationalNumberType]
 
@@ -819,6 +908,8 @@ class DetailedTaxType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DetailedTaxType."""
 
     __slots__ = ('TaxRuleID', 'Amount', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     TaxRuleID: Optional[int]
     Amount: Optional[RationalNumberType]
 
@@ -831,6 +922,8 @@ class Scheduled_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLReqControlModeType."""
 
     __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
     EVMinimumEnergyRequest: Optional[RationalNumberType]
@@ -845,12 +938,16 @@ class Scheduled_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLResControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
 
 
 class Dynamic_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     DepartureTime: Optional[int]
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
@@ -867,6 +964,8 @@ class Dynamic_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLResControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -883,6 +982,8 @@ class ListOfRootCertificateIDsType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ListOfRootCertificateIDsType."""
 
     __slots__ = ('RootCertificateID', )
+    _fields = __slots__
+    _schema_id = 'iso20_acdp'
     RootCertificateID: Optional[List[X509IssuerSerialType]]
 
     def __init__(self, RootCertificateID: Optional[List[X509IssuerSerialType]] = None) -> None:

@@ -8,22 +8,21 @@ exi.decode(data, 'iso20_cm').
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 from typing import List, Optional, Union
 
-from exi.message import Message
+from exi.message import Message, V2GEnum
 
 SCHEMA_ID = 'iso20_cm'
 
 
-class authorizationType(str, Enum):
+class authorizationType(V2GEnum):
     """XSD enumeration authorizationType."""
 
     EIM = 'EIM'
     PnC = 'PnC'
 
 
-class responseCodeType(str, Enum):
+class responseCodeType(V2GEnum):
     """XSD enumeration responseCodeType."""
 
     OK = 'OK'
@@ -68,7 +67,7 @@ class responseCodeType(str, Enum):
     FAILED_WrongChargeParameter = 'FAILED_WrongChargeParameter'
 
 
-class processingType(str, Enum):
+class processingType(V2GEnum):
     """XSD enumeration processingType."""
 
     Finished = 'Finished'
@@ -76,14 +75,14 @@ class processingType(str, Enum):
     Ongoing_WaitingForCustomerInteraction = 'Ongoing_WaitingForCustomerInteraction'
 
 
-class ecdhCurveType(str, Enum):
+class ecdhCurveType(V2GEnum):
     """XSD enumeration ecdhCurveType."""
 
     SECP521 = 'SECP521'
     X448 = 'X448'
 
 
-class chargeProgressType(str, Enum):
+class chargeProgressType(V2GEnum):
     """XSD enumeration chargeProgressType."""
 
     Start = 'Start'
@@ -92,21 +91,21 @@ class chargeProgressType(str, Enum):
     ScheduleRenegotiation = 'ScheduleRenegotiation'
 
 
-class powerToleranceAcceptanceType(str, Enum):
+class powerToleranceAcceptanceType(V2GEnum):
     """XSD enumeration powerToleranceAcceptanceType."""
 
     PowerToleranceNotConfirmed = 'PowerToleranceNotConfirmed'
     PowerToleranceConfirmed = 'PowerToleranceConfirmed'
 
 
-class channelSelectionType(str, Enum):
+class channelSelectionType(V2GEnum):
     """XSD enumeration channelSelectionType."""
 
     Charge = 'Charge'
     Discharge = 'Discharge'
 
 
-class evseNotificationType(str, Enum):
+class evseNotificationType(V2GEnum):
     """XSD enumeration evseNotificationType."""
 
     Pause = 'Pause'
@@ -117,7 +116,7 @@ class evseNotificationType(str, Enum):
     MeteringConfirmation = 'MeteringConfirmation'
 
 
-class chargingSessionType(str, Enum):
+class chargingSessionType(V2GEnum):
     """XSD enumeration chargingSessionType."""
 
     Pause = 'Pause'
@@ -125,7 +124,7 @@ class chargingSessionType(str, Enum):
     ServiceRenegotiation = 'ServiceRenegotiation'
 
 
-class evCheckInStatusType(str, Enum):
+class evCheckInStatusType(V2GEnum):
     """XSD enumeration evCheckInStatusType."""
 
     CheckIn = 'CheckIn'
@@ -133,7 +132,7 @@ class evCheckInStatusType(str, Enum):
     Completed = 'Completed'
 
 
-class parkingMethodType(str, Enum):
+class parkingMethodType(V2GEnum):
     """XSD enumeration parkingMethodType."""
 
     AutoParking = 'AutoParking'
@@ -141,7 +140,7 @@ class parkingMethodType(str, Enum):
     Manual = 'Manual'
 
 
-class evCheckOutStatusType(str, Enum):
+class evCheckOutStatusType(V2GEnum):
     """XSD enumeration evCheckOutStatusType."""
 
     CheckOut = 'CheckOut'
@@ -149,7 +148,7 @@ class evCheckOutStatusType(str, Enum):
     Completed = 'Completed'
 
 
-class evseCheckOutStatusType(str, Enum):
+class evseCheckOutStatusType(V2GEnum):
     """XSD enumeration evseCheckOutStatusType."""
 
     Scheduled = 'Scheduled'
@@ -160,6 +159,8 @@ class AuthorizationReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationReqType."""
 
     __slots__ = ('Header', 'SelectedAuthorizationService', 'EIM_AReqAuthorizationMode', 'PnC_AReqAuthorizationMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     SelectedAuthorizationService: Optional[Union[authorizationType, str]]
     EIM_AReqAuthorizationMode: Optional[EIM_AReqAuthorizationModeType]
@@ -176,6 +177,8 @@ class MessageHeaderType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}MessageHeaderType."""
 
     __slots__ = ('SessionID', 'TimeStamp', 'Signature', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     SessionID: Optional[bytes]
     TimeStamp: Optional[int]
     Signature: Optional[SignatureType]
@@ -190,6 +193,8 @@ class SignatureType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureType."""
 
     __slots__ = ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     SignedInfo: Optional[SignedInfoType]
     SignatureValue: Optional[SignatureValueType]
@@ -208,6 +213,8 @@ class SignedInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignedInfoType."""
 
     __slots__ = ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     CanonicalizationMethod: Optional[CanonicalizationMethodType]
     SignatureMethod: Optional[SignatureMethodType]
@@ -224,6 +231,8 @@ class CanonicalizationMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -236,6 +245,8 @@ class SignatureMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureMethodType."""
 
     __slots__ = ('Algorithm', 'HMACOutputLength', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Algorithm: Optional[str]
     HMACOutputLength: Optional[int]
     any: Optional[list]
@@ -250,6 +261,8 @@ class ReferenceType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ReferenceType."""
 
     __slots__ = ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     Type: Optional[str]
     URI: Optional[str]
@@ -270,6 +283,8 @@ class TransformsType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformsType."""
 
     __slots__ = ('Transform', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Transform: Optional[List[TransformType]]
 
     def __init__(self, Transform: Optional[List[TransformType]] = None) -> None:
@@ -280,6 +295,8 @@ class TransformType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformType."""
 
     __slots__ = ('Algorithm', 'XPath', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Algorithm: Optional[str]
     XPath: Optional[List[str]]
     any: Optional[list]
@@ -294,6 +311,8 @@ class DigestMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DigestMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -306,6 +325,8 @@ class SignatureValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureValueType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     value: Optional[bytes]
 
@@ -318,6 +339,8 @@ class KeyInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyInfoType."""
 
     __slots__ = ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     KeyName: Optional[List[str]]
     KeyValue: Optional[List[KeyValueType]]
@@ -344,6 +367,8 @@ class KeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyValueType."""
 
     __slots__ = ('DSAKeyValue', 'RSAKeyValue', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     DSAKeyValue: Optional[DSAKeyValueType]
     RSAKeyValue: Optional[RSAKeyValueType]
     any: Optional[list]
@@ -358,6 +383,8 @@ class DSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DSAKeyValueType."""
 
     __slots__ = ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     P: Optional[bytes]
     Q: Optional[bytes]
     G: Optional[bytes]
@@ -380,6 +407,8 @@ class RSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RSAKeyValueType."""
 
     __slots__ = ('Modulus', 'Exponent', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Modulus: Optional[bytes]
     Exponent: Optional[bytes]
 
@@ -392,6 +421,8 @@ class RetrievalMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RetrievalMethodType."""
 
     __slots__ = ('Type', 'URI', 'Transforms', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Type: Optional[str]
     URI: Optional[str]
     Transforms: Optional[TransformsType]
@@ -406,6 +437,8 @@ class X509DataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509DataType."""
 
     __slots__ = ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     X509IssuerSerial: Optional[List[X509IssuerSerialType]]
     X509SKI: Optional[List[bytes]]
     X509SubjectName: Optional[List[str]]
@@ -426,6 +459,8 @@ class X509IssuerSerialType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerialType."""
 
     __slots__ = ('X509IssuerName', 'X509SerialNumber', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     X509IssuerName: Optional[str]
     X509SerialNumber: Optional[int]
 
@@ -438,6 +473,8 @@ class PGPDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}PGPDataType."""
 
     __slots__ = ('PGPKeyID', 'PGPKeyPacket', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     PGPKeyID: Optional[bytes]
     PGPKeyPacket: Optional[List[bytes]]
     any: Optional[list]
@@ -452,6 +489,8 @@ class SPKIDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SPKIDataType."""
 
     __slots__ = ('SPKISexp', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     SPKISexp: Optional[List[bytes]]
     any: Optional[list]
 
@@ -464,6 +503,8 @@ class ObjectType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ObjectType."""
 
     __slots__ = ('Encoding', 'Id', 'MimeType', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Encoding: Optional[str]
     Id: Optional[str]
     MimeType: Optional[str]
@@ -480,12 +521,16 @@ class EIM_AReqAuthorizationModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EIM_AReqAuthorizationModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
 
 
 class PnC_AReqAuthorizationModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PnC_AReqAuthorizationModeType."""
 
     __slots__ = ('Id', 'GenChallenge', 'ContractCertificateChain', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     GenChallenge: Optional[bytes]
     ContractCertificateChain: Optional[ContractCertificateChainType]
@@ -500,6 +545,8 @@ class ContractCertificateChainType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ContractCertificateChainType."""
 
     __slots__ = ('Certificate', 'SubCertificates', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Certificate: Optional[bytes]
     SubCertificates: Optional[SubCertificatesType]
 
@@ -512,6 +559,8 @@ class SubCertificatesType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SubCertificatesType."""
 
     __slots__ = ('Certificate', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Certificate: Optional[List[bytes]]
 
     def __init__(self, Certificate: Optional[List[bytes]] = None) -> None:
@@ -522,6 +571,8 @@ class AuthorizationResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEProcessing', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[processingType, str]]
@@ -536,6 +587,8 @@ class AuthorizationSetupReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationSetupReqType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -546,6 +599,8 @@ class AuthorizationSetupResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}AuthorizationSetupResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'AuthorizationServices', 'CertificateInstallationService', 'EIM_ASResAuthorizationMode', 'PnC_ASResAuthorizationMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     AuthorizationServices: Optional[List[Union[authorizationType, str]]]
@@ -566,12 +621,16 @@ class EIM_ASResAuthorizationModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EIM_ASResAuthorizationModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
 
 
 class PnC_ASResAuthorizationModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PnC_ASResAuthorizationModeType."""
 
     __slots__ = ('GenChallenge', 'SupportedProviders', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     GenChallenge: Optional[bytes]
     SupportedProviders: Optional[SupportedProvidersListType]
 
@@ -584,6 +643,8 @@ class SupportedProvidersListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SupportedProvidersListType."""
 
     __slots__ = ('ProviderID', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     ProviderID: Optional[List[str]]
 
     def __init__(self, ProviderID: Optional[List[str]] = None) -> None:
@@ -594,18 +655,24 @@ class CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
 
 
 class CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLResControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
 
 
 class CertificateInstallationReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}CertificateInstallationReqType."""
 
     __slots__ = ('Header', 'OEMProvisioningCertificateChain', 'ListOfRootCertificateIDs', 'MaximumContractCertificateChains', 'PrioritizedEMAIDs', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     OEMProvisioningCertificateChain: Optional[SignedCertificateChainType]
     ListOfRootCertificateIDs: Optional[ListOfRootCertificateIDsType]
@@ -624,6 +691,8 @@ class SignedCertificateChainType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SignedCertificateChainType."""
 
     __slots__ = ('Id', 'Certificate', 'SubCertificates', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     Certificate: Optional[bytes]
     SubCertificates: Optional[SubCertificatesType]
@@ -638,6 +707,8 @@ class ListOfRootCertificateIDsType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ListOfRootCertificateIDsType."""
 
     __slots__ = ('RootCertificateID', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     RootCertificateID: Optional[List[X509IssuerSerialType]]
 
     def __init__(self, RootCertificateID: Optional[List[X509IssuerSerialType]] = None) -> None:
@@ -648,6 +719,8 @@ class EMAIDListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EMAIDListType."""
 
     __slots__ = ('EMAID', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     EMAID: Optional[List[str]]
 
     def __init__(self, EMAID: Optional[List[str]] = None) -> None:
@@ -658,6 +731,8 @@ class CertificateInstallationResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}CertificateInstallationResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEProcessing', 'CPSCertificateChain', 'SignedInstallationData', 'RemainingContractCertificateChains', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[processingType, str]]
@@ -678,6 +753,8 @@ class CertificateChainType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}CertificateChainType."""
 
     __slots__ = ('Certificate', 'SubCertificates', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Certificate: Optional[bytes]
     SubCertificates: Optional[SubCertificatesType]
 
@@ -690,6 +767,8 @@ class SignedInstallationDataType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SignedInstallationDataType."""
 
     __slots__ = ('Id', 'ContractCertificateChain', 'ECDHCurve', 'DHPublicKey', 'SECP521_EncryptedPrivateKey', 'X448_EncryptedPrivateKey', 'TPM_EncryptedPrivateKey', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     ContractCertificateChain: Optional[ContractCertificateChainType]
     ECDHCurve: Optional[Union[ecdhCurveType, str]]
@@ -712,6 +791,8 @@ class ManifestType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ManifestType."""
 
     __slots__ = ('Id', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     Reference: Optional[List[ReferenceType]]
 
@@ -724,6 +805,8 @@ class MeteringConfirmationReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}MeteringConfirmationReqType."""
 
     __slots__ = ('Header', 'SignedMeteringData', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     SignedMeteringData: Optional[SignedMeteringDataType]
 
@@ -736,6 +819,8 @@ class SignedMeteringDataType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SignedMeteringDataType."""
 
     __slots__ = ('Id', 'SessionID', 'MeterInfo', 'Receipt', 'Dynamic_SMDTControlMode', 'Scheduled_SMDTControlMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     SessionID: Optional[bytes]
     MeterInfo: Optional[MeterInfoType]
@@ -756,6 +841,8 @@ class MeterInfoType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}MeterInfoType."""
 
     __slots__ = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     MeterID: Optional[str]
     ChargedEnergyReadingWh: Optional[int]
     BPT_DischargedEnergyReadingWh: Optional[int]
@@ -780,6 +867,8 @@ class ReceiptType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ReceiptType."""
 
     __slots__ = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     TimeAnchor: Optional[int]
     EnergyCosts: Optional[DetailedCostType]
     OccupancyCosts: Optional[DetailedCostType]
@@ -800,6 +889,8 @@ class DetailedCostType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DetailedCostType."""
 
     __slots__ = ('Amount', 'CostPerUnit', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Amount: Optional[RationalNumberType]
     CostPerUnit: Optional[RationalNumberType]
 
@@ -812,6 +903,8 @@ class RationalNumberType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}RationalNumberType."""
 
     __slots__ = ('Exponent', 'Value', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Exponent: Optional[int]
     Value: Optional[int]
 
@@ -824,6 +917,8 @@ class DetailedTaxType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DetailedTaxType."""
 
     __slots__ = ('TaxRuleID', 'Amount', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     TaxRuleID: Optional[int]
     Amount: Optional[RationalNumberType]
 
@@ -836,12 +931,16 @@ class Dynamic_SMDTControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SMDTControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
 
 
 class Scheduled_SMDTControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SMDTControlModeType."""
 
     __slots__ = ('SelectedScheduleTupleID', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     SelectedScheduleTupleID: Optional[int]
 
     def __init__(self, SelectedScheduleTupleID: Optional[int] = None) -> None:
@@ -852,6 +951,8 @@ class MeteringConfirmationResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}MeteringConfirmationResType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -864,6 +965,8 @@ class PowerDeliveryReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryReqType."""
 
     __slots__ = ('Header', 'EVProcessing', 'ChargeProgress', 'EVPowerProfile', 'BPT_ChannelSelection', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     EVProcessing: Optional[Union[processingType, str]]
     ChargeProgress: Optional[Union[chargeProgressType, str]]
@@ -882,6 +985,8 @@ class EVPowerProfileType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EVPowerProfileType."""
 
     __slots__ = ('TimeAnchor', 'Dynamic_EVPPTControlMode', 'Scheduled_EVPPTControlMode', 'EVPowerProfileEntries', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     TimeAnchor: Optional[int]
     Dynamic_EVPPTControlMode: Optional[Dynamic_EVPPTControlModeType]
     Scheduled_EVPPTControlMode: Optional[Scheduled_EVPPTControlModeType]
@@ -898,12 +1003,16 @@ class Dynamic_EVPPTControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_EVPPTControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
 
 
 class Scheduled_EVPPTControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_EVPPTControlModeType."""
 
     __slots__ = ('SelectedScheduleTupleID', 'PowerToleranceAcceptance', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     SelectedScheduleTupleID: Optional[int]
     PowerToleranceAcceptance: Optional[Union[powerToleranceAcceptanceType, str]]
 
@@ -916,6 +1025,8 @@ class EVPowerProfileEntryListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EVPowerProfileEntryListType."""
 
     __slots__ = ('EVPowerProfileEntry', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     EVPowerProfileEntry: Optional[List[PowerScheduleEntryType]]
 
     def __init__(self, EVPowerProfileEntry: Optional[List[PowerScheduleEntryType]] = None) -> None:
@@ -926,6 +1037,8 @@ class PowerScheduleEntryType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PowerScheduleEntryType."""
 
     __slots__ = ('Duration', 'Power', 'Power_L2', 'Power_L3', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Duration: Optional[int]
     Power: Optional[RationalNumberType]
     Power_L2: Optional[RationalNumberType]
@@ -942,6 +1055,8 @@ class PowerDeliveryResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PowerDeliveryResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
@@ -956,6 +1071,8 @@ class EVSEStatusType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatusType."""
 
     __slots__ = ('NotificationMaxDelay', 'EVSENotification', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     NotificationMaxDelay: Optional[int]
     EVSENotification: Optional[Union[evseNotificationType, str]]
 
@@ -968,6 +1085,8 @@ class ScheduleExchangeReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ScheduleExchangeReqType."""
 
     __slots__ = ('Header', 'MaximumSupportingPoints', 'Dynamic_SEReqControlMode', 'Scheduled_SEReqControlMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     MaximumSupportingPoints: Optional[int]
     Dynamic_SEReqControlMode: Optional[Dynamic_SEReqControlModeType]
@@ -984,6 +1103,8 @@ class Dynamic_SEReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SEReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -1008,6 +1129,8 @@ class Scheduled_SEReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SEReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVEnergyOffer', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     DepartureTime: Optional[int]
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
@@ -1026,6 +1149,8 @@ class EVEnergyOfferType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EVEnergyOfferType."""
 
     __slots__ = ('EVPowerSchedule', 'EVAbsolutePriceSchedule', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     EVPowerSchedule: Optional[EVPowerScheduleType]
     EVAbsolutePriceSchedule: Optional[EVAbsolutePriceScheduleType]
 
@@ -1038,6 +1163,8 @@ class EVPowerScheduleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EVPowerScheduleType."""
 
     __slots__ = ('TimeAnchor', 'EVPowerScheduleEntries', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     TimeAnchor: Optional[int]
     EVPowerScheduleEntries: Optional[EVPowerScheduleEntryListType]
 
@@ -1050,6 +1177,8 @@ class EVPowerScheduleEntryListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EVPowerScheduleEntryListType."""
 
     __slots__ = ('EVPowerScheduleEntry', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     EVPowerScheduleEntry: Optional[List[EVPowerScheduleEntryType]]
 
     def __init__(self, EVPowerScheduleEntry: Optional[List[EVPowerScheduleEntryType]] = None) -> None:
@@ -1060,6 +1189,8 @@ class EVPowerScheduleEntryType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EVPowerScheduleEntryType."""
 
     __slots__ = ('Duration', 'Power', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Duration: Optional[int]
     Power: Optional[RationalNumberType]
 
@@ -1072,6 +1203,8 @@ class EVAbsolutePriceScheduleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EVAbsolutePriceScheduleType."""
 
     __slots__ = ('TimeAnchor', 'Currency', 'PriceAlgorithm', 'EVPriceRuleStacks', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     TimeAnchor: Optional[int]
     Currency: Optional[str]
     PriceAlgorithm: Optional[str]
@@ -1088,6 +1221,8 @@ class EVPriceRuleStackListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRuleStackListType."""
 
     __slots__ = ('EVPriceRuleStack', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     EVPriceRuleStack: Optional[List[EVPriceRuleStackType]]
 
     def __init__(self, EVPriceRuleStack: Optional[List[EVPriceRuleStackType]] = None) -> None:
@@ -1098,6 +1233,8 @@ class EVPriceRuleStackType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRuleStackType."""
 
     __slots__ = ('Duration', 'EVPriceRule', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Duration: Optional[int]
     EVPriceRule: Optional[List[EVPriceRuleType]]
 
@@ -1110,6 +1247,8 @@ class EVPriceRuleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}EVPriceRuleType."""
 
     __slots__ = ('EnergyFee', 'PowerRangeStart', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     EnergyFee: Optional[RationalNumberType]
     PowerRangeStart: Optional[RationalNumberType]
 
@@ -1122,6 +1261,8 @@ class ScheduleExchangeResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ScheduleExchangeResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEProcessing', 'GoToPause', 'Dynamic_SEResControlMode', 'Scheduled_SEResControlMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[processingType, str]]
@@ -1142,6 +1283,8 @@ class Dynamic_SEResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}Dynamic_SEResControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AbsolutePriceSchedule', 'PriceLevelSchedule', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -1160,6 +1303,8 @@ class AbsolutePriceScheduleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}AbsolutePriceScheduleType."""
 
     __slots__ = ('Id', 'TimeAnchor', 'PriceScheduleID', 'PriceScheduleDescription', 'Currency', 'Language', 'PriceAlgorithm', 'MinimumCost', 'MaximumCost', 'TaxRules', 'PriceRuleStacks', 'OverstayRules', 'AdditionalSelectedServices', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     TimeAnchor: Optional[int]
     PriceScheduleID: Optional[int]
@@ -1194,6 +1339,8 @@ class TaxRuleListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleListType."""
 
     __slots__ = ('TaxRule', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     TaxRule: Optional[List[TaxRuleType]]
 
     def __init__(self, TaxRule: Optional[List[TaxRuleType]] = None) -> None:
@@ -1204,6 +1351,8 @@ class TaxRuleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}TaxRuleType."""
 
     __slots__ = ('TaxRuleID', 'TaxRuleName', 'TaxRate', 'TaxIncludedInPrice', 'AppliesToEnergyFee', 'AppliesToParkingFee', 'AppliesToOverstayFee', 'AppliesMinimumMaximumCost', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     TaxRuleID: Optional[int]
     TaxRuleName: Optional[str]
     TaxRate: Optional[RationalNumberType]
@@ -1228,6 +1377,8 @@ class PriceRuleStackListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PriceRuleStackListType."""
 
     __slots__ = ('PriceRuleStack', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     PriceRuleStack: Optional[List[PriceRuleStackType]]
 
     def __init__(self, PriceRuleStack: Optional[List[PriceRuleStackType]] = None) -> None:
@@ -1238,6 +1389,8 @@ class PriceRuleStackType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PriceRuleStackType."""
 
     __slots__ = ('Duration', 'PriceRule', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Duration: Optional[int]
     PriceRule: Optional[List[PriceRuleType]]
 
@@ -1250,6 +1403,8 @@ class PriceRuleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PriceRuleType."""
 
     __slots__ = ('EnergyFee', 'ParkingFee', 'ParkingFeePeriod', 'CarbonDioxideEmission', 'RenewableGenerationPercentage', 'PowerRangeStart', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     EnergyFee: Optional[RationalNumberType]
     ParkingFee: Optional[RationalNumberType]
     ParkingFeePeriod: Optional[int]
@@ -1270,6 +1425,8 @@ class OverstayRuleListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleListType."""
 
     __slots__ = ('OverstayTimeThreshold', 'OverstayPowerThreshold', 'OverstayRule', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     OverstayTimeThreshold: Optional[int]
     OverstayPowerThreshold: Optional[RationalNumberType]
     OverstayRule: Optional[List[OverstayRuleType]]
@@ -1284,6 +1441,8 @@ class OverstayRuleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}OverstayRuleType."""
 
     __slots__ = ('OverstayRuleDescription', 'StartTime', 'OverstayFee', 'OverstayFeePeriod', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     OverstayRuleDescription: Optional[str]
     StartTime: Optional[int]
     OverstayFee: Optional[RationalNumberType]
@@ -1300,6 +1459,8 @@ class AdditionalServiceListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}AdditionalServiceListType."""
 
     __slots__ = ('AdditionalService', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     AdditionalService: Optional[List[AdditionalServiceType]]
 
     def __init__(self, AdditionalService: Optional[List[AdditionalServiceType]] = None) -> None:
@@ -1310,6 +1471,8 @@ class AdditionalServiceType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}AdditionalServiceType."""
 
     __slots__ = ('ServiceName', 'ServiceFee', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     ServiceName: Optional[str]
     ServiceFee: Optional[RationalNumberType]
 
@@ -1322,6 +1485,8 @@ class PriceLevelScheduleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelScheduleType."""
 
     __slots__ = ('Id', 'TimeAnchor', 'PriceScheduleID', 'PriceScheduleDescription', 'NumberOfPriceLevels', 'PriceLevelScheduleEntries', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     TimeAnchor: Optional[int]
     PriceScheduleID: Optional[int]
@@ -1342,6 +1507,8 @@ class PriceLevelScheduleEntryListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelScheduleEntryListType."""
 
     __slots__ = ('PriceLevelScheduleEntry', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     PriceLevelScheduleEntry: Optional[List[PriceLevelScheduleEntryType]]
 
     def __init__(self, PriceLevelScheduleEntry: Optional[List[PriceLevelScheduleEntryType]] = None) -> None:
@@ -1352,6 +1519,8 @@ class PriceLevelScheduleEntryType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PriceLevelScheduleEntryType."""
 
     __slots__ = ('Duration', 'PriceLevel', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Duration: Optional[int]
     PriceLevel: Optional[int]
 
@@ -1364,6 +1533,8 @@ class Scheduled_SEResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}Scheduled_SEResControlModeType."""
 
     __slots__ = ('ScheduleTuple', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     ScheduleTuple: Optional[List[ScheduleTupleType]]
 
     def __init__(self, ScheduleTuple: Optional[List[ScheduleTupleType]] = None) -> None:
@@ -1374,6 +1545,8 @@ class ScheduleTupleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ScheduleTupleType."""
 
     __slots__ = ('ScheduleTupleID', 'ChargingSchedule', 'DischargingSchedule', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     ScheduleTupleID: Optional[int]
     ChargingSchedule: Optional[ChargingScheduleType]
     DischargingSchedule: Optional[ChargingScheduleType]
@@ -1388,6 +1561,8 @@ class ChargingScheduleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ChargingScheduleType."""
 
     __slots__ = ('PowerSchedule', 'AbsolutePriceSchedule', 'PriceLevelSchedule', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     PowerSchedule: Optional[PowerScheduleType]
     AbsolutePriceSchedule: Optional[AbsolutePriceScheduleType]
     PriceLevelSchedule: Optional[PriceLevelScheduleType]
@@ -1402,6 +1577,8 @@ class PowerScheduleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PowerScheduleType."""
 
     __slots__ = ('TimeAnchor', 'AvailableEnergy', 'PowerTolerance', 'PowerScheduleEntries', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     TimeAnchor: Optional[int]
     AvailableEnergy: Optional[RationalNumberType]
     PowerTolerance: Optional[RationalNumberType]
@@ -1418,6 +1595,8 @@ class PowerScheduleEntryListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PowerScheduleEntryListType."""
 
     __slots__ = ('PowerScheduleEntry', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     PowerScheduleEntry: Optional[List[PowerScheduleEntryType]]
 
     def __init__(self, PowerScheduleEntry: Optional[List[PowerScheduleEntryType]] = None) -> None:
@@ -1428,6 +1607,8 @@ class ServiceDetailReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ServiceDetailReqType."""
 
     __slots__ = ('Header', 'ServiceID', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ServiceID: Optional[int]
 
@@ -1440,6 +1621,8 @@ class ServiceDetailResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ServiceDetailResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'ServiceID', 'ServiceParameterList', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     ServiceID: Optional[int]
@@ -1456,6 +1639,8 @@ class ServiceParameterListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ServiceParameterListType."""
 
     __slots__ = ('ParameterSet', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     ParameterSet: Optional[List[ParameterSetType]]
 
     def __init__(self, ParameterSet: Optional[List[ParameterSetType]] = None) -> None:
@@ -1466,6 +1651,8 @@ class ParameterSetType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ParameterSetType."""
 
     __slots__ = ('ParameterSetID', 'Parameter', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     ParameterSetID: Optional[int]
     Parameter: Optional[List[ParameterType]]
 
@@ -1478,6 +1665,8 @@ class ParameterType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ParameterType."""
 
     __slots__ = ('Name', 'boolValue', 'byteValue', 'shortValue', 'intValue', 'rationalNumber', 'finiteString', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Name: Optional[str]
     boolValue: Optional[bool]
     byteValue: Optional[int]
@@ -1500,6 +1689,8 @@ class ServiceDiscoveryReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ServiceDiscoveryReqType."""
 
     __slots__ = ('Header', 'SupportedServiceIDs', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     SupportedServiceIDs: Optional[ServiceIDListType]
 
@@ -1512,6 +1703,8 @@ class ServiceIDListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ServiceIDListType."""
 
     __slots__ = ('ServiceID', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     ServiceID: Optional[List[int]]
 
     def __init__(self, ServiceID: Optional[List[int]] = None) -> None:
@@ -1522,6 +1715,8 @@ class ServiceDiscoveryResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ServiceDiscoveryResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'ServiceRenegotiationSupported', 'EnergyTransferServiceList', 'VASList', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     ServiceRenegotiationSupported: Optional[bool]
@@ -1540,6 +1735,8 @@ class ServiceListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ServiceListType."""
 
     __slots__ = ('Service', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Service: Optional[List[ServiceType]]
 
     def __init__(self, Service: Optional[List[ServiceType]] = None) -> None:
@@ -1550,6 +1747,8 @@ class ServiceType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ServiceType."""
 
     __slots__ = ('ServiceID', 'FreeService', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     ServiceID: Optional[int]
     FreeService: Optional[bool]
 
@@ -1562,6 +1761,8 @@ class ServiceSelectionReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ServiceSelectionReqType."""
 
     __slots__ = ('Header', 'SelectedEnergyTransferService', 'SelectedVASList', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     SelectedEnergyTransferService: Optional[SelectedServiceType]
     SelectedVASList: Optional[SelectedServiceListType]
@@ -1576,6 +1777,8 @@ class SelectedServiceType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SelectedServiceType."""
 
     __slots__ = ('ServiceID', 'ParameterSetID', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     ServiceID: Optional[int]
     ParameterSetID: Optional[int]
 
@@ -1588,6 +1791,8 @@ class SelectedServiceListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SelectedServiceListType."""
 
     __slots__ = ('SelectedService', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     SelectedService: Optional[List[SelectedServiceType]]
 
     def __init__(self, SelectedService: Optional[List[SelectedServiceType]] = None) -> None:
@@ -1598,6 +1803,8 @@ class ServiceSelectionResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}ServiceSelectionResType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -1610,6 +1817,8 @@ class SessionSetupReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SessionSetupReqType."""
 
     __slots__ = ('Header', 'EVCCID', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     EVCCID: Optional[str]
 
@@ -1622,6 +1831,8 @@ class SessionSetupResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SessionSetupResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEID', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEID: Optional[str]
@@ -1636,6 +1847,8 @@ class SessionStopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SessionStopReqType."""
 
     __slots__ = ('Header', 'ChargingSession', 'EVTerminationCode', 'EVTerminationExplanation', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ChargingSession: Optional[Union[chargingSessionType, str]]
     EVTerminationCode: Optional[str]
@@ -1652,6 +1865,8 @@ class SessionStopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}SessionStopResType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -1664,6 +1879,8 @@ class SignaturePropertiesType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertiesType."""
 
     __slots__ = ('Id', 'SignatureProperty', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     SignatureProperty: Optional[List[SignaturePropertyType]]
 
@@ -1676,6 +1893,8 @@ class SignaturePropertyType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertyType."""
 
     __slots__ = ('Id', 'Target', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Id: Optional[str]
     Target: Optional[str]
     any: Optional[list]
@@ -1690,6 +1909,8 @@ class VehicleCheckInReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckInReqType."""
 
     __slots__ = ('Header', 'EVCheckInStatus', 'ParkingMethod', 'VehicleFrame', 'DeviceOffset', 'VehicleTravel', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     EVCheckInStatus: Optional[Union[evCheckInStatusType, str]]
     ParkingMethod: Optional[Union[parkingMethodType, str]]
@@ -1710,6 +1931,8 @@ class VehicleCheckInResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckInResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'ParkingSpace', 'DeviceLocation', 'TargetDistance', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     ParkingSpace: Optional[int]
@@ -1728,6 +1951,8 @@ class VehicleCheckOutReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckOutReqType."""
 
     __slots__ = ('Header', 'EVCheckOutStatus', 'CheckOutTime', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     EVCheckOutStatus: Optional[Union[evCheckOutStatusType, str]]
     CheckOutTime: Optional[int]
@@ -1742,6 +1967,8 @@ class VehicleCheckOutResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}VehicleCheckOutResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSECheckOutStatus', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSECheckOutStatus: Optional[Union[evseCheckOutStatusType, str]]
@@ -1756,6 +1983,8 @@ class V2GMessageType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GMessageType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1766,6 +1995,8 @@ class V2GRequestType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GRequestType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1776,6 +2007,8 @@ class V2GResponseType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GResponseType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -1788,6 +2021,8 @@ class TargetPositionType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}TargetPositionType."""
 
     __slots__ = ('TargetOffsetX', 'TargetOffsetY', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     TargetOffsetX: Optional[int]
     TargetOffsetY: Optional[int]
 
@@ -1800,6 +2035,8 @@ class PriceScheduleType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonMessages}PriceScheduleType."""
 
     __slots__ = ('TimeAnchor', 'PriceScheduleID', 'PriceScheduleDescription', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     TimeAnchor: Optional[int]
     PriceScheduleID: Optional[int]
     PriceScheduleDescription: Optional[str]
@@ -1814,6 +2051,8 @@ class ChargeParameterDiscoveryReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryReqType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1824,6 +2063,8 @@ class ChargeParameterDiscoveryResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryResType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -1836,6 +2077,8 @@ class ChargeLoopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopReqType."""
 
     __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     DisplayParameters: Optional[DisplayParametersType]
     MeterInfoRequested: Optional[bool]
@@ -1850,6 +2093,8 @@ class DisplayParametersType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DisplayParametersType."""
 
     __slots__ = ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     PresentSOC: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -1878,6 +2123,8 @@ class ChargeLoopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
@@ -1896,6 +2143,8 @@ class Scheduled_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLReqControlModeType."""
 
     __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
     EVMinimumEnergyRequest: Optional[RationalNumberType]
@@ -1910,12 +2159,16 @@ class Scheduled_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLResControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
 
 
 class Dynamic_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     DepartureTime: Optional[int]
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
@@ -1932,6 +2185,8 @@ class Dynamic_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLResControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', )
+    _fields = __slots__
+    _schema_id = 'iso20_cm'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]

@@ -8,15 +8,14 @@ exi.decode(data, 'iso20_dc').
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 from typing import List, Optional, Union
 
-from exi.message import Message
+from exi.message import Message, V2GEnum
 
 SCHEMA_ID = 'iso20_dc'
 
 
-class responseCodeType(str, Enum):
+class responseCodeType(V2GEnum):
     """XSD enumeration responseCodeType."""
 
     OK = 'OK'
@@ -61,7 +60,7 @@ class responseCodeType(str, Enum):
     FAILED_WrongChargeParameter = 'FAILED_WrongChargeParameter'
 
 
-class processingType(str, Enum):
+class processingType(V2GEnum):
     """XSD enumeration processingType."""
 
     Finished = 'Finished'
@@ -69,7 +68,7 @@ class processingType(str, Enum):
     Ongoing_WaitingForCustomerInteraction = 'Ongoing_WaitingForCustomerInteraction'
 
 
-class evseNotificationType(str, Enum):
+class evseNotificationType(V2GEnum):
     """XSD enumeration evseNotificationType."""
 
     Pause = 'Pause'
@@ -84,6 +83,8 @@ class BPT_DC_CPDReqEnergyTransferModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}BPT_DC_CPDReqEnergyTransferModeType."""
 
     __slots__ = ('EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMinimumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'TargetSOC', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent', 'EVMinimumDischargeCurrent', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     EVMaximumChargePower: Optional[RationalNumberType]
     EVMinimumChargePower: Optional[RationalNumberType]
     EVMaximumChargeCurrent: Optional[RationalNumberType]
@@ -114,6 +115,8 @@ class RationalNumberType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}RationalNumberType."""
 
     __slots__ = ('Exponent', 'Value', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Exponent: Optional[int]
     Value: Optional[int]
 
@@ -126,6 +129,8 @@ class BPT_DC_CPDResEnergyTransferModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}BPT_DC_CPDResEnergyTransferModeType."""
 
     __slots__ = ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMinimumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMinimumVoltage', 'EVSEPowerRampLimitation', 'EVSEMaximumDischargePower', 'EVSEMinimumDischargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMinimumDischargeCurrent', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     EVSEMaximumChargePower: Optional[RationalNumberType]
     EVSEMinimumChargePower: Optional[RationalNumberType]
     EVSEMaximumChargeCurrent: Optional[RationalNumberType]
@@ -156,6 +161,8 @@ class BPT_Dynamic_DC_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}BPT_Dynamic_DC_CLReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     DepartureTime: Optional[int]
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
@@ -192,6 +199,8 @@ class BPT_Dynamic_DC_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}BPT_Dynamic_DC_CLResControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMaximumDischargePower', 'EVSEMinimumDischargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMinimumVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -224,6 +233,8 @@ class BPT_Scheduled_DC_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}BPT_Scheduled_DC_CLReqControlModeType."""
 
     __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVTargetCurrent', 'EVTargetVoltage', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
     EVMinimumEnergyRequest: Optional[RationalNumberType]
@@ -258,6 +269,8 @@ class BPT_Scheduled_DC_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}BPT_Scheduled_DC_CLResControlModeType."""
 
     __slots__ = ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMaximumDischargePower', 'EVSEMinimumDischargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMinimumVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     EVSEMaximumChargePower: Optional[RationalNumberType]
     EVSEMinimumChargePower: Optional[RationalNumberType]
     EVSEMaximumChargeCurrent: Optional[RationalNumberType]
@@ -282,18 +295,24 @@ class CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
 
 
 class CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLResControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
 
 
 class CanonicalizationMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -306,6 +325,8 @@ class DC_CPDReqEnergyTransferModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_CPDReqEnergyTransferModeType."""
 
     __slots__ = ('EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMinimumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'TargetSOC', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     EVMaximumChargePower: Optional[RationalNumberType]
     EVMinimumChargePower: Optional[RationalNumberType]
     EVMaximumChargeCurrent: Optional[RationalNumberType]
@@ -328,6 +349,8 @@ class DC_CPDResEnergyTransferModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_CPDResEnergyTransferModeType."""
 
     __slots__ = ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMinimumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMinimumVoltage', 'EVSEPowerRampLimitation', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     EVSEMaximumChargePower: Optional[RationalNumberType]
     EVSEMinimumChargePower: Optional[RationalNumberType]
     EVSEMaximumChargeCurrent: Optional[RationalNumberType]
@@ -350,6 +373,8 @@ class DC_CableCheckReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_CableCheckReqType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -360,6 +385,8 @@ class MessageHeaderType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}MessageHeaderType."""
 
     __slots__ = ('SessionID', 'TimeStamp', 'Signature', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     SessionID: Optional[bytes]
     TimeStamp: Optional[int]
     Signature: Optional[SignatureType]
@@ -374,6 +401,8 @@ class SignatureType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureType."""
 
     __slots__ = ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Id: Optional[str]
     SignedInfo: Optional[SignedInfoType]
     SignatureValue: Optional[SignatureValueType]
@@ -392,6 +421,8 @@ class SignedInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignedInfoType."""
 
     __slots__ = ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Id: Optional[str]
     CanonicalizationMethod: Optional[CanonicalizationMethodType]
     SignatureMethod: Optional[SignatureMethodType]
@@ -408,6 +439,8 @@ class SignatureMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureMethodType."""
 
     __slots__ = ('Algorithm', 'HMACOutputLength', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Algorithm: Optional[str]
     HMACOutputLength: Optional[int]
     any: Optional[list]
@@ -422,6 +455,8 @@ class ReferenceType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ReferenceType."""
 
     __slots__ = ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Id: Optional[str]
     Type: Optional[str]
     URI: Optional[str]
@@ -442,6 +477,8 @@ class TransformsType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformsType."""
 
     __slots__ = ('Transform', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Transform: Optional[List[TransformType]]
 
     def __init__(self, Transform: Optional[List[TransformType]] = None) -> None:
@@ -452,6 +489,8 @@ class TransformType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformType."""
 
     __slots__ = ('Algorithm', 'XPath', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Algorithm: Optional[str]
     XPath: Optional[List[str]]
     any: Optional[list]
@@ -466,6 +505,8 @@ class DigestMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DigestMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -478,6 +519,8 @@ class SignatureValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureValueType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Id: Optional[str]
     value: Optional[bytes]
 
@@ -490,6 +533,8 @@ class KeyInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyInfoType."""
 
     __slots__ = ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Id: Optional[str]
     KeyName: Optional[List[str]]
     KeyValue: Optional[List[KeyValueType]]
@@ -516,6 +561,8 @@ class KeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyValueType."""
 
     __slots__ = ('DSAKeyValue', 'RSAKeyValue', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     DSAKeyValue: Optional[DSAKeyValueType]
     RSAKeyValue: Optional[RSAKeyValueType]
     any: Optional[list]
@@ -530,6 +577,8 @@ class DSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DSAKeyValueType."""
 
     __slots__ = ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     P: Optional[bytes]
     Q: Optional[bytes]
     G: Optional[bytes]
@@ -552,6 +601,8 @@ class RSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RSAKeyValueType."""
 
     __slots__ = ('Modulus', 'Exponent', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Modulus: Optional[bytes]
     Exponent: Optional[bytes]
 
@@ -564,6 +615,8 @@ class RetrievalMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RetrievalMethodType."""
 
     __slots__ = ('Type', 'URI', 'Transforms', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Type: Optional[str]
     URI: Optional[str]
     Transforms: Optional[TransformsType]
@@ -578,6 +631,8 @@ class X509DataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509DataType."""
 
     __slots__ = ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     X509IssuerSerial: Optional[List[X509IssuerSerialType]]
     X509SKI: Optional[List[bytes]]
     X509SubjectName: Optional[List[str]]
@@ -598,6 +653,8 @@ class X509IssuerSerialType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerialType."""
 
     __slots__ = ('X509IssuerName', 'X509SerialNumber', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     X509IssuerName: Optional[str]
     X509SerialNumber: Optional[int]
 
@@ -610,6 +667,8 @@ class PGPDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}PGPDataType."""
 
     __slots__ = ('PGPKeyID', 'PGPKeyPacket', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     PGPKeyID: Optional[bytes]
     PGPKeyPacket: Optional[List[bytes]]
     any: Optional[list]
@@ -624,6 +683,8 @@ class SPKIDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SPKIDataType."""
 
     __slots__ = ('SPKISexp', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     SPKISexp: Optional[List[bytes]]
     any: Optional[list]
 
@@ -636,6 +697,8 @@ class ObjectType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ObjectType."""
 
     __slots__ = ('Encoding', 'Id', 'MimeType', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Encoding: Optional[str]
     Id: Optional[str]
     MimeType: Optional[str]
@@ -652,6 +715,8 @@ class DC_CableCheckResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_CableCheckResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEProcessing', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[processingType, str]]
@@ -666,6 +731,8 @@ class DC_ChargeLoopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_ChargeLoopReqType."""
 
     __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', 'EVPresentVoltage', 'BPT_Dynamic_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     DisplayParameters: Optional[DisplayParametersType]
     MeterInfoRequested: Optional[bool]
@@ -692,6 +759,8 @@ class DisplayParametersType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DisplayParametersType."""
 
     __slots__ = ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     PresentSOC: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -720,6 +789,8 @@ class Dynamic_DC_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}Dynamic_DC_CLReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     DepartureTime: Optional[int]
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
@@ -746,6 +817,8 @@ class Scheduled_DC_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}Scheduled_DC_CLReqControlModeType."""
 
     __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVTargetCurrent', 'EVTargetVoltage', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
     EVMinimumEnergyRequest: Optional[RationalNumberType]
@@ -774,6 +847,8 @@ class DC_ChargeLoopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_ChargeLoopResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVSEPresentCurrent', 'EVSEPresentVoltage', 'EVSEPowerLimitAchieved', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
@@ -812,6 +887,8 @@ class EVSEStatusType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatusType."""
 
     __slots__ = ('NotificationMaxDelay', 'EVSENotification', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     NotificationMaxDelay: Optional[int]
     EVSENotification: Optional[Union[evseNotificationType, str]]
 
@@ -824,6 +901,8 @@ class MeterInfoType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}MeterInfoType."""
 
     __slots__ = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     MeterID: Optional[str]
     ChargedEnergyReadingWh: Optional[int]
     BPT_DischargedEnergyReadingWh: Optional[int]
@@ -848,6 +927,8 @@ class ReceiptType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ReceiptType."""
 
     __slots__ = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     TimeAnchor: Optional[int]
     EnergyCosts: Optional[DetailedCostType]
     OccupancyCosts: Optional[DetailedCostType]
@@ -868,6 +949,8 @@ class DetailedCostType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DetailedCostType."""
 
     __slots__ = ('Amount', 'CostPerUnit', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Amount: Optional[RationalNumberType]
     CostPerUnit: Optional[RationalNumberType]
 
@@ -880,6 +963,8 @@ class DetailedTaxType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DetailedTaxType."""
 
     __slots__ = ('TaxRuleID', 'Amount', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     TaxRuleID: Optional[int]
     Amount: Optional[RationalNumberType]
 
@@ -892,6 +977,8 @@ class Dynamic_DC_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}Dynamic_DC_CLResControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -916,6 +1003,8 @@ class Scheduled_DC_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}Scheduled_DC_CLResControlModeType."""
 
     __slots__ = ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     EVSEMaximumChargePower: Optional[RationalNumberType]
     EVSEMinimumChargePower: Optional[RationalNumberType]
     EVSEMaximumChargeCurrent: Optional[RationalNumberType]
@@ -932,6 +1021,8 @@ class DC_ChargeParameterDiscoveryReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_ChargeParameterDiscoveryReqType."""
 
     __slots__ = ('Header', 'BPT_DC_CPDReqEnergyTransferMode', 'DC_CPDReqEnergyTransferMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     BPT_DC_CPDReqEnergyTransferMode: Optional[BPT_DC_CPDReqEnergyTransferModeType]
     DC_CPDReqEnergyTransferMode: Optional[DC_CPDReqEnergyTransferModeType]
@@ -946,6 +1037,8 @@ class DC_ChargeParameterDiscoveryResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_ChargeParameterDiscoveryResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'BPT_DC_CPDResEnergyTransferMode', 'DC_CPDResEnergyTransferMode', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     BPT_DC_CPDResEnergyTransferMode: Optional[BPT_DC_CPDResEnergyTransferModeType]
@@ -962,6 +1055,8 @@ class DC_PreChargeReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_PreChargeReqType."""
 
     __slots__ = ('Header', 'EVProcessing', 'EVPresentVoltage', 'EVTargetVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     EVProcessing: Optional[Union[processingType, str]]
     EVPresentVoltage: Optional[RationalNumberType]
@@ -978,6 +1073,8 @@ class DC_PreChargeResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_PreChargeResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEPresentVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEPresentVoltage: Optional[RationalNumberType]
@@ -992,6 +1089,8 @@ class DC_WeldingDetectionReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_WeldingDetectionReqType."""
 
     __slots__ = ('Header', 'EVProcessing', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     EVProcessing: Optional[Union[processingType, str]]
 
@@ -1004,6 +1103,8 @@ class DC_WeldingDetectionResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:DC}DC_WeldingDetectionResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEPresentVoltage', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEPresentVoltage: Optional[RationalNumberType]
@@ -1018,6 +1119,8 @@ class ManifestType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ManifestType."""
 
     __slots__ = ('Id', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Id: Optional[str]
     Reference: Optional[List[ReferenceType]]
 
@@ -1030,6 +1133,8 @@ class SignaturePropertiesType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertiesType."""
 
     __slots__ = ('Id', 'SignatureProperty', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Id: Optional[str]
     SignatureProperty: Optional[List[SignaturePropertyType]]
 
@@ -1042,6 +1147,8 @@ class SignaturePropertyType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertyType."""
 
     __slots__ = ('Id', 'Target', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Id: Optional[str]
     Target: Optional[str]
     any: Optional[list]
@@ -1056,6 +1163,8 @@ class V2GMessageType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GMessageType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1066,6 +1175,8 @@ class V2GRequestType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GRequestType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1076,6 +1187,8 @@ class ChargeParameterDiscoveryReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryReqType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1086,6 +1199,8 @@ class V2GResponseType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GResponseType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -1098,6 +1213,8 @@ class ChargeParameterDiscoveryResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryResType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -1110,6 +1227,8 @@ class ChargeLoopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopReqType."""
 
     __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     DisplayParameters: Optional[DisplayParametersType]
     MeterInfoRequested: Optional[bool]
@@ -1124,6 +1243,8 @@ class ChargeLoopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
@@ -1142,6 +1263,8 @@ class Scheduled_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLReqControlModeType."""
 
     __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
     EVMinimumEnergyRequest: Optional[RationalNumberType]
@@ -1156,12 +1279,16 @@ class Scheduled_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLResControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
 
 
 class Dynamic_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     DepartureTime: Optional[int]
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
@@ -1178,6 +1305,8 @@ class Dynamic_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLResControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -1194,6 +1323,8 @@ class ListOfRootCertificateIDsType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ListOfRootCertificateIDsType."""
 
     __slots__ = ('RootCertificateID', )
+    _fields = __slots__
+    _schema_id = 'iso20_dc'
     RootCertificateID: Optional[List[X509IssuerSerialType]]
 
     def __init__(self, RootCertificateID: Optional[List[X509IssuerSerialType]] = None) -> None:

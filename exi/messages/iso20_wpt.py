@@ -8,15 +8,14 @@ exi.decode(data, 'iso20_wpt').
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 from typing import List, Optional, Union
 
-from exi.message import Message
+from exi.message import Message, V2GEnum
 
 SCHEMA_ID = 'iso20_wpt'
 
 
-class processingType(str, Enum):
+class processingType(V2GEnum):
     """XSD enumeration processingType."""
 
     Finished = 'Finished'
@@ -24,7 +23,7 @@ class processingType(str, Enum):
     Ongoing_WaitingForCustomerInteraction = 'Ongoing_WaitingForCustomerInteraction'
 
 
-class WPT_EVResultType(str, Enum):
+class WPT_EVResultType(V2GEnum):
     """XSD enumeration WPT_EVResultType."""
 
     EVResultUnknown = 'EVResultUnknown'
@@ -32,7 +31,7 @@ class WPT_EVResultType(str, Enum):
     EVResultFailed = 'EVResultFailed'
 
 
-class responseCodeType(str, Enum):
+class responseCodeType(V2GEnum):
     """XSD enumeration responseCodeType."""
 
     OK = 'OK'
@@ -77,7 +76,7 @@ class responseCodeType(str, Enum):
     FAILED_WrongChargeParameter = 'FAILED_WrongChargeParameter'
 
 
-class WPT_EVPCChargeDiagnosticsType(str, Enum):
+class WPT_EVPCChargeDiagnosticsType(V2GEnum):
     """XSD enumeration WPT_EVPCChargeDiagnosticsType."""
 
     EVPCNoIssue = 'EVPCNoIssue'
@@ -86,7 +85,7 @@ class WPT_EVPCChargeDiagnosticsType(str, Enum):
     EVPCAnomalyDetected = 'EVPCAnomalyDetected'
 
 
-class evseNotificationType(str, Enum):
+class evseNotificationType(V2GEnum):
     """XSD enumeration evseNotificationType."""
 
     Pause = 'Pause'
@@ -97,7 +96,7 @@ class evseNotificationType(str, Enum):
     MeteringConfirmation = 'MeteringConfirmation'
 
 
-class WPT_SPCChargeDiagnosticsType(str, Enum):
+class WPT_SPCChargeDiagnosticsType(V2GEnum):
     """XSD enumeration WPT_SPCChargeDiagnosticsType."""
 
     SPCNoIssue = 'SPCNoIssue'
@@ -108,7 +107,7 @@ class WPT_SPCChargeDiagnosticsType(str, Enum):
     SPCAnomalyDetected = 'SPCAnomalyDetected'
 
 
-class WPT_PowerClassType(str, Enum):
+class WPT_PowerClassType(V2GEnum):
     """XSD enumeration WPT_PowerClassType."""
 
     MF_WPT1 = 'MF-WPT1'
@@ -117,7 +116,7 @@ class WPT_PowerClassType(str, Enum):
     MF_WPT4 = 'MF-WPT4'
 
 
-class WPT_FinePositioningMethodType(str, Enum):
+class WPT_FinePositioningMethodType(V2GEnum):
     """XSD enumeration WPT_FinePositioningMethodType."""
 
     Manual = 'Manual'
@@ -127,7 +126,7 @@ class WPT_FinePositioningMethodType(str, Enum):
     Proprietary = 'Proprietary'
 
 
-class WPT_PairingMethodType(str, Enum):
+class WPT_PairingMethodType(V2GEnum):
     """XSD enumeration WPT_PairingMethodType."""
 
     External_confirmation = 'External confirmation'
@@ -138,7 +137,7 @@ class WPT_PairingMethodType(str, Enum):
     Proprietary = 'Proprietary'
 
 
-class WPT_AlignmentCheckMethodType(str, Enum):
+class WPT_AlignmentCheckMethodType(V2GEnum):
     """XSD enumeration WPT_AlignmentCheckMethodType."""
 
     PowerCheck = 'PowerCheck'
@@ -150,18 +149,24 @@ class CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLReqControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
 
 
 class CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}CLResControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
 
 
 class CanonicalizationMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -174,6 +179,8 @@ class DSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DSAKeyValueType."""
 
     __slots__ = ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     P: Optional[bytes]
     Q: Optional[bytes]
     G: Optional[bytes]
@@ -196,6 +203,8 @@ class DigestMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DigestMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -208,6 +217,8 @@ class KeyInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyInfoType."""
 
     __slots__ = ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Id: Optional[str]
     KeyName: Optional[List[str]]
     KeyValue: Optional[List[KeyValueType]]
@@ -234,6 +245,8 @@ class KeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyValueType."""
 
     __slots__ = ('DSAKeyValue', 'RSAKeyValue', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     DSAKeyValue: Optional[DSAKeyValueType]
     RSAKeyValue: Optional[RSAKeyValueType]
     any: Optional[list]
@@ -248,6 +261,8 @@ class RSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RSAKeyValueType."""
 
     __slots__ = ('Modulus', 'Exponent', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Modulus: Optional[bytes]
     Exponent: Optional[bytes]
 
@@ -260,6 +275,8 @@ class RetrievalMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RetrievalMethodType."""
 
     __slots__ = ('Type', 'URI', 'Transforms', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Type: Optional[str]
     URI: Optional[str]
     Transforms: Optional[TransformsType]
@@ -274,6 +291,8 @@ class TransformsType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformsType."""
 
     __slots__ = ('Transform', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Transform: Optional[List[TransformType]]
 
     def __init__(self, Transform: Optional[List[TransformType]] = None) -> None:
@@ -284,6 +303,8 @@ class TransformType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformType."""
 
     __slots__ = ('Algorithm', 'XPath', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Algorithm: Optional[str]
     XPath: Optional[List[str]]
     any: Optional[list]
@@ -298,6 +319,8 @@ class X509DataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509DataType."""
 
     __slots__ = ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     X509IssuerSerial: Optional[List[X509IssuerSerialType]]
     X509SKI: Optional[List[bytes]]
     X509SubjectName: Optional[List[str]]
@@ -318,6 +341,8 @@ class X509IssuerSerialType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerialType."""
 
     __slots__ = ('X509IssuerName', 'X509SerialNumber', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     X509IssuerName: Optional[str]
     X509SerialNumber: Optional[int]
 
@@ -330,6 +355,8 @@ class PGPDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}PGPDataType."""
 
     __slots__ = ('PGPKeyID', 'PGPKeyPacket', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     PGPKeyID: Optional[bytes]
     PGPKeyPacket: Optional[List[bytes]]
     any: Optional[list]
@@ -344,6 +371,8 @@ class SPKIDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SPKIDataType."""
 
     __slots__ = ('SPKISexp', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     SPKISexp: Optional[List[bytes]]
     any: Optional[list]
 
@@ -356,6 +385,8 @@ class ManifestType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ManifestType."""
 
     __slots__ = ('Id', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Id: Optional[str]
     Reference: Optional[List[ReferenceType]]
 
@@ -368,6 +399,8 @@ class ReferenceType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ReferenceType."""
 
     __slots__ = ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Id: Optional[str]
     Type: Optional[str]
     URI: Optional[str]
@@ -388,6 +421,8 @@ class ObjectType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ObjectType."""
 
     __slots__ = ('Encoding', 'Id', 'MimeType', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Encoding: Optional[str]
     Id: Optional[str]
     MimeType: Optional[str]
@@ -404,6 +439,8 @@ class SignatureType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureType."""
 
     __slots__ = ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Id: Optional[str]
     SignedInfo: Optional[SignedInfoType]
     SignatureValue: Optional[SignatureValueType]
@@ -422,6 +459,8 @@ class SignedInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignedInfoType."""
 
     __slots__ = ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Id: Optional[str]
     CanonicalizationMethod: Optional[CanonicalizationMethodType]
     SignatureMethod: Optional[SignatureMethodType]
@@ -438,6 +477,8 @@ class SignatureMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureMethodType."""
 
     __slots__ = ('Algorithm', 'HMACOutputLength', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Algorithm: Optional[str]
     HMACOutputLength: Optional[int]
     any: Optional[list]
@@ -452,6 +493,8 @@ class SignatureValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureValueType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Id: Optional[str]
     value: Optional[bytes]
 
@@ -464,6 +507,8 @@ class SignaturePropertiesType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertiesType."""
 
     __slots__ = ('Id', 'SignatureProperty', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Id: Optional[str]
     SignatureProperty: Optional[List[SignaturePropertyType]]
 
@@ -476,6 +521,8 @@ class SignaturePropertyType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertyType."""
 
     __slots__ = ('Id', 'Target', 'any', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Id: Optional[str]
     Target: Optional[str]
     any: Optional[list]
@@ -490,6 +537,8 @@ class WPT_AlignmentCheckReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_AlignmentCheckReqType."""
 
     __slots__ = ('Header', 'EVProcessing', 'TargetCoilCurrent', 'EVResultCode', 'VendorSpecificDataContainer', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     EVProcessing: Optional[Union[processingType, str]]
     TargetCoilCurrent: Optional[RationalNumberType]
@@ -508,6 +557,8 @@ class MessageHeaderType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}MessageHeaderType."""
 
     __slots__ = ('SessionID', 'TimeStamp', 'Signature', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     SessionID: Optional[bytes]
     TimeStamp: Optional[int]
     Signature: Optional[SignatureType]
@@ -522,6 +573,8 @@ class RationalNumberType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}RationalNumberType."""
 
     __slots__ = ('Exponent', 'Value', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Exponent: Optional[int]
     Value: Optional[int]
 
@@ -534,6 +587,8 @@ class WPT_AlignmentCheckResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_AlignmentCheckResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEProcessing', 'PowerTransmitted', 'SupplyDeviceCurrent', 'VendorSpecificDataContainer', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[processingType, str]]
@@ -554,6 +609,8 @@ class WPT_ChargeLoopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_ChargeLoopReqType."""
 
     __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', 'EVPCPowerRequest', 'EVPCPowerOutput', 'EVPCChargeDiagnostics', 'EVPCOperatingFrequency', 'EVPCPowerControlParameter', 'ManufacturerSpecificDataContainer', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     DisplayParameters: Optional[DisplayParametersType]
     MeterInfoRequested: Optional[bool]
@@ -580,6 +637,8 @@ class DisplayParametersType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DisplayParametersType."""
 
     __slots__ = ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     PresentSOC: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -608,6 +667,8 @@ class WPT_EVPCPowerControlParameterType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_EVPCPowerControlParameterType."""
 
     __slots__ = ('EVPCCoilCurrentRequest', 'EVPCCoilCurrentInformation', 'EVPCCurrentOutputInformation', 'EVPCVoltageOutputInformation', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     EVPCCoilCurrentRequest: Optional[RationalNumberType]
     EVPCCoilCurrentInformation: Optional[RationalNumberType]
     EVPCCurrentOutputInformation: Optional[RationalNumberType]
@@ -624,6 +685,8 @@ class WPT_ChargeLoopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_ChargeLoopResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVPCPowerRequest', 'SDPowerInput', 'SPCMaxOutputPowerLimit', 'SPCMinOutputPowerLimit', 'SPCChargeDiagnostics', 'SPCOperatingFrequency', 'SPCPowerControlParameter', 'ManufacturerSpecificDataContainer', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
@@ -658,6 +721,8 @@ class EVSEStatusType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}EVSEStatusType."""
 
     __slots__ = ('NotificationMaxDelay', 'EVSENotification', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     NotificationMaxDelay: Optional[int]
     EVSENotification: Optional[Union[evseNotificationType, str]]
 
@@ -670,6 +735,8 @@ class MeterInfoType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}MeterInfoType."""
 
     __slots__ = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     MeterID: Optional[str]
     ChargedEnergyReadingWh: Optional[int]
     BPT_DischargedEnergyReadingWh: Optional[int]
@@ -694,6 +761,8 @@ class ReceiptType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ReceiptType."""
 
     __slots__ = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     TimeAnchor: Optional[int]
     EnergyCosts: Optional[DetailedCostType]
     OccupancyCosts: Optional[DetailedCostType]
@@ -714,6 +783,8 @@ class DetailedCostType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DetailedCostType."""
 
     __slots__ = ('Amount', 'CostPerUnit', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Amount: Optional[RationalNumberType]
     CostPerUnit: Optional[RationalNumberType]
 
@@ -726,6 +797,8 @@ class DetailedTaxType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}DetailedTaxType."""
 
     __slots__ = ('TaxRuleID', 'Amount', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     TaxRuleID: Optional[int]
     Amount: Optional[RationalNumberType]
 
@@ -738,6 +811,8 @@ class WPT_SPCPowerControlParameterType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_SPCPowerControlParameterType."""
 
     __slots__ = ('SPCPrimaryDeviceCoilCurrentInformation', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     SPCPrimaryDeviceCoilCurrentInformation: Optional[RationalNumberType]
 
     def __init__(self, SPCPrimaryDeviceCoilCurrentInformation: Optional[RationalNumberType] = None) -> None:
@@ -748,6 +823,8 @@ class WPT_ChargeParameterDiscoveryReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_ChargeParameterDiscoveryReqType."""
 
     __slots__ = ('Header', 'EVPCMaxReceivablePower', 'SDMaxGroundClearence', 'SDMinGroundClearence', 'EVPCNaturalFrequency', 'EVPCDeviceLocalControl', 'VendorSpecificDataContainer', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     EVPCMaxReceivablePower: Optional[RationalNumberType]
     SDMaxGroundClearence: Optional[int]
@@ -770,6 +847,8 @@ class WPT_ChargeParameterDiscoveryResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_ChargeParameterDiscoveryResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'PDInputPowerClass', 'SDMinOutputPower', 'SDMaxOutputPower', 'SDMaxGroundClearanceSupport', 'SDMinGroundClearanceSupport', 'PDMinCoilCurrent', 'PDMaxCoilCurrent', 'SDManufacturerSpecificDataContainer', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     PDInputPowerClass: Optional[Union[WPT_PowerClassType, str]]
@@ -798,6 +877,8 @@ class WPT_FinePositioningReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningReqType."""
 
     __slots__ = ('Header', 'EVProcessing', 'EVResultCode', 'VendorSpecificDataContainer', 'WPT_LF_DataPackageList', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     EVProcessing: Optional[Union[processingType, str]]
     EVResultCode: Optional[Union[WPT_EVResultType, str]]
@@ -816,6 +897,8 @@ class WPT_LF_DataPackageListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_DataPackageListType."""
 
     __slots__ = ('NumPackages', 'WPT_LF_DataPackage', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     NumPackages: Optional[int]
     WPT_LF_DataPackage: Optional[WPT_LF_DataPackageType]
 
@@ -828,6 +911,8 @@ class WPT_LF_DataPackageType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_DataPackageType."""
 
     __slots__ = ('PackageIndex', 'LF_TxData', 'LF_RxData', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     PackageIndex: Optional[int]
     LF_TxData: Optional[WPT_LF_TxDataListType]
     LF_RxData: Optional[WPT_LF_RxDataListType]
@@ -842,6 +927,8 @@ class WPT_LF_TxDataListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_TxDataListType."""
 
     __slots__ = ('WPT_LF_TxDataList', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     WPT_LF_TxDataList: Optional[WPT_LF_TxDataType]
 
     def __init__(self, WPT_LF_TxDataList: Optional[WPT_LF_TxDataType] = None) -> None:
@@ -852,6 +939,8 @@ class WPT_LF_TxDataType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_TxDataType."""
 
     __slots__ = ('TxIdentifier', 'EIRP', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     TxIdentifier: Optional[int]
     EIRP: Optional[RationalNumberType]
 
@@ -864,6 +953,8 @@ class WPT_LF_RxDataListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxDataListType."""
 
     __slots__ = ('WPT_LF_RxDataList', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     WPT_LF_RxDataList: Optional[WPT_LF_RxDataType]
 
     def __init__(self, WPT_LF_RxDataList: Optional[WPT_LF_RxDataType] = None) -> None:
@@ -874,6 +965,8 @@ class WPT_LF_RxDataType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxDataType."""
 
     __slots__ = ('RxIdentifier', 'RSSIData', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     RxIdentifier: Optional[int]
     RSSIData: Optional[WPT_LF_RxRSSIListType]
 
@@ -886,6 +979,8 @@ class WPT_LF_RxRSSIListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxRSSIListType."""
 
     __slots__ = ('RSSIDataList', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     RSSIDataList: Optional[WPT_LF_RxRSSIType]
 
     def __init__(self, RSSIDataList: Optional[WPT_LF_RxRSSIType] = None) -> None:
@@ -896,6 +991,8 @@ class WPT_LF_RxRSSIType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_RxRSSIType."""
 
     __slots__ = ('TxIdentifier', 'RSSI', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     TxIdentifier: Optional[int]
     RSSI: Optional[RationalNumberType]
 
@@ -908,6 +1005,8 @@ class WPT_FinePositioningResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEProcessing', 'VendorSpecificDataContainer', 'WPT_LF_DataPackageList', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[processingType, str]]
@@ -926,6 +1025,8 @@ class WPT_FinePositioningSetupReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningSetupReqType."""
 
     __slots__ = ('Header', 'EVProcessing', 'EVDeviceFinePositioningMethodList', 'EVDevicePairingMethodList', 'EVDeviceAlignmentCheckMethodList', 'NaturalOffset', 'VendorSpecificDataContainer', 'LF_SystemSetupData', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     EVProcessing: Optional[Union[processingType, str]]
     EVDeviceFinePositioningMethodList: Optional[WPT_FinePositioningMethodListType]
@@ -950,6 +1051,8 @@ class WPT_FinePositioningMethodListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningMethodListType."""
 
     __slots__ = ('WPT_FinePositioningMethod', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     WPT_FinePositioningMethod: Optional[List[Union[WPT_FinePositioningMethodType, str]]]
 
     def __init__(self, WPT_FinePositioningMethod: Optional[List[Union[WPT_FinePositioningMethodType, str]]] = None) -> None:
@@ -960,6 +1063,8 @@ class WPT_PairingMethodListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_PairingMethodListType."""
 
     __slots__ = ('WPT_PairingMethod', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     WPT_PairingMethod: Optional[List[Union[WPT_PairingMethodType, str]]]
 
     def __init__(self, WPT_PairingMethod: Optional[List[Union[WPT_PairingMethodType, str]]] = None) -> None:
@@ -970,6 +1075,8 @@ class WPT_AlignmentCheckMethodListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_AlignmentCheckMethodListType."""
 
     __slots__ = ('WPT_AlignmentCheckMethod', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     WPT_AlignmentCheckMethod: Optional[List[Union[WPT_AlignmentCheckMethodType, str]]]
 
     def __init__(self, WPT_AlignmentCheckMethod: Optional[List[Union[WPT_AlignmentCheckMethodType, str]]] = None) -> None:
@@ -980,6 +1087,8 @@ class WPT_LF_SystemSetupDataType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_SystemSetupDataType."""
 
     __slots__ = ('LF_TransmitterSetupData', 'LF_ReceiverSetupData', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     LF_TransmitterSetupData: Optional[WPT_LF_TransmitterDataType]
     LF_ReceiverSetupData: Optional[WPT_LF_ReceiverDataType]
 
@@ -992,6 +1101,8 @@ class WPT_LF_TransmitterDataType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_TransmitterDataType."""
 
     __slots__ = ('NumberOfTransmitters', 'SignalFrequency', 'TxSpecData', 'TxPackageSpecData', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     NumberOfTransmitters: Optional[int]
     SignalFrequency: Optional[RationalNumberType]
     TxSpecData: Optional[List[WPT_TxRxSpecDataType]]
@@ -1008,6 +1119,8 @@ class WPT_TxRxSpecDataType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_TxRxSpecDataType."""
 
     __slots__ = ('TxRxIdentifier', 'TxRxPosition', 'TxRxOrientation', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     TxRxIdentifier: Optional[int]
     TxRxPosition: Optional[WPT_CoordinateXYZType]
     TxRxOrientation: Optional[WPT_CoordinateXYZType]
@@ -1022,6 +1135,8 @@ class WPT_CoordinateXYZType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_CoordinateXYZType."""
 
     __slots__ = ('Coord_X', 'Coord_Y', 'Coord_Z', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Coord_X: Optional[int]
     Coord_Y: Optional[int]
     Coord_Z: Optional[int]
@@ -1036,6 +1151,8 @@ class WPT_TxRxPackageSpecDataType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_TxRxPackageSpecDataType."""
 
     __slots__ = ('PulseSequenceOrder', 'PulseSeparationTime', 'PulseDuration', 'PackageSeparationTime', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     PulseSequenceOrder: Optional[List[WPT_TxRxPulseOrderType]]
     PulseSeparationTime: Optional[int]
     PulseDuration: Optional[int]
@@ -1052,6 +1169,8 @@ class WPT_TxRxPulseOrderType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_TxRxPulseOrderType."""
 
     __slots__ = ('IndexNumber', 'TxRxIdentifier', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     IndexNumber: Optional[int]
     TxRxIdentifier: Optional[int]
 
@@ -1064,6 +1183,8 @@ class WPT_LF_ReceiverDataType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_LF_ReceiverDataType."""
 
     __slots__ = ('NumberOfReceivers', 'RxSpecData', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     NumberOfReceivers: Optional[int]
     RxSpecData: Optional[List[WPT_TxRxSpecDataType]]
 
@@ -1076,6 +1197,8 @@ class WPT_FinePositioningSetupResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_FinePositioningSetupResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'PrimaryDeviceFinePositioningMethodList', 'PrimaryDevicePairingMethodList', 'PrimaryDeviceAlignmentCheckMethodList', 'NaturalOffset', 'VendorSpecificDataContainer', 'LF_SystemSetupData', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     PrimaryDeviceFinePositioningMethodList: Optional[WPT_FinePositioningMethodListType]
@@ -1100,6 +1223,8 @@ class WPT_PairingReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_PairingReqType."""
 
     __slots__ = ('Header', 'EVProcessing', 'ObservedIDCode', 'EVResultCode', 'VendorSpecificDataContainer', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     EVProcessing: Optional[Union[processingType, str]]
     ObservedIDCode: Optional[int]
@@ -1118,6 +1243,8 @@ class WPT_PairingResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}WPT_PairingResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEProcessing', 'ObservedIDCode', 'AlternativeSECCList', 'VendorSpecificDataContainer', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEProcessing: Optional[Union[processingType, str]]
@@ -1138,6 +1265,8 @@ class AlternativeSECCListType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}AlternativeSECCListType."""
 
     __slots__ = ('AlternativeSECC', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     AlternativeSECC: Optional[List[AlternativeSECCType]]
 
     def __init__(self, AlternativeSECC: Optional[List[AlternativeSECCType]] = None) -> None:
@@ -1148,6 +1277,8 @@ class AlternativeSECCType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:WPT}AlternativeSECCType."""
 
     __slots__ = ('SSID', 'BSSID', 'IPAddress', 'Port', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     SSID: Optional[str]
     BSSID: Optional[str]
     IPAddress: Optional[str]
@@ -1164,6 +1295,8 @@ class V2GMessageType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GMessageType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1174,6 +1307,8 @@ class V2GRequestType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GRequestType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1184,6 +1319,8 @@ class V2GResponseType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}V2GResponseType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -1196,6 +1333,8 @@ class ChargeParameterDiscoveryReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryReqType."""
 
     __slots__ = ('Header', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
 
     def __init__(self, Header: Optional[MessageHeaderType] = None) -> None:
@@ -1206,6 +1345,8 @@ class ChargeParameterDiscoveryResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeParameterDiscoveryResType."""
 
     __slots__ = ('Header', 'ResponseCode', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
 
@@ -1218,6 +1359,8 @@ class ChargeLoopReqType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopReqType."""
 
     __slots__ = ('Header', 'DisplayParameters', 'MeterInfoRequested', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     DisplayParameters: Optional[DisplayParametersType]
     MeterInfoRequested: Optional[bool]
@@ -1232,6 +1375,8 @@ class ChargeLoopResType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ChargeLoopResType."""
 
     __slots__ = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     Header: Optional[MessageHeaderType]
     ResponseCode: Optional[Union[responseCodeType, str]]
     EVSEStatus: Optional[EVSEStatusType]
@@ -1250,6 +1395,8 @@ class Scheduled_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLReqControlModeType."""
 
     __slots__ = ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
     EVMinimumEnergyRequest: Optional[RationalNumberType]
@@ -1264,12 +1411,16 @@ class Scheduled_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Scheduled_CLResControlModeType."""
 
     __slots__ = ()
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
 
 
 class Dynamic_CLReqControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLReqControlModeType."""
 
     __slots__ = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     DepartureTime: Optional[int]
     EVTargetEnergyRequest: Optional[RationalNumberType]
     EVMaximumEnergyRequest: Optional[RationalNumberType]
@@ -1286,6 +1437,8 @@ class Dynamic_CLResControlModeType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}Dynamic_CLResControlModeType."""
 
     __slots__ = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     DepartureTime: Optional[int]
     MinimumSOC: Optional[int]
     TargetSOC: Optional[int]
@@ -1302,6 +1455,8 @@ class ListOfRootCertificateIDsType(Message):
     """XSD complexType {urn:iso:std:iso:15118:-20:CommonTypes}ListOfRootCertificateIDsType."""
 
     __slots__ = ('RootCertificateID', )
+    _fields = __slots__
+    _schema_id = 'iso20_wpt'
     RootCertificateID: Optional[List[X509IssuerSerialType]]
 
     def __init__(self, RootCertificateID: Optional[List[X509IssuerSerialType]] = None) -> None:

@@ -8,15 +8,14 @@ exi.decode(data, 'sap').
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 from typing import List, Optional, Union
 
-from exi.message import Message
+from exi.message import Message, V2GEnum
 
 SCHEMA_ID = 'sap'
 
 
-class responseCodeType(str, Enum):
+class responseCodeType(V2GEnum):
     """XSD enumeration responseCodeType."""
 
     OK_SuccessfulNegotiation = 'OK_SuccessfulNegotiation'
@@ -28,6 +27,8 @@ class supportedAppProtocolReq(Message):
     """XSD anonymous complexType."""
 
     __slots__ = ('AppProtocol', )
+    _fields = __slots__
+    _schema_id = 'sap'
     AppProtocol: Optional[List[AppProtocolType]]
 
     def __init__(self, AppProtocol: Optional[List[AppProtocolType]] = None) -> None:
@@ -38,6 +39,8 @@ class AppProtocolType(Message):
     """XSD complexType {urn:iso:15118:2:2010:AppProtocol}AppProtocolType."""
 
     __slots__ = ('ProtocolNamespace', 'VersionNumberMajor', 'VersionNumberMinor', 'SchemaID', 'Priority', )
+    _fields = __slots__
+    _schema_id = 'sap'
     ProtocolNamespace: Optional[str]
     VersionNumberMajor: Optional[int]
     VersionNumberMinor: Optional[int]
@@ -56,6 +59,8 @@ class supportedAppProtocolRes(Message):
     """XSD anonymous complexType."""
 
     __slots__ = ('ResponseCode', 'SchemaID', )
+    _fields = __slots__
+    _schema_id = 'sap'
     ResponseCode: Optional[Union[responseCodeType, str]]
     SchemaID: Optional[int]
 

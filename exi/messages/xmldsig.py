@@ -8,10 +8,9 @@ exi.decode(data, 'xmldsig').
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 from typing import List, Optional, Union
 
-from exi.message import Message
+from exi.message import Message, V2GEnum
 
 SCHEMA_ID = 'xmldsig'
 
@@ -20,6 +19,8 @@ class CanonicalizationMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -32,6 +33,8 @@ class DSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DSAKeyValueType."""
 
     __slots__ = ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     P: Optional[bytes]
     Q: Optional[bytes]
     G: Optional[bytes]
@@ -54,6 +57,8 @@ class DigestMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DigestMethodType."""
 
     __slots__ = ('Algorithm', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Algorithm: Optional[str]
     any: Optional[list]
 
@@ -66,6 +71,8 @@ class KeyInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyInfoType."""
 
     __slots__ = ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Id: Optional[str]
     KeyName: Optional[List[str]]
     KeyValue: Optional[List[KeyValueType]]
@@ -92,6 +99,8 @@ class KeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyValueType."""
 
     __slots__ = ('DSAKeyValue', 'RSAKeyValue', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     DSAKeyValue: Optional[DSAKeyValueType]
     RSAKeyValue: Optional[RSAKeyValueType]
     any: Optional[list]
@@ -106,6 +115,8 @@ class RSAKeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RSAKeyValueType."""
 
     __slots__ = ('Modulus', 'Exponent', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Modulus: Optional[bytes]
     Exponent: Optional[bytes]
 
@@ -118,6 +129,8 @@ class RetrievalMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}RetrievalMethodType."""
 
     __slots__ = ('Type', 'URI', 'Transforms', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Type: Optional[str]
     URI: Optional[str]
     Transforms: Optional[TransformsType]
@@ -132,6 +145,8 @@ class TransformsType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformsType."""
 
     __slots__ = ('Transform', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Transform: Optional[List[TransformType]]
 
     def __init__(self, Transform: Optional[List[TransformType]] = None) -> None:
@@ -142,6 +157,8 @@ class TransformType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformType."""
 
     __slots__ = ('Algorithm', 'XPath', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Algorithm: Optional[str]
     XPath: Optional[List[str]]
     any: Optional[list]
@@ -156,6 +173,8 @@ class X509DataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509DataType."""
 
     __slots__ = ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     X509IssuerSerial: Optional[List[X509IssuerSerialType]]
     X509SKI: Optional[List[bytes]]
     X509SubjectName: Optional[List[str]]
@@ -176,6 +195,8 @@ class X509IssuerSerialType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerialType."""
 
     __slots__ = ('X509IssuerName', 'X509SerialNumber', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     X509IssuerName: Optional[str]
     X509SerialNumber: Optional[int]
 
@@ -188,6 +209,8 @@ class PGPDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}PGPDataType."""
 
     __slots__ = ('PGPKeyID', 'PGPKeyPacket', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     PGPKeyID: Optional[bytes]
     PGPKeyPacket: Optional[List[bytes]]
     any: Optional[list]
@@ -202,6 +225,8 @@ class SPKIDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SPKIDataType."""
 
     __slots__ = ('SPKISexp', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     SPKISexp: Optional[List[bytes]]
     any: Optional[list]
 
@@ -214,6 +239,8 @@ class ManifestType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ManifestType."""
 
     __slots__ = ('Id', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Id: Optional[str]
     Reference: Optional[List[ReferenceType]]
 
@@ -226,6 +253,8 @@ class ReferenceType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ReferenceType."""
 
     __slots__ = ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Id: Optional[str]
     Type: Optional[str]
     URI: Optional[str]
@@ -246,6 +275,8 @@ class ObjectType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ObjectType."""
 
     __slots__ = ('Encoding', 'Id', 'MimeType', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Encoding: Optional[str]
     Id: Optional[str]
     MimeType: Optional[str]
@@ -262,6 +293,8 @@ class SignatureType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureType."""
 
     __slots__ = ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Id: Optional[str]
     SignedInfo: Optional[SignedInfoType]
     SignatureValue: Optional[SignatureValueType]
@@ -280,6 +313,8 @@ class SignedInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignedInfoType."""
 
     __slots__ = ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Id: Optional[str]
     CanonicalizationMethod: Optional[CanonicalizationMethodType]
     SignatureMethod: Optional[SignatureMethodType]
@@ -296,6 +331,8 @@ class SignatureMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureMethodType."""
 
     __slots__ = ('Algorithm', 'HMACOutputLength', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Algorithm: Optional[str]
     HMACOutputLength: Optional[int]
     any: Optional[list]
@@ -310,6 +347,8 @@ class SignatureValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureValueType."""
 
     __slots__ = ('Id', 'value', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Id: Optional[str]
     value: Optional[bytes]
 
@@ -322,6 +361,8 @@ class SignaturePropertiesType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertiesType."""
 
     __slots__ = ('Id', 'SignatureProperty', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Id: Optional[str]
     SignatureProperty: Optional[List[SignaturePropertyType]]
 
@@ -334,6 +375,8 @@ class SignaturePropertyType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertyType."""
 
     __slots__ = ('Id', 'Target', 'any', )
+    _fields = __slots__
+    _schema_id = 'xmldsig'
     Id: Optional[str]
     Target: Optional[str]
     any: Optional[list]
