@@ -117,7 +117,7 @@ class BitWriter:
             return
         if self.nacc + n > 64:
             self.flush()
-        self.acc = (self.acc << n) | (v & ((1 << n) - 1))
+        self.acc = (self.acc << n) | (v & ((cython.cast(cython.ulonglong, 1) << n) - 1))   # 64-bit mask
         self.nacc += n
 
     @cython.locals(k=cython.int)
@@ -141,7 +141,7 @@ class BitWriter:
             v >>= 7
         self.write(v, 8)
 
-    @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t)
+    @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t, k=cython.Py_ssize_t)
     def write_bytes(self, data):
         n = len(data)
         self.flush()
@@ -151,8 +151,12 @@ class BitWriter:
             self.buf[self.nbytes:self.nbytes + n] = data
             self.nbytes += n
             return
-        for i in range(n):
-            self.write(data[i], 8)
+        # unaligned: whole 56-bit words at a time
+        i = 0
+        while i < n:
+            k = n - i if n - i < 7 else 7
+            self.write(int.from_bytes(data[i:i + k], "big"), k * 8)
+            i += k
 
     def mark(self):
         """A position to reset() to: the bits written so far."""

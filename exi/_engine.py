@@ -335,7 +335,8 @@ class Decoder:
         # reads as an undeclared EE): an empty lexical value, so it re-encodes identically
         return ""
 
-    @cython.locals(r=BitReader, st=State, p=Prod, code=cython.ulonglong, i=cython.Py_ssize_t)
+    @cython.locals(r=BitReader, st=State, p=Prod, code=cython.ulonglong, i=cython.Py_ssize_t,
+                   dt=Datatype)
     def complex_element(self, g: Grammar, cls, qname):
         r = self.r
         if cython.compiled:
@@ -354,10 +355,28 @@ class Decoder:
                 if p.kind == P_SE:
                     if p.simple and r.read_bit() == 0:
                         # the common leaf: CH (1 bit), the value, EE (1 bit), inlined
-                        try:
-                            v = self.value(p.dt, p.qname)
-                        except DecodeError as e:
-                            raise self.located(e, p.qname)
+                        dt = p.dt
+                        if dt.kind == DT_NBIT:
+                            v = dt.lo_c + cython.cast(cython.longlong, r.read(dt.nbits))
+                        elif dt.kind == DT_ENUM and dt.nbits > 0:
+                            code = r.read(dt.nbits)
+                            if code >= len(dt.members):
+                                raise self.located(self.error(f"enumeration index {code} out of range"), p.qname)
+                            v = dt.members[code]
+                        elif dt.kind == DT_BOOL:
+                            v = r.read_bit() == 1
+                        elif dt.kind == DT_INT:
+                            if r.read_bit():
+                                v = -r.read_uint() - 1
+                            else:
+                                v = r.read_uint()
+                        elif dt.kind == DT_UINT:
+                            v = r.read_uint()
+                        else:
+                            try:
+                                v = self.value(dt, p.qname)
+                            except DecodeError as e:
+                                raise self.located(e, p.qname)
                         if r.read_bit() != 0:
                             r.pos -= 1
                             raise self.located(self.error(
@@ -695,6 +714,19 @@ class Encoder:
                 w.write(dt.enum_index(item) << 1, dt.nbits + 2)
             elif dt.kind == DT_BOOL and (item is True or item is False):
                 w.write(2 if item is True else 0, 3)
+            elif (dt.kind == DT_INT or dt.kind == DT_UINT) and type(item) is int and \
+                    (dt.lo is None or item >= dt.lo) and (dt.hi is None or item <= dt.hi) and \
+                    -0x7FFFFFFFFFFFFFFF <= item <= 0x7FFFFFFFFFFFFFFF:
+                w.write(0, 1)                                   # CH
+                if dt.kind == DT_UINT:
+                    w.write_uint(item)
+                elif item < 0:
+                    w.write(1, 1)
+                    w.write_uint(-item - 1)
+                else:
+                    w.write(0, 1)
+                    w.write_uint(item)
+                w.write(0, 1)                                   # EE
             else:
                 self.element(p.child, item, p.qname)
         else:
