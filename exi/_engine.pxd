@@ -48,6 +48,7 @@ cdef class Grammar:
     cdef public tuple fields, names
     cdef public list kinds, lists, offsets
     cdef public Py_ssize_t nfields
+    cdef public bint ordered
 
 @cython.final
 cdef class Root:

@@ -169,6 +169,7 @@ class Grammar:
         self.lists = []
         self.offsets = []
         self.nfields = 0
+        self.ordered = False
 
     def bind_class(self, cls, rows):
         """Attach the message class; compiled code accesses its slots by offset."""
@@ -211,8 +212,11 @@ def link(states, grammars, datatypes):
 
 
 def bind_fields(states, grammar):
-    """Set the slot offset and list flag of every production of a complex grammar."""
+    """Set the slot offset and list flag of every production of a complex grammar, and
+    whether its children always come in field order (no edge leads back to an earlier
+    child field, as (a, b)+ does): then the encoder needs no rewind point."""
     g: Grammar = grammar
+    g.ordered = True
     for st in states:
         s: State = st
         for pp in s.prods:
@@ -220,6 +224,11 @@ def bind_fields(states, grammar):
             if p.field >= 0 and p.field < g.nfields:
                 p.offset = g.offsets[p.field]
                 p.is_list = g.lists[p.field]
+            if p.kind == P_SE and p.next is not None:
+                for qq in p.next.prods:
+                    q: Prod = qq
+                    if q.kind == P_SE and q.field < p.field:
+                        g.ordered = False
 
 
 # ---------------------------------------------------------------------------------------
@@ -631,13 +640,19 @@ class Encoder:
                 raise EncodeError(f"expected a {g.cls.__name__} object, got a dict "
                                   "(use exi.from_dict to build messages from dicts)")
             raise EncodeError(f"expected a {g.cls.__name__}, got {type(obj).__name__}")
-        mark = w.mark()
-        st = self.fields_in_order(g, obj)
-        if st is None:
-            # a repeated group needs its items interleaved: redo this element the general way
-            w.reset(mark)
-            st = self.interleaved(g, obj)
-        elif st.n1 < 0:
+        if g.ordered:
+            # children can only come in field order: one pass, no rewind point needed
+            st = self.fields_in_order(g, obj)
+            if st is None:
+                st = self.interleaved(g, obj)   # not encodable: this raises with the reason
+        else:
+            mark = w.mark()
+            st = self.fields_in_order(g, obj)
+            if st is None:
+                # a repeated group needs its items interleaved: redo this element the general way
+                w.reset(mark)
+                st = self.interleaved(g, obj)
+        if st.n1 < 0:
             return          # ended by an undeclared EE (empty simple content)
         if st.ee_code < 0:
             raise EncodeError(f"missing required content: expected {self.expected(st, g.names)}")
