@@ -100,6 +100,8 @@ class Datatype:
         for i in range(n):
             if members[i] is v:
                 return i
+        if not isinstance(v, str):
+            return -1
         return self.index_of.get(v, -1)
 
 
