@@ -208,7 +208,10 @@ class ExiCodec:
     @staticmethod
     def _parse(message) -> dict:
         if isinstance(message, (bytes, bytearray)):
-            message = bytes(message).decode("utf-8")
+            try:
+                message = bytes(message).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CodecJSONError(f"message is not UTF-8 JSON text: {e}") from None
         if not isinstance(message, str):
             raise CodecJSONError(f"message must be JSON text, not {type(message).__name__}")
         try:
