@@ -53,8 +53,8 @@ JSON: what ``exi.to_dict`` gives (the package's conventions), written as the Jav
 writes it: compact (``{"a":1}``), keys in schema order, non-ASCII characters as themselves
 except those beyond the BMP (``\uD83D\uDE00``): decoding gives the very same text.
 
-The Java codec's quirks, decided one by one (``docs/josev-codec-compat.md`` has the
-measurements; ``tests/interop/test_codec_interop.py`` pins them):
+The Java codec's quirks, decided one by one (measured with iso15118 0.31.2 / EXIficient 1.55;
+``tests/interop/test_codec_interop.py`` pins each, so a change in the peer fails a test):
 
 - SAP responses always carry ``SchemaID`` (0 when absent): NOT reproduced. The package's
   ``SupportedAppProtocolRes.schema_id`` is optional and its EVCC compares it with the
@@ -69,6 +69,22 @@ measurements; ``tests/interop/test_codec_interop.py`` pins them):
   (``EncodeError``, naming the key and path) unless ``unknown_keys="drop"``.
 - Facets (ranges, lengths) are checked on encode (``validate=True``) like the package's own
   pydantic models do; ``validate=False`` writes out-of-facet values the way EXIficient does.
+- Astral-plane characters are written as ``\uD83D\uDE00`` escapes: reproduced (text-equal
+  output costs nothing and keeps logs/diffs identical).
+
+Peer limitations the adapter does NOT share (it simply works there): DIN messages holding a
+base64Binary value or an ``Id`` attribute, and any DIN header ``Signature`` (the Java codec
+fails: missing javax.mail classes / IDREF resolution); -20 WPT and ACDP messages (no JAXB
+bindings in the Java codec); elements of an abstract type without xsi:type.
+
+Not supported yet: the ``eMAID`` fragment (-2 declares ``eMAID`` with two types, which needs
+the relaxed fragment grammar the codec does not implement): ``EncodeError``. The package
+uses it to verify the contract certificate signature of a CertificateInstallation/UpdateRes
+(Plug & Charge); everything else it signs or verifies works.
+
+-20: the Java codec's JAR carries pre-publication -20 XSDs, but its compiled grammar and
+JAXB classes for CommonMessages, AC and DC follow the published schemas this codec uses:
+bytes and JSON agree (docs/iso20-draft-differences.md).
 """
 from __future__ import annotations
 
