@@ -93,7 +93,7 @@ import re
 from typing import Any, Optional, Union
 
 import exi
-from exi.errors import DecodeError, EncodeError, EXIError
+from exi.errors import DecodeError, EncodeError
 from exi.registry import SCHEMAS
 
 __all__ = ["ExiCodec", "Exi15118Codec", "UnknownNamespaceError", "CodecJSONError",

@@ -11,7 +11,6 @@ and by no caller) are never chosen.
 from __future__ import annotations
 
 import pathlib
-import random
 import re
 
 import exi
