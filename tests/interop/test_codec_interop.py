@@ -148,7 +148,6 @@ def _norm(text: str):
 
 def _compare(josev, msgs, ns, stats, problems):
     for msg in msgs:
-        sid = msg._schema_id
         d = exi.to_dict(msg)
         text = json.dumps(d)
         ours = ADAPTER.encode(text, ns)
