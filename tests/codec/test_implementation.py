@@ -1,0 +1,52 @@
+"""Both implementations: the compiled extension (mandatory under EXI_REQUIRE_EXTENSIONS=1,
+as CI sets it) and the pure-Python engine (EXI_NO_EXTENSIONS=1), which runs a subset of
+this suite in a subprocess."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import exi
+
+from ._support import REPO, load_subset
+
+COMPILED_SUFFIXES = (".so", ".pyd")
+HYP = "tests/codec/test_roundtrip_hypothesis.py"
+# the pure-Python run: every vector of the subset, the bad-input tests, property round
+# trips of a few message types and the bounded-maxOccurs tests
+PURE_SELECTION = [
+    "tests/codec/test_vectors.py::test_reencodes_identically",
+    "tests/codec/test_vectors.py::test_other_vectors_decode_or_raise_decode_error",
+    "tests/codec/test_bad_input.py",
+    f"{HYP}::test_exactly_at_max_occurs",
+    "tests/codec/test_implementation.py::test_loaded_implementation",
+] + [f"{HYP}::test_roundtrip[{t}]" for t in (
+    "sap:supportedAppProtocolReq", "din:CurrentDemandReq", "iso2:ChargeParameterDiscoveryRes",
+    "iso20_cm:ServiceDetailRes", "iso20_dc:DC_ChargeLoopRes", "xmldsig:Signature")]
+
+
+def test_loaded_implementation():
+    engine, bits = exi._engine.__file__, exi._bits.__file__
+    if os.environ.get("EXI_NO_EXTENSIONS"):
+        assert engine.endswith(".py") and bits.endswith(".py"), (engine, bits)
+    elif os.environ.get("EXI_REQUIRE_EXTENSIONS"):
+        assert engine.endswith(COMPILED_SUFFIXES) and bits.endswith(COMPILED_SUFFIXES), \
+            f"EXI_REQUIRE_EXTENSIONS=1 but the engine was loaded from {engine} / {bits}"
+    # whichever is loaded works
+    v = next(v for v in load_subset() if v.schema == "din" and v.reencodes)
+    assert exi.encode(exi.decode(v.data, "din"), validate=False) == v.data
+
+
+def test_pure_python_implementation():
+    env = dict(os.environ, EXI_NO_EXTENSIONS="1", EXI_FUZZ_SECONDS="20")
+    env.pop("EXI_REQUIRE_EXTENSIONS", None)
+    probe = subprocess.run([sys.executable, "-c", "import exi; print(exi._engine.__file__)"],
+                           env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0 and probe.stdout.strip().endswith(".py"), \
+        f"EXI_NO_EXTENSIONS=1 did not load exi/_engine.py: {probe.stdout}{probe.stderr[-2000:]}"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *PURE_SELECTION],
+                         env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    tail = run.stdout[-6000:]
+    assert run.returncode == 0, f"pure-Python run failed:\n{tail}\n{run.stderr[-2000:]}"
+    assert " passed" in tail
