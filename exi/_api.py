@@ -7,7 +7,7 @@ from . import _engine
 from ._bits import EndOfStream
 from ._schema import Schema, _cache, get_schema
 from .errors import DecodeError, EncodeError
-from .message import Message
+from .message import ElementValue, Message
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
@@ -24,7 +24,13 @@ def decode(data: BytesLike, schema: str) -> Message:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
     s = _cache.get(schema)
-    return _engine.decode_document(s if s is not None else get_schema(schema), data)
+    if s is None:
+        s = get_schema(schema)
+    result = _engine.decode_document(s, data)
+    if not isinstance(result, Message):     # a root element of simple type
+        q = s.qname_index_of_root(data)
+        result = ElementValue(s.qnames[q][1], result, s.id, q)
+    return result
 
 
 def encode(message: Message, *, validate: bool = True) -> bytes:
@@ -35,6 +41,10 @@ def encode(message: Message, *, validate: bool = True) -> bytes:
     other facets are checked too (length and range facets of strings, binaries and
     integers); validate=False writes what a non-validating reference encoder writes, which
     is how real-world streams with out-of-facet values re-encode byte for byte."""
+    if isinstance(message, ElementValue):
+        s = get_schema(message._schema_id)
+        q = message._qname if message._qname >= 0 else _fragment_qname(s, message.name)
+        return _engine.encode_document(s, message.value, q, validate)
     s, q = _root(message)
     return _engine.encode_document(s, message, q, validate)
 
@@ -63,6 +73,9 @@ def encode_fragment(*elements: Message, schema: str = None, name: str = None,
     for el in elements:
         if not isinstance(el, Message):
             raise EncodeError(f"expected a message object, got {type(el).__name__}")
+        if isinstance(el, ElementValue):
+            items.append((el.value, el._qname if el._qname >= 0 else _fragment_qname(s, el.name)))
+            continue
         if name is not None:
             q = _fragment_qname(s, name)
         elif el._element is not None:

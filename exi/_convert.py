@@ -17,7 +17,7 @@ from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, 
                      DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE)
 from ._schema import Schema, get_schema
 from .errors import DecodeError, EncodeError
-from .message import Message
+from .message import ElementValue, Message
 
 # --- values -------------------------------------------------------------------------------
 
@@ -149,6 +149,8 @@ def to_dict(message: Message) -> dict:
     if not isinstance(message, Message):
         raise TypeError(f"expected a message object, got {type(message).__name__}")
     s = get_schema(message._schema_id)
+    if isinstance(message, ElementValue):
+        return {message.name: _json_value(_element_value_dt(s, message), message.value)}
     q = type(message)._element
     content = _obj_to_dict(s, message)
     if q is None:
@@ -182,6 +184,9 @@ def from_dict(d: dict, schema: str) -> Message:
     if not isinstance(d, dict) or len(d) != 1:
         raise EncodeError("expected a dict with exactly one key, the root element name")
     (name, content), = d.items()
+    for q, gi, c in s.doc_elements:
+        if s.qnames[q][1] == name and s.grammars[gi].simple:
+            return ElementValue(name, _from_json_value(s.grammars[gi].dt, content, "/" + name), s.id, q)
     cls = _root_class(s, name)
     return _dict_to_obj(s, cls, content, "/" + name)
 
@@ -234,6 +239,10 @@ def to_xml(message: Message, *, pretty: bool = False) -> str:
     """Namespace-qualified XML of a message (validates against the schema's XSD)."""
     from lxml import etree
     s = get_schema(message._schema_id)
+    if isinstance(message, ElementValue):
+        root = etree.Element(_tag(s, message._qname))
+        _set_text(root, _xml_text(_element_value_dt(s, message), message.value), message.name)
+        return etree.tostring(root, encoding="unicode")
     q = type(message)._element
     if q is None:
         raise EncodeError(f"{type(message).__name__} is a type, not an element")
@@ -243,6 +252,28 @@ def to_xml(message: Message, *, pretty: bool = False) -> str:
     root = etree.Element(_tag(s, q), nsmap=nsmap)
     _fill_xml(s, root, message)
     return etree.tostring(root, encoding="unicode", pretty_print=pretty)
+
+
+def _element_value_dt(s: Schema, message):
+    i = s.root.index.get(message._qname)
+    if i is not None:
+        return s.root.grammars[i].dt
+    _, gi, _ = s.fragment_elements[s.fragment_index[message._qname]]
+    return s.grammars[gi].dt
+
+
+def _set_text(el, text: str, where: str) -> None:
+    try:
+        el.text = text
+    except ValueError:
+        # EXI carries any Unicode code point; XML 1.0 has no way to write some (U+0000 ...)
+        bad = next((f"U+{ord(c):04X}" for c in text if not _xml_char(c)), "?")
+        raise EncodeError(f"the value contains {bad}, which XML 1.0 cannot represent", where) from None
+
+
+def _xml_char(c: str) -> bool:
+    o = ord(c)
+    return o in (0x9, 0xA, 0xD) or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or o >= 0x10000
 
 
 def _tag(s: Schema, q: int) -> str:
@@ -258,14 +289,18 @@ def _fill_xml(s: Schema, el, obj):
         if v is None:
             continue
         if kind == F_ATTRIBUTE:
-            el.set(_tag(s, q), _xml_text(s.datatypes[ref], v))
+            text = _xml_text(s.datatypes[ref], v)
+            try:
+                el.set(_tag(s, q), text)
+            except ValueError:
+                raise EncodeError("the attribute value cannot be represented in XML 1.0", name) from None
         elif kind == F_VALUE:
-            el.text = _xml_text(s.datatypes[ref], v)
+            _set_text(el, _xml_text(s.datatypes[ref], v), name)
         elif kind == F_ELEMENT:
             for item in (v if is_list else (v,)):
                 child = etree.SubElement(el, _tag(s, q))
                 if g.simple:
-                    child.text = _xml_text(g.dt, item)
+                    _set_text(child, _xml_text(g.dt, item), name)
                 else:
                     _fill_xml(s, child, item)
 

@@ -24,6 +24,7 @@ from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, 
                      DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE, P_AT,
                      P_CH, P_EE, P_SE, S_CONTENT, S_FIRST, S_START)
 from .errors import DecodeError, EncodeError
+from .message import ElementValue
 
 if cython.compiled:
     from cython.cimports.exi._slots import get_slot, new_instance, set_slot, slot_offset
@@ -289,7 +290,10 @@ class Decoder:
             if gi < 0:
                 raise self.error(f"fragment element {schema.qname_text(qname)} has several types "
                                  "in the schema; it cannot be decoded as a fragment")
-            items.append(self.element(schema.grammars[gi], cls, qname))
+            v = self.element(schema.grammars[gi], cls, qname)
+            if schema.grammars[gi].simple:
+                v = ElementValue(schema.qnames[qname][1], v, schema.id, qname)
+            items.append(v)
         return items
 
     def located(self, e, qname):

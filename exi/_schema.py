@@ -109,6 +109,15 @@ class Schema:
         self.uris = t.URIS
         self.local_names = t.LOCAL_NAMES
 
+    def qname_index_of_root(self, data) -> int:
+        """The qname of a document's root element (its first event code, after the header)."""
+        from ._bits import BitReader
+        r = BitReader(data)
+        if len(data) >= 4 and bytes(data[:4]) == b"$EXI":
+            r.pos = 32
+        r.pos += 8
+        return self.root.qnames[r.read(self.root.width)]
+
     def qname_local(self, q: int) -> str:
         return self.qnames[q][1]
 

@@ -42,3 +42,20 @@ class Message:
     def __setstate__(self, state):
         for f, v in zip(self._fields, state):
             object.__setattr__(self, f, v)
+
+
+class ElementValue(Message):
+    """A document or fragment whose root element has a simple type: its name and value."""
+
+    __slots__ = ("name", "value", "_schema", "_qname")
+    _fields = ("name", "value")
+
+    def __init__(self, name: str, value, schema: str = "", qname: int = -1):
+        self.name = name
+        self.value = value
+        self._schema = schema
+        self._qname = qname
+
+    @property
+    def _schema_id(self):
+        return self._schema
