@@ -235,6 +235,13 @@ class Emitter:
         for qi, g, d in self.fragment_elements:
             if d is not None:
                 self.element_class(d)   # local elements too: fragments name their roots
+            else:
+                # declared with several types (relaxed fragment grammar): an element class
+                # for the one complex declaration, if there is exactly one
+                complex_decls = {id(x.type): x for x in by_qname[self.s_qname(qi)]
+                                 if isinstance(x.type, ComplexType)}
+                if len(complex_decls) == 1:
+                    self.element_class(next(iter(complex_decls.values())))
         # states, per grammar (types may keep being added while numbering: loop)
         i = 0
         while i < len(self.grammars):
@@ -253,6 +260,12 @@ class Emitter:
             for p in s.prods:
                 if p.next is not None:
                     p.next = rep[id(p.next)]
+
+    def s_qname(self, qi: int) -> QN:
+        for (uri, local), i in self.qnames.items():
+            if i == qi:
+                return QN(uri, local)
+        raise KeyError(qi)
 
     def _field_index(self, g: TypeGrammar, kind: int, q: Optional[QN]) -> int:
         if isinstance(g.type, SimpleType):

@@ -288,8 +288,10 @@ class Decoder:
                 raise self.error("SE(*) in a fragment: the element is not declared in the schema")
             qname, gi, cls = schema.fragment_elements[code]
             if gi < 0:
-                raise self.error(f"fragment element {schema.qname_text(qname)} has several types "
-                                 "in the schema; it cannot be decoded as a fragment")
+                # declared with several types: the relaxed Element Fragment grammar (8.5.3)
+                from . import _fragment
+                items.append(_fragment.decode(self, qname))
+                continue
             v = self.element(schema.grammars[gi], cls, qname)
             if schema.grammars[gi].simple:
                 v = ElementValue(schema.qnames[qname][1], v, schema.id, qname)
@@ -601,9 +603,13 @@ class Encoder:
         width = coding_length(n + 2)
         for obj, qname in items:
             idx = schema.fragment_index.get(qname)
-            if idx is None or schema.fragment_elements[idx][1] < 0:
+            if idx is None:
                 raise EncodeError(f"{schema.qname_text(qname)} cannot be encoded as a fragment element")
             self.w.write(idx, width)
+            if schema.fragment_elements[idx][1] < 0:
+                from . import _fragment      # declared with several types (8.5.3)
+                _fragment.encode(self, obj, qname)
+                continue
             self.element(schema.grammars[schema.fragment_elements[idx][1]], obj, qname)
         self.w.write(n + 1, width)
 

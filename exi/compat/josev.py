@@ -77,10 +77,9 @@ base64Binary value or an ``Id`` attribute, and any DIN header ``Signature`` (the
 fails: missing javax.mail classes / IDREF resolution); -20 WPT and ACDP messages (no JAXB
 bindings in the Java codec); elements of an abstract type without xsi:type.
 
-Not supported yet: the ``eMAID`` fragment (-2 declares ``eMAID`` with two types, which needs
-the relaxed fragment grammar the codec does not implement): ``EncodeError``. The package
-uses it to verify the contract certificate signature of a CertificateInstallation/UpdateRes
-(Plug & Charge); everything else it signs or verifies works.
+The ``eMAID`` fragment (-2 declares ``eMAID`` with two types) takes the relaxed Element
+Fragment grammar of EXI 8.5.3, as the peer does: the package uses it to verify the contract
+certificate signature of a CertificateInstallation/UpdateRes (Plug & Charge).
 
 -20: the Java codec's JAR carries pre-publication -20 XSDs, but its compiled grammar and
 JAXB classes for CommonMessages, AC and DC follow the published schemas this codec uses:

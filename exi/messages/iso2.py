@@ -2790,6 +2790,12 @@ class X509IssuerSerial(X509IssuerSerialType):
     __slots__ = ()
 
 
+class eMAID(EMAIDType):
+    """XSD element {urn:iso:15118:2:2013:MsgBody}eMAID."""
+
+    __slots__ = ()
+
+
 class physicalValue(PhysicalValueType):
     """XSD element {urn:iso:15118:2:2013:MsgDataTypes}physicalValue."""
 
@@ -3065,6 +3071,7 @@ __all__ = [
     'SubCertificates',
     'SupportedEnergyTransferMode',
     'X509IssuerSerial',
+    'eMAID',
     'physicalValue',
     'startValue',
 ]

@@ -389,14 +389,16 @@ def test_fragment_bytes_equal_peer(josev, sid, d):
         assert josev.decode_text(ours, ns) == ADAPTER.decode(ours, ns)
 
 
-def test_emaid_fragment_is_the_one_gap(josev):
-    """eMAID (declared with two types in -2) needs the relaxed fragment grammar, which the
-    codec does not support yet: the adapter refuses it clearly; the peer encodes it."""
+def test_emaid_fragment_matches_peer(josev):
+    """eMAID is declared with two types in -2: as a fragment it takes the relaxed Element
+    Fragment grammar (EXI 8.5.3); the adapter writes the peer's bytes."""
     ns = SCHEMAS["iso2"].namespace
     d = {"eMAID": {"Id": "id4", "value": "DE1234567890123"}}
-    assert josev.encode(d, ns).hex() == "80ec0202b4b21a400451114c4c8ccd0d4d8dce0e4c0c4c8cfd3d00"
-    with pytest.raises(exi.EncodeError, match="eMAID"):
-        ADAPTER.encode(json.dumps(d), ns)
+    expected = "80ec0202b4b21a400451114c4c8ccd0d4d8dce0e4c0c4c8cfd3d00"
+    assert josev.encode(d, ns).hex() == expected
+    assert ADAPTER.encode(json.dumps(d), ns).hex() == expected
+    items = exi.decode_fragment(bytes.fromhex(expected), "iso2")
+    assert exi.to_dict(items[0]) == d
 
 
 def test_peer_quirk_sap_schema_id_zero_not_reproduced(josev):
