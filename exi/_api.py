@@ -7,7 +7,7 @@ from . import _engine
 from ._bits import EndOfStream
 from ._schema import Schema, _cache, get_schema
 from .errors import DecodeError, EncodeError
-from .message import ElementValue, Message
+from .message import AnyElement, ElementValue, Message
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
@@ -67,7 +67,9 @@ def encode_fragment(*elements: Message, schema: str = None, name: str = None,
     class (for example an iso2 AuthorizationReqType sent as the AuthorizationReq element)."""
     if not elements:
         raise EncodeError("encode_fragment needs at least one element")
-    sid = schema or elements[0]._schema_id
+    sid = schema or getattr(elements[0], "_schema_id", "")
+    if not sid:
+        raise EncodeError("say which schema the fragment belongs to: encode_fragment(..., schema=ID)")
     s = get_schema(sid)
     items = []
     for el in elements:
@@ -75,6 +77,9 @@ def encode_fragment(*elements: Message, schema: str = None, name: str = None,
             raise EncodeError(f"expected a message object, got {type(el).__name__}")
         if isinstance(el, ElementValue):
             items.append((el.value, el._qname if el._qname >= 0 else _fragment_qname(s, el.name)))
+            continue
+        if isinstance(el, AnyElement):
+            items.append((el, None))
             continue
         if name is not None:
             q = _fragment_qname(s, name)

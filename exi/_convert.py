@@ -17,7 +17,7 @@ from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, 
                      DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE)
 from ._schema import Schema, get_schema
 from .errors import DecodeError, EncodeError
-from .message import ElementValue, Message
+from .message import AnyElement, ElementValue, Message
 
 # --- values -------------------------------------------------------------------------------
 
@@ -148,6 +148,8 @@ def to_dict(message: Message) -> dict:
     """{root element name: content} in the iso15118 package's JSON conventions."""
     if not isinstance(message, Message):
         raise TypeError(f"expected a message object, got {type(message).__name__}")
+    if isinstance(message, AnyElement):
+        return {message.name[1]: _any_to_dict(message)}
     s = get_schema(message._schema_id)
     if isinstance(message, ElementValue):
         return {message.name: _json_value(_element_value_dt(s, message), message.value)}
@@ -156,6 +158,21 @@ def to_dict(message: Message) -> dict:
     if q is None:
         return content
     return {s.qnames[q][1]: content}
+
+
+def _any_to_dict(el) -> dict:
+    """An undeclared element: namespace, xsi:type, attributes by local name, content list."""
+    out = {}
+    if el.name[0]:
+        out["namespace"] = el.name[0]
+    if el.type is not None:
+        out["type"] = el.type[1]
+    for (uri, local), v in el.attributes:
+        out[local] = v
+    items = [x if isinstance(x, str) else {x.name[1]: _any_to_dict(x)} for x in el.content]
+    if items:
+        out["content"] = items
+    return out
 
 
 def _obj_to_dict(s: Schema, obj) -> dict:
@@ -238,6 +255,9 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 def to_xml(message: Message, *, pretty: bool = False) -> str:
     """Namespace-qualified XML of a message (validates against the schema's XSD)."""
     from lxml import etree
+    if isinstance(message, AnyElement):
+        root = _any_to_xml(message, None)
+        return etree.tostring(root, encoding="unicode", pretty_print=pretty)
     s = get_schema(message._schema_id)
     if isinstance(message, ElementValue):
         root = etree.Element(_tag(s, message._qname))
@@ -274,6 +294,28 @@ def _set_text(el, text: str, where: str) -> None:
 def _xml_char(c: str) -> bool:
     o = ord(c)
     return o in (0x9, 0xA, 0xD) or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or o >= 0x10000
+
+
+def _any_to_xml(el, parent):
+    from lxml import etree
+    tag = f"{{{el.name[0]}}}{el.name[1]}" if el.name[0] else el.name[1]
+    nsmap = {"xsi": XSI, "xs": "http://www.w3.org/2001/XMLSchema"} if parent is None else None
+    node = etree.Element(tag, nsmap=nsmap) if parent is None else etree.SubElement(parent, tag)
+    if el.type is not None:
+        prefix = "xs" if el.type[0] == "http://www.w3.org/2001/XMLSchema" else None
+        node.set(f"{{{XSI}}}type", f"{prefix}:{el.type[1]}" if prefix else el.type[1])
+    for (uri, local), v in el.attributes:
+        node.set(f"{{{uri}}}{local}" if uri else local, v)
+    last = None
+    for item in el.content:
+        if isinstance(item, str):
+            if last is None:
+                _set_text(node, (node.text or "") + item, el.name[1])
+            else:
+                last.tail = (last.tail or "") + item
+        else:
+            last = _any_to_xml(item, node)
+    return node
 
 
 def _tag(s: Schema, q: int) -> str:

@@ -65,6 +65,7 @@ cdef class Decoder:
     cdef public list global_values
     cdef public dict local_values
     cdef public int depth
+    cdef public object generic
     cpdef header(self)
     cpdef document(self)
     cpdef element(self, Grammar g, cls, qname)
@@ -83,6 +84,7 @@ cdef class Encoder:
     cdef public BitWriter w
     cdef public int depth
     cdef public bint validate
+    cdef public object generic
     cpdef header(self)
     cpdef document(self, obj, qname)
     cpdef element(self, Grammar g, value, qname)

@@ -247,6 +247,7 @@ class Decoder:
         self.global_values = []
         self.local_values = {}
         self.depth = 0
+        self.generic = None     # qname tables and built-in grammars, made when first needed
 
     def error(self, msg):
         return DecodeError(msg, "", self.r.pos)
@@ -284,8 +285,12 @@ class Decoder:
             code = self.r.read(width)
             if code == n + 1:
                 break
-            if code >= n:
-                raise self.error("SE(*) in a fragment: the element is not declared in the schema")
+            if code == n:
+                from . import _generic      # SE(*): an element the schema does not declare
+                items.append(_generic.decode_any(self))
+                continue
+            if code > n:
+                raise self.error(f"invalid event code {code} in FragmentContent")
             qname, gi, cls = schema.fragment_elements[code]
             if gi < 0:
                 # declared with several types: the relaxed Element Fragment grammar (8.5.3)
@@ -584,6 +589,7 @@ class Encoder:
         self.w = BitWriter()
         self.depth = 0
         self.validate = validate
+        self.generic = None
 
     def header(self):
         self.w.write(0x80, 8)
@@ -602,6 +608,12 @@ class Encoder:
         n = len(schema.fragment_elements)
         width = coding_length(n + 2)
         for obj, qname in items:
+            if qname is None:               # an undeclared element: SE(*) and its qname
+                from . import _generic
+                self.w.write(n, width)
+                _generic.write_qname(self, obj.name)
+                _generic.encode_any(self, obj)
+                continue
             idx = schema.fragment_index.get(qname)
             if idx is None:
                 raise EncodeError(f"{schema.qname_text(qname)} cannot be encoded as a fragment element")

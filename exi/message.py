@@ -59,3 +59,20 @@ class ElementValue(Message):
     @property
     def _schema_id(self):
         return self._schema
+
+
+class AnyElement(Message):
+    """An element the schema does not declare, reached through a wildcard (SE(*)).
+
+    name and type are (namespace, local name) pairs (type: the xsi:type, if any);
+    attributes is a list of ((namespace, local name), value) in stream order; content a
+    list of strings (character content) and elements."""
+
+    __slots__ = ("name", "type", "attributes", "content")
+    _fields = ("name", "type", "attributes", "content")
+
+    def __init__(self, name, type=None, attributes=None, content=None):
+        self.name = tuple(name)
+        self.type = tuple(type) if type is not None else None
+        self.attributes = list(attributes or [])
+        self.content = list(content or [])

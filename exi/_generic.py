@@ -1,0 +1,335 @@
+"""Schema-less content: SE(*) with qnames from the string table, built-in element grammars
+with their learning (EXI 1.0 section 8.4.3), xsi:type switching to the complex ur-type
+grammar (anyType, 8.5.4.1.3), untyped attribute and character values.
+
+It is reached from fragments whose root is not declared in the schema, which is how some
+signature tooling writes its digest input (an unqualified element with xsi:type anyType).
+Decoded elements become `exi.AnyElement`s and re-encode to the same bytes.  Not a hot
+path: plain Python over the engine's reader and writer.
+"""
+from __future__ import annotations
+
+from ._engine import coding_length
+from .errors import DecodeError, EncodeError
+from .message import AnyElement
+
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+XSD = "http://www.w3.org/2001/XMLSchema"
+XSI_TYPE = (XSI, "type")
+ANY_TYPE = (XSD, "anyType")
+
+# built-in grammars, second level without prefixes, self-contained, DTD, comments, PIs:
+# StartTagContent [EE, AT(*), SE(*), CH]; ElementContent [SE(*), CH] (EXIficient's order)
+_START_L2 = ("EE", "AT", "SE", "CH")
+_CONTENT_L2 = ("SE", "CH")
+
+
+class _Tables:
+    """The stream's qname partitions (EXI 7.3.2), pre-populated from the schema."""
+
+    def __init__(self, schema):
+        self.uris = list(schema.uris)
+        self.locals = [list(x) for x in schema.local_names]
+        self.builtin = {}          # qname -> [start productions, content productions]
+
+
+def _state(coder) -> _Tables:
+    """The qname tables and learned built-in grammars of this stream (kept on the coder)."""
+    t = coder.generic
+    if t is None:
+        t = coder.generic = _Tables(coder.schema)
+    return t
+
+
+def _value_key(schema, qn):
+    """String-table partitions are per qname: schema qnames use their index, as the engine does."""
+    i = schema.qname_index.get(qn)
+    return i if i is not None else qn
+
+
+# --- decoding -------------------------------------------------------------------------
+
+
+def _read_literal(r, n):
+    if n * 8 > r.remaining():
+        raise DecodeError(f"string length {n} exceeds the remaining input", "", r.pos)
+    return "".join(chr(_code_point(r)) for _ in range(n))
+
+
+def _code_point(r):
+    c = r.read_uint()
+    if c > 0x10FFFF or 0xD800 <= c <= 0xDFFF:
+        raise DecodeError(f"invalid character code point {c}", "", r.pos)
+    return c
+
+
+def read_qname(dec) -> tuple:
+    t = _state(dec)
+    r = dec.r
+    u = r.read(coding_length(len(t.uris) + 1))
+    if u == 0:
+        uri = _read_literal(r, r.read_uint())
+        t.uris.append(uri)
+        t.locals.append([])
+        ui = len(t.uris) - 1
+    else:
+        ui = u - 1
+        if ui >= len(t.uris):
+            raise DecodeError(f"URI index {ui} out of range", "", r.pos)
+        uri = t.uris[ui]
+    n = r.read_uint()
+    part = t.locals[ui]
+    if n == 0:
+        i = r.read(coding_length(len(part)))
+        if i >= len(part):
+            raise DecodeError(f"local-name index {i} out of range", "", r.pos)
+        local = part[i]
+    else:
+        local = _read_literal(r, n - 1)
+        part.append(local)
+    return uri, local
+
+
+def decode_any(dec, name=None):
+    """An element reached through SE(*): its qname, then its content."""
+    if name is None:
+        name = read_qname(dec)
+    dec.depth += 1
+    if dec.depth > 200:
+        raise DecodeError("elements nested too deeply", "", dec.r.pos)
+    try:
+        schema = dec.schema
+        q = schema.qname_index.get(name)
+        if q is not None and q in schema.root.index:    # a global element: its own grammar
+            i = schema.root.index[q]
+            return dec.element(schema.root.grammars[i], schema.root.classes[i], q)
+        return _builtin(dec, name)
+    except DecodeError as e:
+        e.path = f"/{name[1]}" + e.path
+        e.args = (f"{e.path}: {e.reason}" + (f" at bit {e.bit_offset}" if e.bit_offset >= 0 else ""),)
+        raise
+    finally:
+        dec.depth -= 1
+
+
+def _learn(productions: list, prod: tuple) -> None:
+    """Built-in grammar learning (EXI 8.4.3): a new production gets event code 0; one that
+    is already there (an xsi:type written again through the second level) is not added twice."""
+    if prod not in productions:
+        productions.insert(0, prod)
+
+
+def _builtin(dec, name):
+    t = _state(dec)
+    r = dec.r
+    g = t.builtin.setdefault(name, [[], [("EE", None)]])
+    el = AnyElement(name)
+    start, content = g
+    while True:                                   # StartTagContent
+        code = r.read(coding_length(len(start) + 1))
+        if code < len(start):
+            ev, q = start[code]
+        else:
+            k = r.read(2)
+            ev, q = _START_L2[k], None
+            if ev == "EE":
+                _learn(start, ("EE", None))
+            elif ev == "AT":
+                q = read_qname(dec)
+                _learn(start, ("AT", q))    # xsi:type too (what EXIficient does)
+            elif ev == "SE":
+                q = read_qname(dec)
+                _learn(start, ("SE", q))
+            else:
+                _learn(start, ("CH", None))
+        if ev == "EE":
+            return el
+        if ev == "AT":
+            if q == XSI_TYPE:
+                el.type = read_qname(dec)
+                if el.type != ANY_TYPE:
+                    raise DecodeError(f"xsi:type {el.type[1]} on an undeclared element is not supported",
+                                      "", r.pos)
+                return _ur_type(dec, el)
+            el.attributes.append((q, dec.string(_value_key(dec.schema, q))))
+            continue
+        if ev == "SE":
+            el.content.append(decode_any(dec, q))
+        else:
+            el.content.append(dec.string(_value_key(dec.schema, name)))
+        break
+    while True:                                   # ElementContent
+        code = r.read(coding_length(len(content) + 1))
+        if code < len(content):
+            ev, q = content[code]
+        else:
+            k = r.read(1)
+            ev = _CONTENT_L2[k]
+            q = read_qname(dec) if ev == "SE" else None
+            _learn(content, (ev, q))
+        if ev == "EE":
+            return el
+        if ev == "SE":
+            el.content.append(decode_any(dec, q))
+        else:
+            el.content.append(dec.string(_value_key(dec.schema, name)))
+
+
+# the complex ur-type grammar as EXIficient builds it: FirstStartTag [AT(*), SE(*), EE, CH],
+# content [SE(*), EE, CH]; both have EE at the first level
+_UR_FIRST = ("AT", "SE", "EE", "CH")
+_UR_CONTENT = ("SE", "EE", "CH")
+
+
+def _ur_type(dec, el):
+    r = dec.r
+    events = _UR_FIRST
+    while True:
+        code = r.read(coding_length(len(events) + 1))
+        if code >= len(events):
+            raise DecodeError("second-level events in anyType content are not supported", "", r.pos)
+        ev = events[code]
+        if ev == "EE":
+            return el
+        if ev == "AT":
+            q = read_qname(dec)
+            el.attributes.append((q, dec.string(_value_key(dec.schema, q))))
+            continue
+        if ev == "SE":
+            el.content.append(decode_any(dec))
+        else:
+            el.content.append(dec.string(_value_key(dec.schema, el.name)))
+        events = _UR_CONTENT
+
+
+# --- encoding -------------------------------------------------------------------------
+
+
+def _write_literal(w, s):
+    w.write_uint(len(s))
+    for ch in s:
+        w.write_uint(ord(ch))
+
+
+def write_qname(enc, qn) -> None:
+    t = _state(enc)
+    w = enc.w
+    uri, local = qn
+    width = coding_length(len(t.uris) + 1)
+    if uri in t.uris:
+        ui = t.uris.index(uri)
+        w.write(ui + 1, width)
+    else:
+        w.write(0, width)
+        _write_literal(w, uri)
+        t.uris.append(uri)
+        t.locals.append([])
+        ui = len(t.uris) - 1
+    part = t.locals[ui]
+    if local in part:
+        w.write_uint(0)
+        w.write(part.index(local), coding_length(len(part)))
+    else:
+        w.write_uint(len(local) + 1)
+        for ch in local:
+            w.write_uint(ord(ch))
+        part.append(local)
+
+
+def _write_string(enc, value):
+    if not isinstance(value, str):
+        raise EncodeError(f"expected a string, got {type(value).__name__}")
+    enc.w.write_uint(len(value) + 2)     # a literal, like every string this encoder writes
+    for ch in value:
+        enc.w.write_uint(ord(ch))
+
+
+def encode_any(enc, el) -> None:
+    """Write the content of an element reached through SE(*) (its qname already written)."""
+    from .message import Message
+    if not isinstance(el, AnyElement):
+        raise EncodeError(f"expected an AnyElement, got {type(el).__name__}")
+    enc.depth += 1
+    if enc.depth > 200:
+        raise EncodeError("elements nested too deeply (a cycle?)")
+    try:
+        t = _state(enc)
+        w = enc.w
+        g = t.builtin.setdefault(el.name, [[], [("EE", None)]])
+        start, content = g
+
+        def start_event(ev, q=None):
+            for i, (e2, q2) in enumerate(start):
+                if q2 == XSI_TYPE:
+                    continue        # xsi:type is always written through AT(*) (EXIficient)
+                if e2 == ev and q2 == q:
+                    w.write(i, coding_length(len(start) + 1))
+                    return
+            w.write(len(start), coding_length(len(start) + 1))
+            w.write(_START_L2.index(ev), 2)
+            if ev in ("AT", "SE"):
+                write_qname(enc, q)
+            _learn(start, (ev, q))
+
+        if el.type is not None:
+            if tuple(el.type) != ANY_TYPE:
+                raise EncodeError("only xsi:type anyType is supported on an undeclared element")
+            start_event("AT", XSI_TYPE)
+            write_qname(enc, ANY_TYPE)
+            return _encode_ur(enc, el)
+        for q, v in el.attributes:
+            start_event("AT", tuple(q))
+            _write_string(enc, v)
+        items = list(el.content)
+        if not items:
+            start_event("EE")
+            return
+        first = items.pop(0)
+        if isinstance(first, str):
+            start_event("CH")
+            _write_string(enc, first)
+        else:
+            start_event("SE", tuple(first.name))
+            encode_any(enc, first)
+        for item in items + [None]:
+            if item is None:
+                ev, q = "EE", None
+            elif isinstance(item, str):
+                ev, q = "CH", None
+            else:
+                ev, q = "SE", tuple(item.name)
+            for i, (e2, q2) in enumerate(content):
+                if e2 == ev and q2 == q:
+                    w.write(i, coding_length(len(content) + 1))
+                    break
+            else:
+                w.write(len(content), coding_length(len(content) + 1))
+                w.write(_CONTENT_L2.index(ev), 1)
+                if ev == "SE":
+                    write_qname(enc, q)
+                _learn(content, (ev, q))
+            if ev == "CH":
+                _write_string(enc, item)
+            elif ev == "SE":
+                encode_any(enc, item)
+    finally:
+        enc.depth -= 1
+
+
+def _encode_ur(enc, el) -> None:
+    w = enc.w
+    events = _UR_FIRST
+    for q, v in el.attributes:
+        w.write(events.index("AT"), coding_length(len(events) + 1))
+        write_qname(enc, tuple(q))
+        _write_string(enc, v)
+    for item in el.content:
+        if isinstance(item, str):
+            w.write(events.index("CH"), coding_length(len(events) + 1))
+            _write_string(enc, item)
+        else:
+            w.write(events.index("SE"), coding_length(len(events) + 1))
+            write_qname(enc, tuple(item.name))
+            encode_any(enc, item)
+        events = _UR_CONTENT
+    w.write(events.index("EE"), coding_length(len(events) + 1))
