@@ -168,8 +168,8 @@ def _any_to_dict(el) -> dict:
     if el.type is not None:
         out["type"] = el.type[1]
     for (uri, local), v in el.attributes:
-        out[local] = v
-    items = [x if isinstance(x, str) else {x.name[1]: _any_to_dict(x)} for x in el.content]
+        out[f"{{{uri}}}{local}" if uri else local] = v
+    items = [x if isinstance(x, str) else to_dict(x) for x in el.content]
     if items:
         out["content"] = items
     return out
@@ -189,7 +189,7 @@ def _obj_to_dict(s: Schema, obj) -> dict:
                 conv = (lambda x: _obj_to_dict(s, x))
             out[name] = [conv(x) for x in v] if is_list else conv(v)
         elif kind == F_ANY:
-            out[name] = list(v)
+            out[name] = [x if isinstance(x, str) else to_dict(x) for x in v]
         else:
             out[name] = _json_value(s.datatypes[ref], v)
     return out
@@ -206,6 +206,30 @@ def from_dict(d: dict, schema: str) -> Message:
             return ElementValue(name, _from_json_value(s.grammars[gi].dt, content, "/" + name), s.id, q)
     cls = _root_class(s, name)
     return _dict_to_obj(s, cls, content, "/" + name)
+
+
+def _dict_to_any(s: Schema, d, where):
+    """Wildcard content: a global element of the schema, or an undeclared AnyElement."""
+    if not isinstance(d, dict) or len(d) != 1:
+        raise EncodeError("wildcard items are strings or {element name: content}", where)
+    (name, content), = d.items()
+    if isinstance(content, dict) and ("namespace" in content or "type" in content or
+                                      "content" in content or not _is_global(s, name)):
+        attrs, items = [], []
+        for k, v in content.items():
+            if k == "content":
+                items = [x if isinstance(x, str) else _dict_to_any(s, x, where) for x in v]
+            elif k not in ("namespace", "type"):
+                uri, local = (k[1:].split("}", 1) if k.startswith("{") else ("", k))
+                attrs.append(((uri, local), v))
+        typ = content.get("type")
+        return AnyElement((content.get("namespace", ""), name),
+                          ("http://www.w3.org/2001/XMLSchema", typ) if typ else None, attrs, items)
+    return from_dict(d, s.id)
+
+
+def _is_global(s: Schema, name: str) -> bool:
+    return any(s.qnames[q][1] == name for q, _, _ in s.doc_elements)
 
 
 def _root_class(s: Schema, name: str):
@@ -237,7 +261,7 @@ def _dict_to_obj(s: Schema, cls, content, where):
                 else:
                     v = conv(v)
             elif kind == F_ANY:
-                v = list(v)
+                v = [x if isinstance(x, str) else _dict_to_any(s, x, path) for x in v]
             else:
                 v = _from_json_value(s.datatypes[ref], v, path)
         object.__setattr__(obj, name, v)
@@ -345,6 +369,19 @@ def _fill_xml(s: Schema, el, obj):
                     _set_text(child, _xml_text(g.dt, item), name)
                 else:
                     _fill_xml(s, child, item)
+        elif kind == F_ANY:
+            for item in v:
+                if isinstance(item, str):
+                    last = el[-1] if len(el) else None
+                    if last is None:
+                        _set_text(el, (el.text or "") + item, name)
+                    else:
+                        last.tail = (last.tail or "") + item
+                elif isinstance(item, AnyElement):
+                    _any_to_xml(item, el)
+                else:
+                    child = etree.SubElement(el, _tag(s, type(item)._element))
+                    _fill_xml(s, child, item)
 
 
 def from_xml(text, schema: str) -> Message:
@@ -370,6 +407,27 @@ def from_xml(text, schema: str) -> Message:
     return _xml_to_obj(s, cls, root, "/" + key[1])
 
 
+def _xml_to_any(el) -> AnyElement:
+    from lxml import etree
+    q = etree.QName(el)
+    typ = None
+    attrs = []
+    for k, v in el.attrib.items():
+        aq = etree.QName(k)
+        if aq.namespace == XSI and aq.localname == "type":
+            prefix, _, local = v.rpartition(":")
+            typ = (el.nsmap.get(prefix or None, ""), local)
+            continue
+        attrs.append(((aq.namespace or "", aq.localname), v))
+    content = [el.text] if el.text else []
+    for child in el:
+        if isinstance(child.tag, str):
+            content.append(_xml_to_any(child))
+        if child.tail:
+            content.append(child.tail)
+    return AnyElement((q.namespace or "", q.localname), typ, attrs, content)
+
+
 def _xml_to_obj(s: Schema, cls, el, where):
     from lxml import etree
     obj = cls.__new__(cls)
@@ -391,14 +449,28 @@ def _xml_to_obj(s: Schema, cls, el, where):
         if not any(f[1] == F_ATTRIBUTE and s.qnames[f[3]] == (aq.namespace or "", aq.localname)
                    for f in cls._field_rows):
             raise EncodeError(f"unexpected attribute {attr}", where)
+    any_field = next((f[0] for f in cls._field_rows if f[1] == F_ANY), None)
+    if any_field is not None and el.text and el.text.strip():
+        vals.setdefault(any_field, []).append(el.text)
     for child in el:
         if not isinstance(child.tag, str):
             continue   # comments, processing instructions
         cq = etree.QName(child)
         ent = by_tag.get((cq.namespace or "", cq.localname))
+        if ent is None and any_field is not None:
+            # wildcard content: a global element of the schema, else an AnyElement
+            q = s.qname_index.get((cq.namespace or "", cq.localname))
+            c = next((c for dq, _, c in s.doc_elements if dq == q and c is not None), None)
+            vals.setdefault(any_field, []).append(
+                _xml_to_obj(s, c, child, f"{where}/{cq.localname}") if c is not None else _xml_to_any(child))
+            if child.tail and child.tail.strip():
+                vals[any_field].append(child.tail)
+            continue
         if ent is None:
             raise EncodeError(f"unexpected element {child.tag}", where)
         name, is_list, g = ent
+        if any_field is not None and child.tail and child.tail.strip():
+            vals.setdefault(any_field, []).append(child.tail)   # mixed text after a declared child
         path = f"{where}/{cq.localname}"
         if g.simple:
             v = _parse_text(g.dt, child.text or "", path)

@@ -22,7 +22,7 @@ import cython
 from ._bits import BitReader, BitWriter, EndOfStream
 from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST,
                      DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE, P_AT,
-                     P_CH, P_EE, P_SE, S_CONTENT, S_FIRST, S_START)
+                     P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_NS, S_CONTENT, S_FIRST, S_START)
 from .errors import DecodeError, EncodeError
 from .message import ElementValue
 
@@ -227,10 +227,12 @@ def bind_fields(states, grammar):
             if p.field >= 0 and p.field < g.nfields:
                 p.offset = g.offsets[p.field]
                 p.is_list = g.lists[p.field]
-            if p.kind == P_SE and p.next is not None:
+            if (p.kind == P_SE or p.kind == P_SE_ANY or p.kind == P_SE_NS or p.kind == P_CH_MIXED) \
+                    and p.next is not None:
                 for qq in p.next.prods:
                     q: Prod = qq
-                    if q.kind == P_SE and q.field < p.field:
+                    if (q.kind == P_SE or q.kind == P_SE_ANY or q.kind == P_SE_NS or
+                            q.kind == P_CH_MIXED) and q.field < p.field:
                         g.ordered = False
 
 
@@ -425,9 +427,13 @@ class Decoder:
                     self.store(obj, g, p, self.value(p.dt, p.qname))
                 elif p.kind == P_CH:
                     self.store(obj, g, p, self.value(p.dt, qname))
+                elif p.kind == P_SE_ANY or p.kind == P_SE_NS:
+                    from . import _generic      # a wildcard element: into the `any` list
+                    self.store(obj, g, p, _generic.decode_any(self))
+                elif p.kind == P_CH_MIXED:
+                    self.store(obj, g, p, self.string(qname))   # mixed content: untyped
                 else:
-                    raise self.error("wildcard and mixed content (SE(*), AT(*), untyped CH) "
-                                     "are not supported by this decoder")
+                    raise self.error("attribute wildcards (AT(*)) are not supported by this decoder")
                 st = p.next
             elif code == st.n1:
                 ev = self.second_level(st)
@@ -564,6 +570,46 @@ class Decoder:
         return float(m) * (10.0 ** e)
 
 
+def _accepts(st: State, i, kind, item):
+    """The next state if st accepts this child (element field i, or a wildcard item)."""
+    if kind == F_ELEMENT:
+        code = st.code_for(i)
+        return st.prods[code].next if code >= 0 else None
+    text = isinstance(item, str)
+    for pp in st.prods:
+        p: Prod = pp
+        if (text and p.kind == P_CH_MIXED) or (not text and (p.kind == P_SE_NS or p.kind == P_SE_ANY)):
+            if p.kind == P_SE_NS:
+                name = getattr(item, "name", None)
+                if not isinstance(name, tuple) or name[0] != p.qname:
+                    continue
+            return p.next
+    return None
+
+
+def _plan(st: State, pending, pos, seen):
+    """Order of the pending children (indexes into pending) from state st to an end."""
+    key = (id(st), tuple(pos))
+    if key in seen:
+        return None
+    seen[key] = True
+    if all(pos[k] >= len(pending[k][2]) for k in range(len(pending))):
+        return [] if st.ee_code >= 0 or st.n1 < 0 else None
+    for k in range(len(pending)):
+        i, kind, items = pending[k]
+        if pos[k] >= len(items):
+            continue
+        nxt = _accepts(st, i, kind, items[pos[k]])
+        if nxt is None:
+            continue
+        pos[k] += 1
+        rest = _plan(nxt, pending, pos, seen)
+        pos[k] -= 1
+        if rest is not None:
+            return [k] + rest
+    return None
+
+
 def decode_document(schema, data):
     d: Decoder = Decoder(schema, data)
     try:
@@ -666,15 +712,23 @@ class Encoder:
             raise EncodeError(f"expected a {g.cls.__name__}, got {type(obj).__name__}")
         if g.ordered:
             # children can only come in field order: one pass, no rewind point needed
-            st = self.fields_in_order(g, obj)
+            st = self.fields_in_order(g, obj, qname)
             if st is None:
-                st = self.interleaved(g, obj)   # not encodable: this raises with the reason
+                scratch = Encoder(self.schema, self.validate)
+                scratch.interleaved(g, obj)     # not encodable: this raises with the reason
+                raise EncodeError("the children are not in an order the content model allows")
         else:
             mark = w.mark()
-            st = self.fields_in_order(g, obj)
+            snapshot = None
+            if self.generic is not None:
+                from . import _generic
+                snapshot = _generic.snapshot(self)
+            st = self.fields_in_order(g, obj, qname)
             if st is None:
                 # a repeated group needs its items interleaved: redo this element the general way
                 w.reset(mark)
+                from . import _generic
+                _generic.restore(self, snapshot)    # forget qnames the discarded attempt added
                 st = self.interleaved(g, obj)
         if st.n1 < 0:
             return          # ended by an undeclared EE (empty simple content)
@@ -684,7 +738,7 @@ class Encoder:
 
     @cython.locals(w=BitWriter, st=State, p=Prod, i=cython.Py_ssize_t, code=cython.Py_ssize_t,
                    kind=cython.int)
-    def fields_in_order(self, g: Grammar, obj):
+    def fields_in_order(self, g: Grammar, obj, qname):
         """Encode attributes, children and value in field order; None when a child is not
         accepted where field order puts it."""
         w = self.w
@@ -733,8 +787,14 @@ class Encoder:
                 self.value(p.dt, v)
                 st = p.next
             elif kind == F_ANY:
+                if not isinstance(v, (list, tuple)):
+                    raise EncodeError(f"{g.names[i]} must be a list")
                 if len(v):
-                    raise EncodeError(f"wildcard/mixed content ({g.names[i]}) cannot be encoded yet")
+                    from . import _generic      # wildcard elements and mixed text, in list order
+                    for item in v:
+                        if _accepts(st, i, F_ANY, item) is None:
+                            return None         # needs interleaving with declared children
+                        st = _generic.encode_wildcard_items(self, st, [item], qname)
         return st
 
     @cython.locals(p=Prod, w=BitWriter, dt=Datatype)
@@ -778,9 +838,10 @@ class Encoder:
         return e
 
     def interleaved(self, g: Grammar, obj):
-        """Children of repeated groups: take the first field with items left that the
-        state accepts; for plain sequences this is field order, for (a, b)+ it
-        interleaves the items of a and b."""
+        """Children whose order field order does not give, as in (a, b?)+ or wildcard
+        content between declared elements: find an order the content model accepts (a
+        depth-first search over the grammar states; the lists involved are short) and
+        write it."""
         w = self.w
         st: State = g.first
         pending = []
@@ -791,31 +852,36 @@ class Encoder:
             kind = g.kinds[i]
             if kind == F_ATTRIBUTE:
                 code = st.code_for(i)
+                if code < 0:
+                    raise EncodeError(f"attribute {g.names[i]} is not allowed here")
                 p: Prod = st.prods[code]
                 w.write(code, st.width)
                 self.value(p.dt, v)
                 st = p.next
-            elif kind == F_ELEMENT:
-                items = v if g.lists[i] else (v,)
+            elif kind == F_ELEMENT or kind == F_ANY:
+                items = v if (g.lists[i] or kind == F_ANY) else (v,)
+                if not isinstance(items, (list, tuple)):
+                    raise EncodeError(f"{g.names[i]} must be a list")
                 if len(items):
-                    pending.append([i, items, 0])
-        start = 0
-        while start < len(pending):
-            chosen = -1
-            for k in range(start, len(pending)):
-                ent = pending[k]
-                if ent[2] < len(ent[1]) and st.code_for(ent[0]) >= 0:
-                    chosen = k
-                    break
-            if chosen < 0:
-                ent = pending[start]
-                raise EncodeError(f"element {g.names[ent[0]]} is not allowed here; "
-                                  f"expected {self.expected(st, g.names)}")
-            ent = pending[chosen]
-            st = self.child(st, st.code_for(ent[0]), ent[1][ent[2]])
-            ent[2] += 1
-            while start < len(pending) and pending[start][2] >= len(pending[start][1]):
-                start += 1
+                    pending.append((i, kind, list(items)))
+            elif kind == F_VALUE:
+                raise EncodeError("character content is not allowed here")
+        try:
+            plan = _plan(st, pending, [0] * len(pending), {})
+        except RecursionError:          # thousands of children: no order was found in depth
+            plan = None
+        if plan is None:
+            names = ", ".join(g.names[i] for i, _, _ in pending)
+            raise EncodeError(f"the children ({names}) cannot be put in an order the content "
+                              f"model allows; expected first: {self.expected(st, g.names)}")
+        for k in plan:
+            i, kind, items = pending[k]
+            item = items.pop(0)
+            if kind == F_ELEMENT:
+                st = self.child(st, st.code_for(i), item)
+            else:
+                from . import _generic
+                st = _generic.encode_wildcard_items(self, st, [item], None)
         return st
 
     def expected(self, st: State, names):

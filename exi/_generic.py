@@ -41,6 +41,23 @@ def _state(coder) -> _Tables:
     return t
 
 
+def snapshot(coder):
+    """The stream's qname tables and learned grammars, to restore() after a rewind."""
+    t = coder.generic
+    if t is None:
+        return None
+    return (list(t.uris), [list(x) for x in t.locals],
+            {k: [list(a), list(b)] for k, (a, b) in t.builtin.items()})
+
+
+def restore(coder, snap) -> None:
+    if snap is None:
+        coder.generic = None
+        return
+    t = _state(coder)
+    t.uris, t.locals, t.builtin = snap[0], snap[1], snap[2]
+
+
 def _value_key(schema, qn):
     """String-table partitions are per qname: schema qnames use their index, as the engine does."""
     i = schema.qname_index.get(qn)
@@ -333,3 +350,55 @@ def _encode_ur(enc, el) -> None:
             encode_any(enc, item)
         events = _UR_CONTENT
     w.write(events.index("EE"), coding_length(len(events) + 1))
+
+
+def encode_wildcard_items(enc, st, items, qname):
+    """The `any` field of a schema-informed element: each item through the state's SE(*)
+    (or SE(uri:*)) production, or its mixed-content CH; returns the state after them."""
+    from ._kinds import P_CH_MIXED, P_SE_ANY, P_SE_NS
+    from .message import Message
+    w = enc.w
+    for item in items:
+        code = -1
+        if isinstance(item, str):
+            kinds = (P_CH_MIXED,)
+        elif isinstance(item, (AnyElement, Message)):
+            kinds = (P_SE_NS, P_SE_ANY)
+        else:
+            raise EncodeError(f"wildcard content must be elements or strings, got {type(item).__name__}")
+        for kind in kinds:
+            for i, p in enumerate(st.prods):
+                if p.kind == kind and (kind != P_SE_NS or p.qname == _item_name(enc, item)[0]):
+                    code = i
+                    break
+            if code >= 0:
+                break
+        if code < 0:
+            raise EncodeError("wildcard content is not allowed here")
+        p = st.prods[code]
+        w.write(code, st.width)
+        if isinstance(item, str):
+            _write_string(enc, item)
+        else:
+            name = _item_name(enc, item)
+            write_qname(enc, name)
+            if isinstance(item, AnyElement):
+                encode_any(enc, item)
+            else:
+                schema = enc.schema
+                q = schema.qname_index.get(name)
+                i = schema.root.index.get(q, -1) if q is not None else -1
+                if i < 0:
+                    raise EncodeError(f"{name[1]} is not a global element: use exi.AnyElement")
+                enc.element(schema.root.grammars[i], item, q)
+        st = p.next
+    return st
+
+
+def _item_name(enc, item):
+    if isinstance(item, AnyElement):
+        return item.name
+    q = type(item)._element
+    if q is None:
+        raise EncodeError(f"{type(item).__name__} is a type, not an element")
+    return enc.schema.qnames[q]

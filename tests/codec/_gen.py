@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 
 import exi
 from exi._kinds import (DT_BASE64, DT_BOOL, DT_ENUM, DT_HEX, DT_INT, DT_NBIT, DT_STRING, DT_UINT,
-                        P_AT, P_CH, P_EE, P_SE)
+                        P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_NS)
 
 MAX_DEPTH = 7        # below this, walks take the shortest way to EE
 MAX_STEPS = 12       # productions per element before heading for EE
 LIST_CAP = 3         # repeated elements per field (bounded maxOccurs are tested apart)
-WALKED = (P_AT, P_SE, P_CH, P_EE)
+WALKED = (P_AT, P_SE, P_CH, P_EE, P_SE_ANY, P_SE_NS, P_CH_MIXED)
+WILDCARD = (P_SE_ANY, P_SE_NS, P_CH_MIXED)
 
 XML_SPECIALS = "<>&\"' \t\n]]>"
 # boundaries the integer codec must get right (EXI unsigned integers: 7-bit groups)
@@ -174,12 +175,14 @@ def walk(data, tb: Tables, gi: int, depth: int = 0, cls=None, xml_safe=True):
                         continue
                 elif rows[f][0] in vals:
                     continue
+            elif p[0] in WILDCARD:
+                items = vals.get(rows[p[2]][0], [])
+                if len(items) >= LIST_CAP or (p[0] == P_CH_MIXED and items and isinstance(items[-1], str)):
+                    continue    # no two texts in a row: XML would merge them
             usable.append(p)
         usable = usable or prods
         if not usable:
-            raise AssertionError(
-                f"{cls.__name__}: the content model needs wildcard content (SE(*)) here, which "
-                f"message objects cannot carry (the encoder refuses the `any` field)")
+            raise AssertionError(f"{cls.__name__}: no production to continue with")
         if depth >= MAX_DEPTH or steps >= MAX_STEPS:
             p = min(usable, key=lambda p: 0 if p[0] == P_EE else 1 + tb.dist[p[4]])
         else:
@@ -187,6 +190,19 @@ def walk(data, tb: Tables, gi: int, depth: int = 0, cls=None, xml_safe=True):
         if p[0] == P_EE:
             break
         name, _, is_list = rows[p[2]][:3]
+        if p[0] in WILDCARD:
+            # wildcard content: an undeclared element with text, or mixed text
+            text = data.draw(st.text(alphabet="abcxyzXYZ0123456789", min_size=1, max_size=12))
+            if p[0] == P_CH_MIXED:
+                v = text
+            else:
+                uri = p[1] if p[0] == P_SE_NS else "urn:example:extension"
+                v = exi.AnyElement((uri, data.draw(st.sampled_from(["Ext", "Note", "Data"]))),
+                                   content=[text])
+            vals.setdefault(name, []).append(v)
+            s = p[4]
+            steps += 1
+            continue
         if p[0] == P_SE:
             v = walk(data, tb, p[3], depth + 1, xml_safe=xml_safe)
         else:
