@@ -206,9 +206,12 @@ def test_decode_errors():
         C.decode("809a", DIN)
 
 
-def test_emaid_fragment_not_supported_yet():
-    with pytest.raises(exi.EncodeError, match="eMAID"):
-        C.encode(json.dumps({"eMAID": {"Id": "id4", "value": "DE1234567890123"}}), ISO2)
+def test_emaid_fragment_uses_the_relaxed_fragment_grammar():
+    # eMAID is declared with two types in -2; the bytes are the Java codec's (interop test)
+    d = {"eMAID": {"Id": "id4", "value": "DE1234567890123"}}
+    data = C.encode(json.dumps(d), ISO2)
+    assert data.hex() == "80ec0202b4b21a400451114c4c8ccd0d4d8dce0e4c0c4c8cfd3d00"
+    assert exi.to_dict(exi.decode_fragment(data, "iso2")[0]) == d
 
 
 def test_thread_safe():
