@@ -77,7 +77,7 @@ class BitReader:
             value |= (b & 0x7F) << shift
         return value
 
-    @cython.locals(pos=cython.Py_ssize_t, i=cython.Py_ssize_t)
+    @cython.locals(pos=cython.Py_ssize_t, i=cython.Py_ssize_t, start=cython.Py_ssize_t, shift=cython.int)
     def read_bytes(self, n):
         """n octets, each as 8 bits; n was checked against the remaining input first."""
         pos = self.pos
@@ -86,10 +86,18 @@ class BitReader:
         if pos & 7 == 0:
             self.pos = pos + n * 8
             return self.data[pos >> 3:(pos >> 3) + n]
-        out = bytearray(n)
-        for i in range(n):
-            out[i] = self.read(8)
-        return bytes(out)   # (an unaligned copy: one window read per octet)
+        if n <= 8:
+            out = bytearray(n)
+            for i in range(n):
+                out[i] = self.read(8)
+            return bytes(out)
+        # unaligned and long: shift the whole run at once as one big integer
+        start = pos >> 3
+        shift = 8 - (pos & 7)
+        chunk = int.from_bytes(self.data[start:start + n + 1], "big")
+        self.pos = pos + n * 8
+        # n + 1 octets shifted right keep the run in their low n octets
+        return (chunk >> shift).to_bytes(n + 1, "big")[1:]
 
     def remaining(self):
         return self.nbits - self.pos
@@ -151,12 +159,20 @@ class BitWriter:
             self.buf[self.nbytes:self.nbytes + n] = data
             self.nbytes += n
             return
-        # unaligned: whole 56-bit words at a time
-        i = 0
-        while i < n:
-            k = n - i if n - i < 7 else 7
-            self.write(int.from_bytes(data[i:i + k], "big"), k * 8)
-            i += k
+        if n <= 7:
+            self.write(int.from_bytes(data, "big"), n * 8)
+            return
+        # unaligned and long: prepend the pending bits and shift the whole run as one big
+        # integer; the last nacc bits stay pending
+        k = self.nacc
+        value = (int(self.acc) << (8 * n)) | int.from_bytes(data, "big")
+        out = (value >> k).to_bytes(n, "big")
+        while self.nbytes + n > len(self.buf):
+            self.buf.extend(bytes(len(self.buf)))
+        self.buf[self.nbytes:self.nbytes + n] = out
+        self.nbytes += n
+        self.acc = value & ((1 << k) - 1)
+        self.nacc = k
 
     def mark(self):
         """A position to reset() to: the bits written so far."""
