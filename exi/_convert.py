@@ -175,23 +175,57 @@ def _any_to_dict(el) -> dict:
     return out
 
 
+def _value_converter(dt):
+    """A function turning a decoded value into its JSON form, or None where it already is."""
+    k = dt.kind
+    if k == DT_HEX:
+        return lambda v: bytes(v).hex().upper()
+    if k == DT_BASE64:
+        return lambda v: base64.b64encode(bytes(v)).decode("ascii")
+    if k == DT_ENUM:
+        return lambda v: getattr(v, "_value_", v)
+    if k == DT_DECIMAL:
+        return str
+    if k == DT_LIST:
+        item = _value_converter(dt.item)
+        return (lambda v: [item(x) for x in v]) if item else list
+    return None
+
+
+def _dict_plan(s: Schema, cls) -> list:
+    """Per class, once: (field, is list, value converter, nested class or None, is any)."""
+    plan = cls.__dict__.get("_dict_plan_")
+    if plan is None:
+        plan = []
+        for (name, kind, is_list, q, ref), g in zip(cls._field_rows, cls._field_grammars):
+            if kind == F_ELEMENT:
+                if g.simple:
+                    plan.append((name, is_list, _value_converter(g.dt), False, False))
+                else:
+                    plan.append((name, is_list, None, True, False))
+            elif kind == F_ANY:
+                plan.append((name, True, None, False, True))
+            else:
+                plan.append((name, False, _value_converter(s.datatypes[ref]), False, False))
+        cls._dict_plan_ = plan
+    return plan
+
+
 def _obj_to_dict(s: Schema, obj) -> dict:
-    cls = type(obj)
     out = {}
-    for (name, kind, is_list, q, ref), g in zip(cls._field_rows, cls._field_grammars):
+    for name, is_list, conv, nested, is_any in _dict_plan(s, type(obj)):
         v = getattr(obj, name)
         if v is None:
             continue
-        if kind == F_ELEMENT:
-            if g.simple:
-                conv = (lambda x, dt=g.dt: _json_value(dt, x))
-            else:
-                conv = (lambda x: _obj_to_dict(s, x))
-            out[name] = [conv(x) for x in v] if is_list else conv(v)
-        elif kind == F_ANY:
-            out[name] = [x if isinstance(x, str) else to_dict(x) for x in v]
-        else:
-            out[name] = _json_value(s.datatypes[ref], v)
+        if nested:
+            v = [_obj_to_dict(s, x) for x in v] if is_list else _obj_to_dict(s, v)
+        elif is_any:
+            v = [x if isinstance(x, str) else to_dict(x) for x in v]
+        elif conv is not None:
+            v = [conv(x) for x in v] if is_list else conv(v)
+        elif is_list:
+            v = list(v)
+        out[name] = v
     return out
 
 
