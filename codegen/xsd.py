@@ -147,14 +147,14 @@ class SchemaSet:
         decl = self._elements.get(id(el))
         if decl is not None:
             return decl
-        qn = _qn(el.name, el.default_namespace if False else None)
+        qn = _qn(el.name)
         decl = ElementDecl(qname=qn, type=None, is_global=el.parent is None,
                            abstract=bool(getattr(el, "abstract", False)),
                            nillable=bool(el.nillable), key=len(self._elements))
         self._elements[id(el)] = decl
         self.all_elements.append(decl)
         t = el.type
-        decl.type = self.complex_type(t) if isinstance(t, XsdComplexType) and not _is_anytype_simple(t) \
+        decl.type = self.complex_type(t) if isinstance(t, XsdComplexType) \
             else self.simple_type(t if not isinstance(t, XsdComplexType) else t.content)
         return decl
 
@@ -308,10 +308,6 @@ class SchemaSet:
         return self.simple_type(base)
 
 
-def _is_anytype_simple(t) -> bool:
-    return False
-
-
 def _enumeration(t):
     vals = getattr(t, "enumeration", None)
     if vals is None:
@@ -327,7 +323,7 @@ def _local(name: str) -> str:
     return name.rsplit("}", 1)[-1] if name else name
 
 
-def _qn(name: str, _unused=None) -> QN:
+def _qn(name: str) -> QN:
     if name.startswith("{"):
         uri, local = name[1:].split("}", 1)
         return QN(uri, local)

@@ -12,6 +12,7 @@ import json
 import sys
 
 import exi
+from exi.capture import cli as capture_cli
 from exi.registry import SCHEMAS
 
 AUTO_ORDER = ("sap", "din", "iso2", "iso20_cm", "iso20_dc", "iso20_ac", "iso20_wpt", "iso20_acdp")
@@ -28,11 +29,7 @@ def register(sub) -> None:
     p.add_argument("--format", default=None, choices=("json", "xml", "jsonl", "table"),
                    help="json (default for hex), xml; jsonl/table for captures")
     p.add_argument("--fragment", action="store_true", help="decode as an EXI fragment (signed elements)")
-    try:
-        from exi.capture import cli as capture_cli
-        capture_cli.add_arguments(p, positional=False)
-    except ImportError:
-        pass
+    capture_cli.add_arguments(p, positional=False)
     p.set_defaults(func=run)
 
 
@@ -56,14 +53,10 @@ def _payload(text: str) -> bytes:
 
 
 def run(args) -> int:
-    if len(args.inputs) == 1 and args.inputs[0] != "-" or (args.inputs == ["-"] and args.schema is None):
-        try:
-            from exi.capture import cli as capture_cli
-            if capture_cli.is_capture(args.inputs[0]):
-                args.capture = args.inputs[0]
-                return capture_cli.run(args)
-        except ImportError:
-            pass
+    single = len(args.inputs) == 1 and args.inputs[0] != "-"
+    if (single or (args.inputs == ["-"] and args.schema is None)) and capture_cli.is_capture(args.inputs[0]):
+        args.capture = args.inputs[0]
+        return capture_cli.run(args)
     if args.schema is None:
         print("exi15118 decode: --schema is required for hex input (or --schema auto)", file=sys.stderr)
         return 2
