@@ -1,12 +1,48 @@
 cimport cython
+
+# One unaligned big-endian 64-bit load/store: what the bit reader's and writer's fast
+# paths are built on (the compilers turn memcpy + bswap into a single instruction).
+cdef extern from *:
+    """
+    #include <string.h>
+    static inline unsigned long long exi_load_be64(const unsigned char *p) {
+        unsigned long long v;
+        memcpy(&v, p, 8);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        v = __builtin_bswap64(v);
+    #elif !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_BIG_ENDIAN__
+        v = 0; for (int k = 0; k < 8; k++) v = (v << 8) | p[k];
+    #endif
+        return v;
+    }
+    static inline void exi_store_be64(unsigned char *p, unsigned long long v) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        v = __builtin_bswap64(v);
+        memcpy(p, &v, 8);
+    #elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        memcpy(p, &v, 8);
+    #else
+        for (int k = 7; k >= 0; k--) { p[k] = (unsigned char)v; v >>= 8; }
+    #endif
+    }
+    """
+    unsigned long long exi_load_be64(const unsigned char* p) nogil
+    void exi_store_be64(unsigned char* p, unsigned long long v) nogil
+
+cdef unsigned long long SMALL_UINT_MAX
+
 @cython.final
 cdef class BitReader:
     cdef readonly bytes data
+    cdef const unsigned char* buf       # the bytes of `data` (kept alive by it)
+    cdef Py_ssize_t nbytes
     cdef readonly Py_ssize_t nbits
     cdef public Py_ssize_t pos
+    cpdef int reset_input(self, bytes data) except -1
     cpdef unsigned long long read(self, int n) except? 0xFFFFFFFFFFFFFFFF
     cpdef int read_bit(self) except -1
     cpdef read_uint(self)
+    cpdef unsigned long long read_small_uint(self) except? 0xFFFFFFFFFFFFFFFF
     cpdef read_bytes(self, Py_ssize_t n)
     cpdef Py_ssize_t remaining(self)
 
@@ -19,6 +55,7 @@ cdef class BitWriter:
     cpdef write(self, unsigned long long v, int n)
     cpdef flush(self)
     cpdef write_uint(self, v)
+    cpdef write_small_uint(self, unsigned long long v)
     cpdef write_bytes(self, data)
     cpdef Py_ssize_t mark(self)
     cpdef reset(self, Py_ssize_t mark)

@@ -2,9 +2,16 @@
 
 Pure-Python source compiled by Cython (see _bits.pxd); the same file runs uncompiled.
 Every read checks the remaining input first, so a corrupt length can never make us
-allocate or loop beyond the input.
+allocate or loop beyond the input.  Compiled, the reader and writer work on the raw
+octets through a pointer and move up to 57 bits with one 64-bit big-endian load or store.
 """
 import cython
+
+if cython.compiled:
+    from cython.cimports.cpython.bytearray import PyByteArray_AS_STRING
+    from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
+
+SMALL_UINT_MAX = 0x7FFFFFFFFFFFFFFF    # read_small_uint clamps larger values to this
 
 
 class EndOfStream(Exception):
@@ -14,12 +21,21 @@ class EndOfStream(Exception):
 @cython.cclass
 class BitReader:
     def __init__(self, data, start_bit=0):
-        self.data = bytes(data)
-        self.nbits = len(self.data) * 8
+        self.reset_input(data if type(data) is bytes else bytes(data))
         self.pos = start_bit
 
+    def reset_input(self, data):
+        """Read `data` from its first bit (the compiled engine makes readers without __init__)."""
+        self.data = data
+        self.nbytes = len(data)
+        self.nbits = self.nbytes * 8
+        self.pos = 0
+        if cython.compiled:
+            self.buf = data
+        return 0
+
     @cython.locals(v=cython.ulonglong, pos=cython.Py_ssize_t, byte=cython.uint,
-                   avail=cython.int, take=cython.int, i=cython.Py_ssize_t, k=cython.int)
+                   avail=cython.int, take=cython.int, i=cython.Py_ssize_t)
     def read(self, n):
         """Read n bits (n <= 64) as an unsigned number."""
         pos = self.pos
@@ -27,17 +43,14 @@ class BitReader:
             raise EndOfStream()
         if n == 0:
             return 0
-        if cython.compiled and n <= 56 and (pos >> 3) + 8 <= (self.nbits >> 3):
-            # fast path: one big-endian 64-bit window holds all n bits
-            i = pos >> 3
-            v = 0
-            for k in range(8):
-                v = (v << 8) | cython.cast(cython.uchar, self.data[i + k])
+        i = pos >> 3
+        if cython.compiled and n <= 57 and i + 8 <= self.nbytes:
+            # fast path: one big-endian 64-bit window holds all n bits ((pos & 7) + n <= 64)
             self.pos = pos + n
-            return (v >> (64 - (pos & 7) - n)) & ((cython.cast(cython.ulonglong, 1) << n) - 1)
+            return (exi_load_be64(self.buf + i) << (pos & 7)) >> (64 - n)
         v = 0
         while n > 0:
-            byte = self.data[pos >> 3]
+            byte = self.buf[pos >> 3] if cython.compiled else self.data[pos >> 3]
             avail = 8 - (pos & 7)
             take = avail if avail < n else n
             v = (v << take) | ((byte >> (avail - take)) & ((1 << take) - 1))
@@ -52,11 +65,19 @@ class BitReader:
         if pos >= self.nbits:
             raise EndOfStream()
         self.pos = pos + 1
+        if cython.compiled:
+            return (self.buf[pos >> 3] >> (7 - (pos & 7))) & 1
         return (self.data[pos >> 3] >> (7 - (pos & 7))) & 1
 
-    @cython.locals(shift=cython.int, b=cython.uint, small=cython.ulonglong)
+    @cython.locals(shift=cython.int, b=cython.uint, small=cython.ulonglong, pos0=cython.Py_ssize_t)
     def read_uint(self):
         """EXI Unsigned Integer (7.1.6): 7-bit groups, least significant first."""
+        if cython.compiled:
+            pos0 = self.pos
+            small = self.read_small_uint()
+            if small < SMALL_UINT_MAX:
+                return small
+            self.pos = pos0                 # 63 bits or more: read it again as a big number
         small = 0
         shift = 0
         while True:
@@ -77,22 +98,60 @@ class BitReader:
             value |= (b & 0x7F) << shift
         return value
 
-    @cython.locals(pos=cython.Py_ssize_t, i=cython.Py_ssize_t, start=cython.Py_ssize_t, shift=cython.int)
+    @cython.locals(shift=cython.int, b=cython.uint, small=cython.ulonglong, pos=cython.Py_ssize_t,
+                   i=cython.Py_ssize_t, sh=cython.int, overflow=cython.bint)
+    def read_small_uint(self):
+        """An Unsigned Integer as a C number, clamped to SMALL_UINT_MAX (2**63 - 1)."""
+        if not cython.compiled:
+            return min(self.read_uint(), SMALL_UINT_MAX)
+        small = 0
+        shift = 0
+        overflow = False
+        pos = self.pos
+        i = pos >> 3
+        sh = pos & 7
+        while True:
+            if pos + 8 > self.nbits:
+                raise EndOfStream()
+            if sh:      # the octet straddles two input octets; both exist (bounds above)
+                b = ((self.buf[i] << sh) | (self.buf[i + 1] >> (8 - sh))) & 0xFF
+            else:
+                b = self.buf[i]
+            i += 1
+            pos += 8
+            if shift <= 56:
+                small |= cython.cast(cython.ulonglong, b & 0x7F) << shift
+            elif b & 0x7F:
+                overflow = True
+            if not b & 0x80:
+                break
+            shift += 7
+        self.pos = pos
+        return SMALL_UINT_MAX if overflow else small
+
+    @cython.locals(pos=cython.Py_ssize_t, i=cython.Py_ssize_t, start=cython.Py_ssize_t, shift=cython.int,
+                   sh=cython.int, p=cython.p_uchar, src=cython.p_const_uchar)
     def read_bytes(self, n):
         """n octets, each as 8 bits; n was checked against the remaining input first."""
         pos = self.pos
         if n < 0 or pos + n * 8 > self.nbits:
             raise EndOfStream()
+        start = pos >> 3
         if pos & 7 == 0:
             self.pos = pos + n * 8
-            return self.data[pos >> 3:(pos >> 3) + n]
-        if n <= 8:
-            out = bytearray(n)
+            return self.data[start:start + n]
+        if cython.compiled:
+            # unaligned: every output octet straddles two input octets (start + n exists
+            # because the run does not end on an octet boundary)
+            sh = pos & 7
+            out = PyBytes_FromStringAndSize(cython.NULL, n)
+            p = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
+            src = self.buf + start
             for i in range(n):
-                out[i] = self.read(8)
-            return bytes(out)
-        # unaligned and long: shift the whole run at once as one big integer
-        start = pos >> 3
+                p[i] = cython.cast(cython.uchar, (src[i] << sh) | (src[i + 1] >> (8 - sh)))
+            self.pos = pos + n * 8
+            return out
+        # unaligned: shift the whole run at once as one big integer
         shift = 8 - (pos & 7)
         chunk = int.from_bytes(self.data[start:start + n + 1], "big")
         self.pos = pos + n * 8
@@ -105,16 +164,15 @@ class BitReader:
 
 @cython.cclass
 class BitWriter:
-    """Accumulates bits in a machine word and flushes whole octets into a buffer that
-    grows by doubling: no per-bit Python calls."""
+    """Accumulates up to 64 bits in a machine word and flushes whole octets into a buffer
+    that grows by doubling: no per-bit Python calls."""
 
     def __init__(self):
-        self.buf = bytearray(64)
+        self.buf = bytearray(128)
         self.nbytes = 0
         self.acc = 0
         self.nacc = 0
 
-    @cython.locals(k=cython.int)
     def write(self, v, n):
         """Write the n (<= 64) low bits of v."""
         if n > 56:
@@ -128,11 +186,21 @@ class BitWriter:
         self.acc = (self.acc << n) | (v & ((cython.cast(cython.ulonglong, 1) << n) - 1))   # 64-bit mask
         self.nacc += n
 
-    @cython.locals(k=cython.int)
+    @cython.locals(k=cython.int, p=cython.p_uchar)
     def flush(self):
         """Move the whole octets of the accumulator into the buffer."""
         if self.nbytes + 8 > len(self.buf):
             self.buf.extend(bytes(len(self.buf)))
+        if cython.compiled:
+            k = self.nacc >> 3
+            if k:
+                # the pending bits left-aligned in one 64-bit store; only k octets count
+                p = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.buf))
+                exi_store_be64(p + self.nbytes, self.acc << (64 - self.nacc))
+                self.nbytes += k
+                self.nacc -= k * 8
+                self.acc &= (cython.cast(cython.ulonglong, 1) << self.nacc) - 1
+            return
         while self.nacc >= 8:
             self.nacc -= 8
             self.buf[self.nbytes] = (self.acc >> self.nacc) & 0xFF
@@ -144,17 +212,38 @@ class BitWriter:
         if v < 0x80:
             self.write(v, 8)
             return
+        if cython.compiled and v <= SMALL_UINT_MAX:
+            self.write_small_uint(v)
+            return
         while v >= 0x80:
             self.write((v & 0x7F) | 0x80, 8)
             v >>= 7
         self.write(v, 8)
+
+    @cython.locals(groups=cython.ulonglong, nbits=cython.int)
+    def write_small_uint(self, v):
+        """write_uint for a C number: up to seven 7-bit groups go out in one write."""
+        groups = 0
+        nbits = 0
+        while v >= 0x80 and nbits < 56:
+            groups = (groups << 8) | (v & 0x7F) | 0x80
+            v >>= 7
+            nbits += 8
+        if v >= 0x80:                       # more than 49 significant bits
+            self.write(groups, nbits)
+            while v >= 0x80:
+                self.write((v & 0x7F) | 0x80, 8)
+                v >>= 7
+            self.write(v, 8)
+            return
+        self.write((groups << 8) | v, nbits + 8)
 
     @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t, k=cython.Py_ssize_t)
     def write_bytes(self, data):
         n = len(data)
         self.flush()
         if self.nacc == 0:
-            while self.nbytes + n > len(self.buf):
+            while self.nbytes + n + 8 > len(self.buf):
                 self.buf.extend(bytes(len(self.buf)))
             self.buf[self.nbytes:self.nbytes + n] = data
             self.nbytes += n
@@ -167,7 +256,7 @@ class BitWriter:
         k = self.nacc
         value = (int(self.acc) << (8 * n)) | int.from_bytes(data, "big")
         out = (value >> k).to_bytes(n, "big")
-        while self.nbytes + n > len(self.buf):
+        while self.nbytes + n + 8 > len(self.buf):
             self.buf.extend(bytes(len(self.buf)))
         self.buf[self.nbytes:self.nbytes + n] = out
         self.nbytes += n
@@ -191,11 +280,14 @@ class BitWriter:
             self.acc = self.acc >> (self.nacc - bits)
         self.nacc = bits
 
+    @cython.locals(p=cython.p_uchar)
     def getvalue(self):
         """The stream padded with zero bits to a whole octet (EXI 8.2 / 5)."""
         self.flush()
         if self.nacc:   # pad the last octet with zero bits
             self.write(0, 8 - self.nacc)
             self.flush()
-        del self.buf[self.nbytes:]
-        return bytes(self.buf)
+        if cython.compiled:
+            p = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.buf))
+            return PyBytes_FromStringAndSize(cython.cast(cython.p_char, p), self.nbytes)
+        return bytes(self.buf[:self.nbytes])
