@@ -17,30 +17,13 @@ def schema(schema_id: str) -> Schema:
     return get_schema(schema_id)
 
 
-def decode(data: BytesLike, schema: str) -> Message:
-    """Decode an EXI document (V2G profile) into a typed message object.
-
-    Raises DecodeError (a ValueError) with the element path and bit offset on bad input."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-    s = _cache.get(schema)
-    if s is None:
-        s = get_schema(schema)
-    result = _engine.decode_document(s, data)
-    if not isinstance(result, Message):     # a root element of simple type
-        q = s.qname_index_of_root(data)
-        result = ElementValue(s.qnames[q][1], result, s.id, q)
-    return result
+decode = _engine.decode      # decode(data, schema) -> Message (compiled with the engine)
+encode = _engine.encode      # encode(message, *, validate=True) -> bytes
 
 
-def encode(message: Message, *, validate: bool = True) -> bytes:
-    """Encode a message object of a global element class (e.g. din.V2G_Message).
-
-    Values that cannot be represented (an n-bit integer out of range, a value that is not
-    one of the enumeration's) are always refused.  With validate=True (the default) the
-    other facets are checked too (length and range facets of strings, binaries and
-    integers); validate=False writes what a non-validating reference encoder writes, which
-    is how real-world streams with out-of-facet values re-encode byte for byte."""
+def encode_other(message, validate: bool) -> bytes:
+    """encode() of what is not a global element's message object: a simple-typed root
+    (ElementValue), or the error saying why it cannot be encoded."""
     if isinstance(message, ElementValue):
         s = get_schema(message._schema_id)
         q = message._qname if message._qname >= 0 else _fragment_qname(s, message.name)

@@ -52,6 +52,7 @@ cdef class BitWriter:
     cdef Py_ssize_t nbytes
     cdef unsigned long long acc
     cdef int nacc
+    cpdef clear(self)
     cpdef write(self, unsigned long long v, int n)
     cpdef flush(self)
     cpdef write_uint(self, v)

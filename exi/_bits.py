@@ -168,6 +168,10 @@ class BitWriter:
     that grows by doubling: no per-bit Python calls."""
 
     def __init__(self):
+        self.clear()
+
+    def clear(self):
+        """Start an empty stream (the compiled engine makes writers without __init__)."""
         self.buf = bytearray(128)
         self.nbytes = 0
         self.acc = 0

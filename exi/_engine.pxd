@@ -5,7 +5,7 @@ from ._bits cimport BitReader, BitWriter
 cdef class Datatype:
     cdef public int kind
     cdef public object lo, hi
-    cdef public long long lo_c
+    cdef public long long lo_c, hi_c
     cdef public int nbits
     cdef public Py_ssize_t min_len, max_len
     cdef public tuple members
@@ -36,6 +36,8 @@ cdef class State:
     cdef public int width, width2
     cdef public Py_ssize_t ee_code, ch_code
     cdef public list codes
+    cdef Py_ssize_t* c_codes            # `codes` as a C array (compiled engine)
+    cdef Py_ssize_t ncodes
     cdef public tuple l2
     cpdef Py_ssize_t code_for(self, Py_ssize_t field)
 
@@ -49,6 +51,11 @@ cdef class Grammar:
     cdef public list kinds, lists, offsets
     cdef public Py_ssize_t nfields
     cdef public bint ordered
+    # compiled engine: kinds (| FIELD_LIST) and slot offsets as C arrays, and the slots
+    # as one contiguous run [slot_lo, slot_lo + 8 * nfields) when they are (slot_lo < 0: not)
+    cdef int* c_kinds
+    cdef Py_ssize_t* c_offsets
+    cdef Py_ssize_t slot_lo
 
 @cython.final
 cdef class Root:
@@ -101,5 +108,5 @@ cdef int P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_NS, S_CONTENT, S_FIR
 cdef int DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST
 cdef int DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE
 cdef int L2_EE, L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID, L2_SE_ANY, L2_CH
-cdef int MAX_DEPTH
+cdef int MAX_DEPTH, FIELD_LIST
 cpdef int coding_length(Py_ssize_t n)

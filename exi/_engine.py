@@ -24,13 +24,18 @@ from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, 
                      DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE, P_AT,
                      P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_NS, S_CONTENT, S_FIRST, S_START)
 from .errors import DecodeError, EncodeError
-from .message import ElementValue
+from .message import ElementValue, Message
 
 if cython.compiled:
+    from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
+    from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc
     from cython.cimports.exi._slots import get_slot, new_instance, set_slot, slot_offset
 else:
     def slot_offset(descriptor):
         return 0
+
+FIELD_LIST = 16     # or-ed into a field kind (Grammar.c_kinds): a repeated element
+SCHEMAS = {}        # schema id -> loaded Schema (exi._schema keeps its cache here)
 
 # second-level events of schema-informed grammars, non-strict, no prefixes/DTD/comments/PIs
 # (EXI 8.5.4.4.1; the order and the "AT(invalid)" entry follow EXIficient)
@@ -64,6 +69,7 @@ class Datatype:
         self.lo = None
         self.hi = None
         self.lo_c = 0
+        self.hi_c = 0
         self.nbits = 0
         self.min_len = -1
         self.max_len = -1
@@ -75,6 +81,7 @@ class Datatype:
         if kind == DT_NBIT:
             self.lo, self.hi, self.nbits = row[1], row[2], row[3]
             self.lo_c = row[1]
+            self.hi_c = row[2]
         elif kind == DT_UINT or kind == DT_INT:
             self.lo, self.hi = row[1], row[2]
         elif kind == DT_ENUM:
@@ -147,10 +154,22 @@ class State:
                 self.ch_code = code
             elif r[0] == P_SE or r[0] == P_AT:
                 self.codes[r[2]] = code
+        self.ncodes = nf
+        if cython.compiled:
+            self.c_codes = cython.cast(cython.pointer(cython.Py_ssize_t),
+                                       PyMem_Malloc((nf + 1) * cython.sizeof(cython.Py_ssize_t)))
+            if not self.c_codes:
+                raise MemoryError()
+            for i in range(nf):
+                self.c_codes[i] = self.codes[i]
         has_ee = 1 if self.ee_code >= 0 else 0
         events = _L2_EVENTS[kind]
         self.l2 = events if has_ee else (L2_EE,) + events
         self.width2 = coding_length(len(self.l2))
+
+    def __dealloc__(self):
+        if cython.compiled:
+            PyMem_Free(self.c_codes)
 
     def code_for(self, field):
         if field < len(self.codes):
@@ -173,15 +192,34 @@ class Grammar:
         self.offsets = []
         self.nfields = 0
         self.ordered = False
+        self.slot_lo = -1
 
+    def __dealloc__(self):
+        if cython.compiled:
+            PyMem_Free(self.c_kinds)
+            PyMem_Free(self.c_offsets)
+
+    @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t)
     def bind_class(self, cls, rows):
         """Attach the message class; compiled code accesses its slots by offset."""
         self.fields = rows
         self.names = tuple(r[0] for r in rows)
         self.kinds = [r[1] for r in rows]
         self.lists = [bool(r[2]) for r in rows]
-        self.nfields = len(rows)
+        self.nfields = n = len(rows)
         self.offsets = [slot_offset(getattr(cls, r[0])) for r in rows]
+        if cython.compiled:
+            self.c_kinds = cython.cast(cython.p_int, PyMem_Malloc((n + 1) * cython.sizeof(cython.int)))
+            self.c_offsets = cython.cast(cython.pointer(cython.Py_ssize_t),
+                                         PyMem_Malloc((n + 1) * cython.sizeof(cython.Py_ssize_t)))
+            if not self.c_kinds or not self.c_offsets:
+                raise MemoryError()
+            for i in range(n):
+                self.c_kinds[i] = self.kinds[i] | (FIELD_LIST if self.lists[i] else 0)
+                self.c_offsets[i] = self.offsets[i]
+            # CPython lays __slots__ out side by side (sorted by name): one run to clear
+            if n and max(self.offsets) - min(self.offsets) == (n - 1) * cython.sizeof(cython.p_void):
+                self.slot_lo = min(self.offsets)
 
 
 @cython.cclass
@@ -246,8 +284,8 @@ class Decoder:
     def __init__(self, schema, data):
         self.schema = schema
         self.r = BitReader(data)
-        self.global_values = []
-        self.local_values = {}
+        self.global_values = None   # the value string tables (7.3.3), made at the first string
+        self.local_values = None
         self.depth = 0
         self.generic = None     # qname tables and built-in grammars, made when first needed
 
@@ -256,7 +294,7 @@ class Decoder:
 
     def header(self):
         r = self.r
-        if r.remaining() >= 32 and r.data[:4] == b"$EXI":
+        if r.remaining() >= 32 and r.data[0] == 0x24 and r.data.startswith(b"$EXI"):
             r.pos = 32
         if r.read(2) != 2:
             raise self.error("not an EXI stream: distinguishing bits are not 10")
@@ -365,8 +403,12 @@ class Decoder:
         r = self.r
         if cython.compiled:
             obj = new_instance(cls)
-            for i in range(g.nfields):
-                set_slot(obj, g.offsets[i], None)
+            if g.slot_lo >= 0:
+                for i in range(g.nfields):
+                    set_slot(obj, g.slot_lo + i * cython.sizeof(cython.p_void), None)
+            else:
+                for i in range(g.nfields):
+                    set_slot(obj, g.c_offsets[i], None)
         else:
             obj = cls.__new__(cls)
             for name in g.names:
@@ -375,7 +417,7 @@ class Decoder:
         while True:
             code = r.read(st.width)
             if code < st.n1:
-                p = st.prods[code]
+                p = cython.cast(Prod, st.prods[code])
                 if p.kind == P_SE:
                     if p.simple and r.read_bit() == 0:
                         # the common leaf: CH (1 bit), the value, EE (1 bit), inlined
@@ -468,7 +510,7 @@ class Decoder:
             else:
                 object.__setattr__(obj, name, v)
 
-    @cython.locals(r=BitReader, kind=cython.int, i=cython.ulonglong)
+    @cython.locals(r=BitReader, kind=cython.int, i=cython.ulonglong, n=cython.ulonglong)
     def value(self, dt: Datatype, qname):
         r = self.r
         kind = dt.kind
@@ -488,8 +530,8 @@ class Decoder:
                 return -r.read_uint() - 1
             return r.read_uint()
         if kind == DT_HEX or kind == DT_BASE64:
-            n = r.read_uint()
-            if n * 8 > r.remaining():
+            n = r.read_small_uint()
+            if n > (r.nbits - r.pos) >> 3:
                 raise self.error(f"binary length {n} exceeds the remaining input")
             return r.read_bytes(n)
         if kind == DT_STRING:
@@ -499,18 +541,20 @@ class Decoder:
         if kind == DT_FLOAT:
             return self.float_value()
         if kind == DT_LIST:
-            n = r.read_uint()
-            if n > r.remaining():
+            n = r.read_small_uint()
+            if n > r.nbits - r.pos:
                 raise self.error(f"list length {n} exceeds the remaining input")
             item = dt.item
             return [self.value(item, qname) for _ in range(n)]
         raise self.error(f"datatype {kind} is not supported")
 
+    @cython.locals(r=BitReader, n=cython.ulonglong, c=cython.ulonglong, k=cython.Py_ssize_t,
+                   i=cython.ulonglong, chars=bytearray)
     def string(self, qname):
         r = self.r
-        n = r.read_uint()
+        n = r.read_small_uint()
         if n == 0:      # local value hit (7.3.3)
-            lst = self.local_values.get(qname)
+            lst = self.local_values.get(qname) if self.local_values is not None else None
             if not lst:
                 raise self.error("local string table hit, but the table is empty")
             i = r.read(coding_length(len(lst)))
@@ -526,16 +570,35 @@ class Decoder:
                 raise self.error(f"global string table index {i} out of range")
             return gv[i]
         n -= 2
-        if n * 8 > r.remaining():
+        if n > (r.nbits - r.pos) >> 3:
             raise self.error(f"string length {n} exceeds the remaining input")
-        chars = []
-        for _ in range(n):
-            c = r.read_uint()
-            if c > 0x10FFFF or 0xD800 <= c <= 0xDFFF:
-                raise self.error(f"invalid character code point {c}")
-            chars.append(chr(c))
-        s = "".join(chars)
+        # code points: a run of ASCII ones is collected as octets, the rest one by one
+        chars = bytearray(n)
+        k = 0
+        c = 0
+        while k < n:
+            c = r.read_small_uint()
+            if c >= 0x80:
+                break
+            chars[k] = c
+            k += 1
+        if k == n:
+            s = chars.decode("ascii")
+        else:
+            parts = [chars[:k].decode("ascii")]
+            while True:
+                if c > 0x10FFFF or 0xD800 <= c <= 0xDFFF:
+                    raise self.error(f"invalid character code point {c}")
+                parts.append(chr(c))
+                k += 1
+                if k == n:
+                    break
+                c = r.read_small_uint()
+            s = "".join(parts)
         if n:   # zero-length strings are not added to the table (EXI 7.3.3)
+            if self.global_values is None:
+                self.global_values = []
+                self.local_values = {}
             self.global_values.append(s)
             lst = self.local_values.get(qname)
             if lst is None:
@@ -610,8 +673,18 @@ def _plan(st: State, pending, pos, seen):
     return None
 
 
-def decode_document(schema, data):
-    d: Decoder = Decoder(schema, data)
+@cython.locals(d=Decoder, r=BitReader)
+def decode_document(schema, data: bytes):
+    # made without __init__: a decode is short, the Python-level constructor call is not
+    r = BitReader.__new__(BitReader)
+    r.reset_input(data)
+    d = Decoder.__new__(Decoder)
+    d.schema = schema
+    d.r = r
+    d.global_values = None
+    d.local_values = None
+    d.depth = 0
+    d.generic = None
     try:
         d.header()
         return d.document()
@@ -619,6 +692,25 @@ def decode_document(schema, data):
         raise DecodeError("unexpected end of the stream", "", d.r.pos) from None
     except RecursionError:
         raise DecodeError("elements nested too deeply", "", d.r.pos) from None
+
+
+def decode(data, schema):
+    """Decode an EXI document (V2G profile) into a typed message object.
+
+    Raises DecodeError (a ValueError) with the element path and bit offset on bad input."""
+    s = SCHEMAS.get(schema)
+    if s is None:
+        from ._schema import get_schema
+        s = get_schema(schema)
+    if type(data) is not bytes:
+        if not isinstance(data, (bytearray, memoryview)):
+            raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+        data = bytes(data)
+    result = decode_document(s, data)
+    if not isinstance(result, Message):     # a root element of simple type
+        q = s.qname_index_of_root(data)
+        result = ElementValue(s.qnames[q][1], result, s.id, q)
+    return result
 
 
 # ---------------------------------------------------------------------------------------
@@ -705,7 +797,7 @@ class Encoder:
     @cython.locals(w=BitWriter, st=State, mark=cython.Py_ssize_t)
     def complex_element(self, g: Grammar, obj, qname):
         w = self.w
-        if not isinstance(obj, g.cls):
+        if type(obj) is not g.cls and not isinstance(obj, g.cls):
             if isinstance(obj, dict):
                 raise EncodeError(f"expected a {g.cls.__name__} object, got a dict "
                                   "(use exi.from_dict to build messages from dicts)")
@@ -745,35 +837,41 @@ class Encoder:
         st = g.first
         for i in range(g.nfields):
             if cython.compiled:
-                v = get_slot(obj, g.offsets[i])
+                v = get_slot(obj, g.c_offsets[i])
             else:
                 v = getattr(obj, g.names[i])
             if v is None:
                 continue
-            kind = g.kinds[i]
+            if cython.compiled:
+                kind = g.c_kinds[i]
+            else:
+                kind = g.kinds[i] | (FIELD_LIST if g.lists[i] else 0)
             if kind == F_ELEMENT:
-                if g.lists[i]:
-                    if not isinstance(v, (list, tuple)):
-                        raise EncodeError(f"{g.names[i]} must be a list")
-                    for item in v:
-                        code = st.codes[i] if i < len(st.codes) else -1
-                        if code < 0:
-                            return None
-                        st = self.child(st, code, item)
-                else:
-                    code = st.codes[i] if i < len(st.codes) else -1
+                if i >= st.ncodes:
+                    return None
+                code = st.c_codes[i] if cython.compiled else st.codes[i]
+                if code < 0:
+                    return None
+                st = self.child(st, code, v)
+            elif kind == F_ELEMENT | FIELD_LIST:
+                if type(v) is not list and not isinstance(v, (list, tuple)):
+                    raise EncodeError(f"{g.names[i]} must be a list")
+                for item in v:
+                    if i >= st.ncodes:
+                        return None
+                    code = st.c_codes[i] if cython.compiled else st.codes[i]
                     if code < 0:
                         return None
-                    st = self.child(st, code, v)
-            elif kind == F_ATTRIBUTE:
-                code = st.codes[i] if i < len(st.codes) else -1
+                    st = self.child(st, code, item)
+            elif (kind & ~FIELD_LIST) == F_ATTRIBUTE:
+                code = st.code_for(i)
                 if code < 0:
                     raise EncodeError(f"attribute {g.names[i]} is not allowed here")
                 p = st.prods[code]
                 w.write(code, st.width)
                 self.value(p.dt, v)
                 st = p.next
-            elif kind == F_VALUE:
+            elif (kind & ~FIELD_LIST) == F_VALUE:
                 code = st.ch_code
                 if code < 0:
                     raise EncodeError("character content is not allowed here")
@@ -786,7 +884,7 @@ class Encoder:
                 w.write(code, st.width)
                 self.value(p.dt, v)
                 st = p.next
-            elif kind == F_ANY:
+            elif (kind & ~FIELD_LIST) == F_ANY:
                 if not isinstance(v, (list, tuple)):
                     raise EncodeError(f"{g.names[i]} must be a list")
                 if len(v):
@@ -797,39 +895,53 @@ class Encoder:
                         st = _generic.encode_wildcard_items(self, st, [item], qname)
         return st
 
-    @cython.locals(p=Prod, w=BitWriter, dt=Datatype)
+    @cython.locals(p=Prod, w=BitWriter, dt=Datatype, x=cython.longlong, overflow=cython.int,
+                   k=cython.Py_ssize_t)
     def child(self, st: State, code, item):
-        p = st.prods[code]
+        p = cython.cast(Prod, st.prods[code])
         w = self.w
-        w.write(code, st.width)
         if p.simple:
+            # the common leaves, inlined: the event code, CH (0), the value, EE (0)
             dt = p.dt
-            if type(item) is int and dt.kind == DT_NBIT:
-                # the common leaves, inlined: CH (0), the value, EE (0)
-                if item < dt.lo_c or item > dt.hi:
-                    raise self.located(EncodeError(f"value {item} out of range [{dt.lo}, {dt.hi}]"), p.qname)
-                w.write((item - dt.lo_c) << 1, dt.nbits + 2)
-            elif dt.kind == DT_ENUM and dt.enum_index(item) >= 0:
-                w.write(dt.enum_index(item) << 1, dt.nbits + 2)
+            if dt.kind == DT_NBIT and type(item) is int:
+                if cython.compiled:
+                    overflow = 0
+                    x = PyLong_AsLongLongAndOverflow(item, cython.address(overflow))
+                    if overflow == 0 and dt.lo_c <= x <= dt.hi_c:
+                        if st.width + dt.nbits + 2 <= 56:
+                            w.write((code << (dt.nbits + 2)) | ((x - dt.lo_c) << 1), st.width + dt.nbits + 2)
+                        else:
+                            w.write(code, st.width)
+                            w.write((x - dt.lo_c) << 1, dt.nbits + 2)
+                        return p.next
+                elif dt.lo_c <= item <= dt.hi_c:
+                    w.write((code << (dt.nbits + 2)) | ((item - dt.lo_c) << 1), st.width + dt.nbits + 2)
+                    return p.next
+                raise self.located(EncodeError(f"value {item} out of range [{dt.lo}, {dt.hi}]"), p.qname)
+            if dt.kind == DT_ENUM:
+                k = dt.enum_index(item)
+                if k >= 0:
+                    w.write((code << (dt.nbits + 2)) | (k << 1), st.width + dt.nbits + 2)
+                    return p.next
             elif dt.kind == DT_BOOL and (item is True or item is False):
-                w.write(2 if item is True else 0, 3)
+                w.write((code << 3) | (2 if item is True else 0), st.width + 3)
+                return p.next
             elif (dt.kind == DT_INT or dt.kind == DT_UINT) and type(item) is int and \
                     (dt.lo is None or item >= dt.lo) and (dt.hi is None or item <= dt.hi) and \
                     -0x7FFFFFFFFFFFFFFF <= item <= 0x7FFFFFFFFFFFFFFF:
-                w.write(0, 1)                                   # CH
                 if dt.kind == DT_UINT:
+                    w.write(code << 1, st.width + 1)            # CH
                     w.write_uint(item)
                 elif item < 0:
-                    w.write(1, 1)
+                    w.write((code << 2) | 1, st.width + 2)      # CH, minus
                     w.write_uint(-item - 1)
                 else:
-                    w.write(0, 1)
+                    w.write(code << 2, st.width + 2)            # CH, plus
                     w.write_uint(item)
                 w.write(0, 1)                                   # EE
-            else:
-                self.element(p.child, item, p.qname)
-        else:
-            self.element(p.child, item, p.qname)
+                return p.next
+        w.write(code, st.width)
+        self.element(p.child, item, p.qname)
         return p.next
 
     def located(self, e, qname):
@@ -1016,8 +1128,36 @@ class Encoder:
         return self.w.getvalue()
 
 
+@cython.locals(e=Encoder, w=BitWriter)
 def encode_document(schema, obj, qname, validate):
-    e: Encoder = Encoder(schema, validate)
-    e.w.write(0x80, 8)
+    w = BitWriter.__new__(BitWriter)
+    w.clear()
+    e = Encoder.__new__(Encoder)
+    e.schema = schema
+    e.w = w
+    e.depth = 0
+    e.validate = validate
+    e.generic = None
+    w.write(0x80, 8)
     e.document(obj, qname)
-    return e.w.getvalue()
+    return w.getvalue()
+
+
+def encode(message, *, validate=True):
+    """Encode a message object of a global element class (e.g. din.V2G_Message).
+
+    Values that cannot be represented (an n-bit integer out of range, a value that is not
+    one of the enumeration's) are always refused.  With validate=True (the default) the
+    other facets are checked too (length and range facets of strings, binaries and
+    integers); validate=False writes what a non-validating reference encoder writes, which
+    is how real-world streams with out-of-facet values re-encode byte for byte."""
+    if isinstance(message, Message) and not isinstance(message, ElementValue):
+        q = type(message)._element
+        if q is not None:
+            s = SCHEMAS.get(message._schema_id)
+            if s is None:
+                from ._schema import get_schema
+                s = get_schema(message._schema_id)
+            return encode_document(s, message, q, validate)
+    from . import _api      # simple-typed roots, and the errors for what is not a root
+    return _api.encode_other(message, validate)

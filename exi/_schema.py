@@ -11,7 +11,7 @@ from . import _engine
 from ._kinds import DT_ENUM, DT_LIST
 from .registry import schema_info
 
-_cache: dict = {}
+_cache: dict = _engine.SCHEMAS     # one dict: the compiled decode/encode read it
 _lock = threading.Lock()
 
 
