@@ -8,8 +8,10 @@ octets through a pointer and move up to 57 bits with one 64-bit big-endian load 
 import cython
 
 if cython.compiled:
-    from cython.cimports.cpython.bytearray import PyByteArray_AS_STRING
+    from cython.cimports.cpython.bytearray import PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
+    from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
+    from cython.cimports.libc.string import memcpy
 
 SMALL_UINT_MAX = 0x7FFFFFFFFFFFFFFF    # read_small_uint clamps larger values to this
 
@@ -172,7 +174,10 @@ class BitWriter:
 
     def clear(self):
         """Start an empty stream (the compiled engine makes writers without __init__)."""
-        self.buf = bytearray(128)
+        if cython.compiled:
+            self.buf = PyByteArray_FromStringAndSize(cython.NULL, 128)
+        else:
+            self.buf = bytearray(128)
         self.nbytes = 0
         self.acc = 0
         self.nacc = 0
@@ -211,13 +216,17 @@ class BitWriter:
             self.nbytes += 1
         self.acc &= (1 << self.nacc) - 1
 
+    @cython.locals(x=cython.longlong, overflow=cython.int)
     def write_uint(self, v):
         """EXI Unsigned Integer (7.1.6); v >= 0, any size."""
+        if cython.compiled and type(v) is int:
+            overflow = 0
+            x = PyLong_AsLongLongAndOverflow(v, cython.address(overflow))
+            if overflow == 0 and x >= 0:
+                self.write_small_uint(x)
+                return
         if v < 0x80:
             self.write(v, 8)
-            return
-        if cython.compiled and v <= SMALL_UINT_MAX:
-            self.write_small_uint(v)
             return
         while v >= 0x80:
             self.write((v & 0x7F) | 0x80, 8)
@@ -242,27 +251,42 @@ class BitWriter:
             return
         self.write((groups << 8) | v, nbits + 8)
 
-    @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t, k=cython.Py_ssize_t)
+    @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t, k=cython.int, a=cython.uint,
+                   b=cython.uint, p=cython.p_uchar, src=cython.p_const_uchar)
     def write_bytes(self, data):
+        """Octets, each as 8 bits, after whatever bits are pending."""
         n = len(data)
         self.flush()
+        while self.nbytes + n + 8 > len(self.buf):
+            self.buf.extend(bytes(len(self.buf)))
+        if cython.compiled:
+            if type(data) is not bytes:
+                data = bytes(data)
+            src = cython.cast(cython.p_const_uchar, PyBytes_AS_STRING(data))
+            p = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.buf)) + self.nbytes
+            k = self.nacc
+            if k == 0:
+                memcpy(p, src, n)
+            else:
+                # each output octet: the k pending bits, then the high 8 - k bits of the next
+                # input octet, whose low k bits become the pending ones
+                a = cython.cast(cython.uint, self.acc)
+                for i in range(n):
+                    b = src[i]
+                    p[i] = cython.cast(cython.uchar, (a << (8 - k)) | (b >> k))
+                    a = b & ((1 << k) - 1)
+                self.acc = a
+            self.nbytes += n
+            return
         if self.nacc == 0:
-            while self.nbytes + n + 8 > len(self.buf):
-                self.buf.extend(bytes(len(self.buf)))
             self.buf[self.nbytes:self.nbytes + n] = data
             self.nbytes += n
             return
-        if n <= 7:
-            self.write(int.from_bytes(data, "big"), n * 8)
-            return
-        # unaligned and long: prepend the pending bits and shift the whole run as one big
-        # integer; the last nacc bits stay pending
+        # unaligned: prepend the pending bits and shift the whole run as one big integer;
+        # the last nacc bits stay pending
         k = self.nacc
         value = (int(self.acc) << (8 * n)) | int.from_bytes(data, "big")
-        out = (value >> k).to_bytes(n, "big")
-        while self.nbytes + n + 8 > len(self.buf):
-            self.buf.extend(bytes(len(self.buf)))
-        self.buf[self.nbytes:self.nbytes + n] = out
+        self.buf[self.nbytes:self.nbytes + n] = (value >> k).to_bytes(n, "big")
         self.nbytes += n
         self.acc = value & ((1 << k) - 1)
         self.nacc = k

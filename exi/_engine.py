@@ -84,6 +84,9 @@ class Datatype:
             self.hi_c = row[2]
         elif kind == DT_UINT or kind == DT_INT:
             self.lo, self.hi = row[1], row[2]
+            # C copies, clamped to the 64-bit range (values outside it take the slow path)
+            self.lo_c = -0x7FFFFFFFFFFFFFFF if self.lo is None else max(self.lo, -0x7FFFFFFFFFFFFFFF)
+            self.hi_c = 0x7FFFFFFFFFFFFFFF if self.hi is None else min(self.hi, 0x7FFFFFFFFFFFFFFF)
         elif kind == DT_ENUM:
             self.nbits = row[1]
             self.members = tuple(enum_class(v) for v in row[3])
@@ -674,7 +677,7 @@ def _plan(st: State, pending, pos, seen):
 
 
 @cython.locals(d=Decoder, r=BitReader)
-def decode_document(schema, data: bytes):
+def decode_document(schema, data):
     # made without __init__: a decode is short, the Python-level constructor call is not
     r = BitReader.__new__(BitReader)
     r.reset_input(data)
@@ -926,20 +929,34 @@ class Encoder:
             elif dt.kind == DT_BOOL and (item is True or item is False):
                 w.write((code << 3) | (2 if item is True else 0), st.width + 3)
                 return p.next
-            elif (dt.kind == DT_INT or dt.kind == DT_UINT) and type(item) is int and \
-                    (dt.lo is None or item >= dt.lo) and (dt.hi is None or item <= dt.hi) and \
-                    -0x7FFFFFFFFFFFFFFF <= item <= 0x7FFFFFFFFFFFFFFF:
-                if dt.kind == DT_UINT:
-                    w.write(code << 1, st.width + 1)            # CH
-                    w.write_uint(item)
-                elif item < 0:
-                    w.write((code << 2) | 1, st.width + 2)      # CH, minus
-                    w.write_uint(-item - 1)
-                else:
-                    w.write(code << 2, st.width + 2)            # CH, plus
-                    w.write_uint(item)
-                w.write(0, 1)                                   # EE
-                return p.next
+            elif (dt.kind == DT_INT or dt.kind == DT_UINT) and type(item) is int:
+                if cython.compiled:
+                    overflow = 0
+                    x = PyLong_AsLongLongAndOverflow(item, cython.address(overflow))
+                    if overflow == 0 and x > -0x7FFFFFFFFFFFFFFF and dt.lo_c <= x <= dt.hi_c:
+                        if dt.kind == DT_UINT:
+                            w.write(code << 1, st.width + 1)            # CH
+                            w.write_small_uint(x)
+                        elif x < 0:
+                            w.write((code << 2) | 1, st.width + 2)      # CH, minus
+                            w.write_small_uint(-x - 1)
+                        else:
+                            w.write(code << 2, st.width + 2)            # CH, plus
+                            w.write_small_uint(x)
+                        w.write(0, 1)                                   # EE
+                        return p.next
+                elif dt.lo_c <= item <= dt.hi_c:
+                    if dt.kind == DT_UINT:
+                        w.write(code << 1, st.width + 1)
+                        w.write_uint(item)
+                    elif item < 0:
+                        w.write((code << 2) | 1, st.width + 2)
+                        w.write_uint(-item - 1)
+                    else:
+                        w.write(code << 2, st.width + 2)
+                        w.write_uint(item)
+                    w.write(0, 1)
+                    return p.next
         w.write(code, st.width)
         self.element(p.child, item, p.qname)
         return p.next
@@ -1052,7 +1069,7 @@ class Encoder:
             if self.validate and (dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len):
                 raise EncodeError(f"length {n} outside [{max(dt.min_len, 0)}, {dt.max_len}]")
             w.write_uint(n)
-            w.write_bytes(bytes(v))
+            w.write_bytes(v)
         elif kind == DT_STRING:
             if not isinstance(v, str):
                 raise EncodeError(f"expected a string, got {type(v).__name__}")
