@@ -1,9 +1,11 @@
 """The one place where capture decoding meets the EXI codec.
 
-decode(payload, schema) -> (message_name, content_dict, message_object).  Results are cached per
-(schema, payload): a capture repeats identical EXI payloads constantly (the charge
-loop), and a decoded dict is pure data.  Cached dicts are shared between records, so
-callers must treat `content` as read-only; Decoder(cache=False) turns this off.
+Decoder.decode(payload, schema) -> Decoded: the message name and the codec's message
+object; the dict form (exi.to_dict, several times the cost of the decode itself) is built
+only when somebody asks for `content`, once per Decoded.  Results are cached per (schema,
+payload): a capture repeats identical EXI payloads constantly (the charge loop), so records
+carrying the same payload share one Decoded, its message object and its dict; callers must
+treat both as read-only.  Decoder(cache=False) decodes every payload.
 """
 from __future__ import annotations
 
@@ -14,16 +16,17 @@ class CodecUnavailable(RuntimeError):
     pass
 
 
-def _load() -> tuple[Callable, Callable, type]:
+def _load() -> tuple[Callable, Callable]:
     try:
         import exi
-        return exi.decode, exi.to_dict, exi.DecodeError
+        return exi.decode, exi.to_dict
     except (ImportError, AttributeError) as e:
         raise CodecUnavailable(f"EXI codec not available (exi.decode/exi.to_dict): {e}") from None
 
 
 def message_name(d: dict) -> Optional[str]:
-    """Element inside Body for DIN/-2, the root element otherwise."""
+    """Name of a message in dict form: the element inside Body for DIN/-2, the root
+    element otherwise."""
     if not d:
         return None
     root = next(iter(d))
@@ -33,6 +36,67 @@ def message_name(d: dict) -> Optional[str]:
     return root
 
 
+_ROOTS: dict = {}        # message class -> its root element name (None: not a global element)
+
+
+def root_name(msg) -> Optional[str]:
+    """The root element name of a decoded message: the key exi.to_dict(msg) has."""
+    if isinstance(msg, dict):               # a stand-in codec's dict form
+        return next(iter(msg), None)
+    cls = msg.__class__
+    try:
+        return _ROOTS[cls]
+    except KeyError:
+        pass
+    from ..message import AnyElement, ElementValue
+    if cls is ElementValue:
+        return msg.name                     # per object: simple-typed roots share the class
+    if cls is AnyElement:
+        return msg.name[1]
+    from .._schema import get_schema
+    q = cls._element
+    name = _ROOTS[cls] = get_schema(cls._schema_id).qnames[q][1] if q is not None else None
+    return name
+
+
+def name_of(msg) -> Optional[str]:
+    """message_name(exi.to_dict(msg)) without building the dict."""
+    root = root_name(msg)
+    if root == "V2G_Message":
+        if isinstance(msg, dict):
+            return message_name(msg)
+        body = msg.Body
+        if body is not None:
+            for f in body._fields:          # to_dict's key order; one is set in a valid message
+                if getattr(body, f) is not None:
+                    return f
+        return root
+    if root is None and not isinstance(msg, dict):   # not a root element: ask its dict form
+        return message_name(_load()[1](msg))
+    return root
+
+
+class Decoded:
+    """One decode result: message name, message object, dict form on first use."""
+    __slots__ = ("name", "message", "_content")
+
+    def __init__(self, name: Optional[str], message, content: Optional[dict] = None):
+        self.name = name
+        self.message = message
+        self._content = content
+
+    @property
+    def content(self) -> dict:
+        c = self._content
+        if c is None:
+            c = self._content = _load()[1](self.message)
+        return c
+
+    @property
+    def root(self) -> Optional[str]:
+        return root_name(self.message)
+
+
 class Decoder:
     CACHE_LIMIT = 200_000
 
@@ -40,18 +104,26 @@ class Decoder:
         self.cache = {} if cache else None
         self.hits = 0
         self.calls = 0
-        self._impl = impl          # tests may inject a fake (payload, schema) -> dict
-        self._loaded = None
+        self._impl = impl          # tests may inject a fake (payload, schema) -> dict form
+        self._decode = None
 
-    def _fns(self):
-        if self._loaded is None:
-            if self._impl is not None:
-                self._loaded = (self._impl, None, Exception)
-            else:
-                self._loaded = _load()
-        return self._loaded
+    def _load(self) -> Callable:
+        if self._impl is not None:
+            impl = self._impl
 
-    def decode(self, payload: bytes, schema: str) -> tuple[Optional[str], dict, object]:
+            def decode(payload, schema):
+                d = impl(payload, schema)
+                return Decoded(message_name(d), d, d)
+        else:
+            dec = _load()[0]
+
+            def decode(payload, schema):
+                msg = dec(payload, schema)
+                return Decoded(name_of(msg), msg)
+        self._decode = decode
+        return decode
+
+    def decode(self, payload: bytes, schema: str) -> Decoded:
         """Raise ValueError (the codec's DecodeError) or CodecUnavailable."""
         self.calls += 1
         cache = self.cache
@@ -60,17 +132,11 @@ class Decoder:
             hit = cache.get(key)
             if hit is not None:
                 self.hits += 1
-                if isinstance(hit, BaseException):
+                if hit.__class__ is not Decoded:
                     raise hit
                 return hit
-        dec, to_dict, _err = self._fns()
         try:
-            if to_dict is None:
-                msg = d = dec(payload, schema)
-            else:
-                msg = dec(payload, schema)
-                d = to_dict(msg)
-            res = (message_name(d), d, msg)
+            res = (self._decode or self._load())(payload, schema)
         except CodecUnavailable:
             raise
         except Exception as e:  # the codec's contract is DecodeError, but never let a codec bug stop a capture
@@ -81,6 +147,6 @@ class Decoder:
             if len(cache) >= self.CACHE_LIMIT:
                 cache.clear()
             cache[key] = res
-        if isinstance(res, BaseException):
+        if res.__class__ is not Decoded:
             raise res
         return res

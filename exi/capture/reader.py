@@ -11,12 +11,11 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator, Optional, Union
 
 from ..registry import PAYLOAD_TYPES, schema_for_payload_type, schema_for_protocol_namespace
 from . import _net, _pcap
-from ._codec import CodecUnavailable, Decoder
+from ._codec import CodecUnavailable, Decoded, Decoder
 from ._tcp import Half
 from ._v2gtp import Framer, find_header, parse_sdp
 
@@ -33,13 +32,16 @@ _SYN, _FIN, _RST, _ACK = 0x02, 0x01, 0x04, 0x10
 _UNKNOWN, _V2G, _TLS, _OTHER = 0, 1, 2, 3
 
 
-@dataclass(slots=True)
 class MessageRecord:
     """One V2GTP message (or one problem) found in a capture.
 
-    `content` is exi.to_dict() of the message; it may be shared with other records
-    carrying the identical EXI payload (decode cache), so treat it as read-only.
+    `content` is exi.to_dict() of the message, built on first access and kept; records
+    carrying the identical EXI payload may share the message object and the dict (decode
+    cache), so treat both as read-only.  `name` comes from the message object directly.
     """
+    __slots__ = ("time", "frame", "stream", "direction", "src", "sport", "dst", "dport", "transport",
+                 "payload_type", "schema", "schema_guessed", "name", "_content", "error", "offset",
+                 "exi", "message")
     time: float
     frame: int                      # capture frame (1-based) that completed the message
     stream: Optional[int]           # TCP stream number (order of appearance), None for UDP
@@ -53,16 +55,67 @@ class MessageRecord:
     schema: Optional[str]
     schema_guessed: bool
     name: Optional[str]             # element inside Body (DIN/-2), root element otherwise
-    content: Optional[dict]
-    error: Optional[str] = None
-    offset: int = -1                # byte offset of the V2GTP header in its stream direction
-    exi: bytes = field(default=b"", repr=False)
-    message: object = field(default=None, repr=False)   # the codec's message object (for to_xml)
+    error: Optional[str]
+    offset: int                     # byte offset of the V2GTP header in its stream direction
+    exi: bytes
+    message: object                 # the codec's message object (for to_xml)
+
+    def __init__(self, time, frame, stream, direction, src, sport, dst, dport, transport, payload_type,
+                 schema, schema_guessed, name, content, error=None, offset=-1, exi=b"", message=None):
+        """`content` is the dict itself, or a _codec.Decoded whose dict is built when needed."""
+        self.time = time
+        self.frame = frame
+        self.stream = stream
+        self.direction = direction
+        self.src = src
+        self.sport = sport
+        self.dst = dst
+        self.dport = dport
+        self.transport = transport
+        self.payload_type = payload_type
+        self.schema = schema
+        self.schema_guessed = schema_guessed
+        self.name = name
+        self._content = content
+        self.error = error
+        self.offset = offset
+        self.exi = exi
+        self.message = message
+
+    @property
+    def content(self) -> Optional[dict]:
+        c = self._content
+        if c.__class__ is Decoded:
+            c = self._content = c.content
+        return c
+
+    @content.setter
+    def content(self, value: Optional[dict]) -> None:
+        self._content = value
 
     @property
     def payload_type_name(self) -> str:
         p = PAYLOAD_TYPES.get(self.payload_type) if self.payload_type is not None else None
         return p.name if p else ""
+
+    def _astuple(self) -> tuple:
+        return tuple(getattr(self, f) for f in _RECORD_FIELDS)
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._astuple() == other._astuple()
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return "MessageRecord(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in _RECORD_FIELDS
+                                            if f not in ("exi", "message")) + ")"
+
+
+_RECORD_FIELDS = ("time", "frame", "stream", "direction", "src", "sport", "dst", "dport", "transport",
+                  "payload_type", "schema", "schema_guessed", "name", "content", "error", "offset",
+                  "exi", "message")
 
 
 class TsharkMissing(RuntimeError):
@@ -135,7 +188,7 @@ class CaptureReader:
                 st["messages"] += 1
             if r.error:
                 st["errors"] += 1
-            elif r.content is not None:
+            elif r._content is not None:          # without building a lazy dict
                 st["decoded"] += 1
             yield r
 
@@ -283,21 +336,25 @@ class CaptureReader:
                 st.kind = _V2G
                 self.stats["v2g_streams"] += 1
             if ptype is None:
-                name = schema = content = obj = None
+                name = schema = dec = obj = None
                 guessed = False
                 err = payload
                 payload = b""
             else:
-                schema, guessed, name, content, obj, err = self._decode(st, d, ptype, payload)
+                schema, guessed, dec, err = self._decode(st, d, ptype, payload)
+                if dec is None:
+                    name = obj = None
+                else:
+                    name, obj = dec.name, dec.message
             if st.evcc is None:
                 st.evcc = (1 - d) if name and (name.endswith("Res") or name == "supportedAppProtocolRes") else d
             (src, sport), (dst, dport) = st.endpoint_text(d)
             yield MessageRecord(ts, frame, st.id, EVCC_TO_SECC if d == st.evcc else SECC_TO_EVCC,
                                 src, sport, dst, dport, transport, ptype, schema, guessed, name,
-                                content, err, off, payload, obj)
+                                dec, err, off, payload, obj)
 
     def _decode(self, st: _Stream, d: int, ptype: int, payload: bytes):
-        """(schema, guessed, name, content, message object, error) for one V2GTP payload."""
+        """(schema, guessed, Decoded or None, error) for one V2GTP payload."""
         dec = self.decoder.decode
         try:
             schema = self._ptype_schema[ptype]
@@ -305,27 +362,25 @@ class CaptureReader:
             schema = self._ptype_schema[ptype] = schema_for_payload_type(ptype)
         try:
             if schema is not None:                  # -20: the payload type names the schema
-                name, content, obj = dec(payload, schema)
-                return schema, False, name, content, obj, None
+                return schema, False, dec(payload, schema), None
             if ptype != 0x8001:
-                return None, False, None, None, None, f"payload type {ptype:#06x} not expected on a TCP stream"
+                return None, False, None, f"payload type {ptype:#06x} not expected on a TCP stream"
             if not st.sap_seen[d]:                  # first message each way: SupportedAppProtocol
                 st.sap_seen[d] = True
                 try:
-                    name, content, obj = dec(payload, "sap")
+                    res = dec(payload, "sap")
                 except ValueError:
-                    name = None
-                if name in SAP_NAMES:
-                    self._sap(st, name, content)
-                    return "sap", False, name, content, obj, None
+                    res = None
+                if res is not None and res.name in SAP_NAMES:
+                    self._sap(st, res.name, res.content)
+                    return "sap", False, res, None
             if st.schema is not None:
-                name, content, obj = dec(payload, st.schema)
-                return st.schema, False, name, content, obj, None
+                return st.schema, False, dec(payload, st.schema), None
             return self._guess(st, payload)
         except CodecUnavailable as e:
-            return schema or st.schema, False, None, None, None, str(e)
+            return schema or st.schema, False, None, str(e)
         except ValueError as e:
-            return schema or st.schema, False, None, None, None, f"EXI decode failed: {e}"
+            return schema or st.schema, False, None, f"EXI decode failed: {e}"
 
     def _sap(self, st: _Stream, name: str, content: dict) -> None:
         body = content.get(name) or {}
@@ -346,15 +401,15 @@ class CaptureReader:
         errors = []
         for schema in dict.fromkeys(order):
             try:
-                name, content, obj = self.decoder.decode(payload, schema)
+                res = self.decoder.decode(payload, schema)
             except ValueError as e:
                 errors.append(f"{schema}: {e}")
                 continue
-            if content and next(iter(content)) == "V2G_Message":
+            if res.root == "V2G_Message":
                 st.guess = schema
-                return schema, True, name, content, obj, None
-            errors.append(f"{schema}: root {name!r} is not V2G_Message")
-        return None, True, None, None, None, "no SupportedAppProtocol exchange and no schema decodes it: " + \
+                return schema, True, res, None
+            errors.append(f"{schema}: root {res.name!r} is not V2G_Message")
+        return None, True, None, "no SupportedAppProtocol exchange and no schema decodes it: " + \
             "; ".join(errors)
 
     def _sdp(self, ts, frame, src, sport, dst, dport, payload) -> MessageRecord:

@@ -50,6 +50,44 @@ def test_sessions_decode_with_schema_from_sap(codec, samples, mixed):
             assert r.exi.hex() == e["exi_hex"]
 
 
+def test_name_without_the_dict_form(codec, samples):
+    """name_of(message) is what message_name(to_dict(message)) says, for every schema."""
+    from exi.capture._codec import message_name, name_of, root_name
+    entries = [e for s in samples["sessions"].values() for e in s] + [samples["failed_sap_res"]]
+    for e in entries:
+        msg = codec.decode(bytes.fromhex(e["exi_hex"]), e["schema"])
+        d = codec.to_dict(msg)
+        assert name_of(msg) == message_name(d) == e["message"]
+        assert root_name(msg) == next(iter(d))
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_content_is_built_lazily_once(codec, mixed, monkeypatch, cache):
+    calls = []
+    real = codec.to_dict
+
+    def counting(msg):
+        calls.append(msg)
+        return real(msg)
+    monkeypatch.setattr(codec, "to_dict", counting)
+    r = exi.capture.CaptureReader(cache=cache)
+    recs = list(r.read(mixed))
+    exi_recs = [x for x in recs if x.message is not None]
+    # only the SupportedAppProtocol exchange needs a dict to pick the schema
+    assert all(m.__class__.__name__.startswith("supportedAppProtocol") for m in calls)
+    before = len(calls)
+    for x in exi_recs:
+        assert x.content is x.content
+        assert x.content == real(x.message)
+    built = len(calls) - before
+    payloads = {(x.schema, x.exi) for x in exi_recs if x.schema != "sap"}
+    assert r.stats["decoded"] == sum(1 for x in recs if x.content is not None) == len(exi_recs) + 2   # + SDP
+    if cache:       # one dict per distinct payload, shared by the records carrying it
+        assert built == len(payloads)
+    else:           # one per record (SupportedAppProtocol ones were built while reading)
+        assert built == len([x for x in exi_recs if x.schema != "sap"])
+
+
 def test_without_sap_the_schema_is_guessed_and_flagged(codec, tmp_path, samples):
     din = samples["sessions"]["din"][2:]
     p = tmp_path / "nosap.pcap"
