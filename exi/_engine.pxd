@@ -1,5 +1,30 @@
 cimport cython
+from cpython.object cimport PyObject
 from ._bits cimport BitReader, BitWriter
+
+# The C mirror of a grammar state and its productions (built by freeze()): what the
+# compiled decoder walks.  The PyObject* are borrowed: the schema keeps the objects.
+cdef struct CProd
+
+cdef struct CState:
+    Py_ssize_t n1
+    int width
+    CProd* prods
+    PyObject* state             # the State
+
+cdef struct CProd:
+    int kind
+    int dt_kind                 # datatype kind of a simple child element, -1 otherwise
+    int nbits
+    bint is_list
+    long long lo
+    Py_ssize_t offset
+    CState* next
+    PyObject* prod              # the Prod
+    PyObject* qname
+    PyObject* members           # enumeration members (a tuple) or NULL
+    PyObject* child             # the child's Grammar or NULL
+    PyObject* child_cls
 
 @cython.final
 cdef class Datatype:
@@ -39,6 +64,7 @@ cdef class State:
     cdef Py_ssize_t* c_codes            # `codes` as a C array (compiled engine)
     cdef Py_ssize_t ncodes
     cdef public tuple l2
+    cdef CState cs
     cpdef Py_ssize_t code_for(self, Py_ssize_t field)
 
 @cython.final
@@ -80,6 +106,8 @@ cdef class Decoder:
     cpdef complex_element(self, Grammar g, cls, qname)
     cpdef int second_level(self, State st) except -1
     cpdef store(self, obj, Grammar g, Prod p, v)
+    cpdef production(self, obj, Grammar g, Prod p, qname)
+    cpdef undeclared(self, obj, Grammar g, State st, unsigned long long code)
     cpdef value(self, Datatype dt, qname)
     cpdef string(self, qname)
     cpdef empty_value(self, Datatype dt)

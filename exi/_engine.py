@@ -173,6 +173,7 @@ class State:
     def __dealloc__(self):
         if cython.compiled:
             PyMem_Free(self.c_codes)
+            PyMem_Free(self.cs.prods)
 
     def code_for(self, field):
         if field < len(self.codes):
@@ -275,6 +276,41 @@ def bind_fields(states, grammar):
                     if (q.kind == P_SE or q.kind == P_SE_ANY or q.kind == P_SE_NS or
                             q.kind == P_CH_MIXED) and q.field < p.field:
                         g.ordered = False
+
+
+@cython.locals(s=State, p=Prod, i=cython.Py_ssize_t)
+def freeze(states):
+    """Build the C mirror of the states that the compiled decoder walks: every reference
+    is a borrowed pointer (the schema keeps the objects alive), so the walk does no
+    reference counting.  Called once the productions are linked and bound."""
+    if not cython.compiled:
+        return
+    cp: cython.pointer(CProd)
+    for st in states:
+        s = st
+        s.cs.n1 = s.n1
+        s.cs.width = s.width
+        s.cs.state = cython.cast(cython.pointer(PyObject), s)
+        s.cs.prods = cython.cast(cython.pointer(CProd), PyMem_Malloc((s.n1 + 1) * cython.sizeof(CProd)))
+        if not s.cs.prods:
+            raise MemoryError()
+        for i in range(s.n1):
+            p = s.prods[i]
+            cp = s.cs.prods + i
+            cp.kind = p.kind
+            cp.offset = p.offset
+            cp.is_list = p.is_list
+            cp.next = cython.address(p.next.cs) if p.next is not None else cython.NULL
+            cp.prod = cython.cast(cython.pointer(PyObject), p)
+            cp.qname = cython.cast(cython.pointer(PyObject), p.qname)
+            cp.dt_kind = p.dt.kind if p.kind == P_SE and p.simple else -1
+            cp.nbits = p.dt.nbits if p.dt is not None else 0
+            cp.lo = p.dt.lo_c if p.dt is not None else 0
+            cp.members = cython.cast(cython.pointer(PyObject), p.dt.members) \
+                if p.dt is not None and p.dt.members is not None else cython.NULL
+            cp.child = cython.cast(cython.pointer(PyObject), p.child) if p.child is not None else cython.NULL
+            cp.child_cls = cython.cast(cython.pointer(PyObject), p.child.cls) \
+                if p.child is not None else cython.NULL
 
 
 # ---------------------------------------------------------------------------------------
@@ -401,7 +437,7 @@ class Decoder:
         return ""
 
     @cython.locals(r=BitReader, st=State, p=Prod, code=cython.ulonglong, i=cython.Py_ssize_t,
-                   dt=Datatype)
+                   dt=Datatype, kind=cython.int, dk=cython.int)
     def complex_element(self, g: Grammar, cls, qname):
         r = self.r
         if cython.compiled:
@@ -412,85 +448,124 @@ class Decoder:
             else:
                 for i in range(g.nfields):
                     set_slot(obj, g.c_offsets[i], None)
-        else:
-            obj = cls.__new__(cls)
-            for name in g.names:
-                object.__setattr__(obj, name, None)
-        st = g.first
-        while True:
-            code = r.read(st.width)
-            if code < st.n1:
-                p = cython.cast(Prod, st.prods[code])
-                if p.kind == P_SE:
-                    if p.simple and r.read_bit() == 0:
+            # the same walk as below, over the C mirror of the grammar (see freeze())
+            cst: cython.pointer(CState) = cython.address(g.first.cs)
+            cp: cython.pointer(CProd)
+            while True:
+                code = r.read(cst.width)
+                if code >= cst.n1:
+                    self.undeclared(obj, g, cython.cast(State, cst.state), code)
+                    return obj
+                cp = cst.prods + code
+                kind = cp.kind
+                if kind == P_SE:
+                    dk = cp.dt_kind
+                    if dk >= 0 and r.read_bit() == 0:
                         # the common leaf: CH (1 bit), the value, EE (1 bit), inlined
-                        dt = p.dt
-                        if dt.kind == DT_NBIT:
-                            v = dt.lo_c + cython.cast(cython.longlong, r.read(dt.nbits))
-                        elif dt.kind == DT_ENUM and dt.nbits > 0:
-                            code = r.read(dt.nbits)
-                            if code >= len(dt.members):
-                                raise self.located(self.error(f"enumeration index {code} out of range"), p.qname)
-                            v = dt.members[code]
-                        elif dt.kind == DT_BOOL:
+                        if dk == DT_NBIT:
+                            v = cp.lo + cython.cast(cython.longlong, r.read(cp.nbits))
+                        elif dk == DT_ENUM and cp.nbits > 0:
+                            code = r.read(cp.nbits)
+                            if code >= len(cython.cast(tuple, cp.members)):
+                                raise self.located(self.error(f"enumeration index {code} out of range"),
+                                                   cython.cast(object, cp.qname))
+                            v = cython.cast(tuple, cp.members)[code]
+                        elif dk == DT_BOOL:
                             v = r.read_bit() == 1
-                        elif dt.kind == DT_INT:
+                        elif dk == DT_UINT:
+                            v = r.read_uint()
+                        elif dk == DT_INT:
                             if r.read_bit():
                                 v = -r.read_uint() - 1
                             else:
                                 v = r.read_uint()
-                        elif dt.kind == DT_UINT:
-                            v = r.read_uint()
                         else:
                             try:
-                                v = self.value(dt, p.qname)
+                                v = self.value(cython.cast(Prod, cp.prod).dt, cython.cast(object, cp.qname))
                             except DecodeError as e:
-                                raise self.located(e, p.qname)
+                                raise self.located(e, cython.cast(object, cp.qname))
                         if r.read_bit() != 0:
                             r.pos -= 1
                             raise self.located(self.error(
-                                "undeclared content after a simple value is not supported"), p.qname)
-                    elif p.simple:
+                                "undeclared content after a simple value is not supported"),
+                                cython.cast(object, cp.qname))
+                    elif dk >= 0:
                         r.pos -= 1
-                        v = self.element(p.child, None, p.qname)
+                        v = self.element(cython.cast(Grammar, cp.child), None, cython.cast(object, cp.qname))
                     else:
-                        v = self.element(p.child, p.child.cls, p.qname)
-                    if cython.compiled:
-                        if p.is_list:
-                            lst = get_slot(obj, p.offset)
-                            if lst is None:
-                                set_slot(obj, p.offset, [v])
-                            else:
-                                lst.append(v)
+                        v = self.element(cython.cast(Grammar, cp.child), cython.cast(object, cp.child_cls),
+                                         cython.cast(object, cp.qname))
+                    if cp.is_list:
+                        lst = get_slot(obj, cp.offset)
+                        if lst is None:
+                            set_slot(obj, cp.offset, [v])
                         else:
-                            set_slot(obj, p.offset, v)
+                            lst.append(v)
                     else:
-                        self.store(obj, g, p, v)
-                elif p.kind == P_EE:
-                    break
-                elif p.kind == P_AT:
-                    self.store(obj, g, p, self.value(p.dt, p.qname))
-                elif p.kind == P_CH:
-                    self.store(obj, g, p, self.value(p.dt, qname))
-                elif p.kind == P_SE_ANY or p.kind == P_SE_NS:
-                    from . import _generic      # a wildcard element: into the `any` list
-                    self.store(obj, g, p, _generic.decode_any(self))
-                elif p.kind == P_CH_MIXED:
-                    self.store(obj, g, p, self.string(qname))   # mixed content: untyped
+                        set_slot(obj, cp.offset, v)
+                elif kind == P_EE:
+                    return obj
                 else:
-                    raise self.error("attribute wildcards (AT(*)) are not supported by this decoder")
-                st = p.next
-            elif code == st.n1:
-                ev = self.second_level(st)
-                if ev == L2_EE:
-                    if st.ch_code >= 0:      # <a Id="x"></a>: empty simple content
-                        p = st.prods[st.ch_code]
-                        self.store(obj, g, p, self.empty_value(p.dt))
-                    break
-                raise self.error(f"undeclared {_L2_NAMES[ev]} is not supported by this decoder")
+                    self.production(obj, g, cython.cast(Prod, cp.prod), qname)
+                cst = cp.next
+        obj = cls.__new__(cls)
+        for name in g.names:
+            object.__setattr__(obj, name, None)
+        st = g.first
+        while True:
+            code = r.read(st.width)
+            if code >= st.n1:
+                self.undeclared(obj, g, st, code)
+                return obj
+            p = st.prods[code]
+            if p.kind == P_SE:
+                if p.simple and r.read_bit() == 0:
+                    try:
+                        v = self.value(p.dt, p.qname)
+                    except DecodeError as e:
+                        raise self.located(e, p.qname)
+                    if r.read_bit() != 0:
+                        r.pos -= 1
+                        raise self.located(self.error(
+                            "undeclared content after a simple value is not supported"), p.qname)
+                elif p.simple:
+                    r.pos -= 1
+                    v = self.element(p.child, None, p.qname)
+                else:
+                    v = self.element(p.child, p.child.cls, p.qname)
+                self.store(obj, g, p, v)
+            elif p.kind == P_EE:
+                return obj
             else:
-                raise self.error(f"invalid event code {code}")
-        return obj
+                self.production(obj, g, p, qname)
+            st = p.next
+
+    def production(self, obj, g: Grammar, p: Prod, qname):
+        """The productions other than SE and EE of a schema-informed element."""
+        if p.kind == P_AT:
+            self.store(obj, g, p, self.value(p.dt, p.qname))
+        elif p.kind == P_CH:
+            self.store(obj, g, p, self.value(p.dt, qname))
+        elif p.kind == P_SE_ANY or p.kind == P_SE_NS:
+            from . import _generic      # a wildcard element: into the `any` list
+            self.store(obj, g, p, _generic.decode_any(self))
+        elif p.kind == P_CH_MIXED:
+            self.store(obj, g, p, self.string(qname))   # mixed content: untyped
+        else:
+            raise self.error("attribute wildcards (AT(*)) are not supported by this decoder")
+
+    @cython.locals(ev=cython.int)
+    def undeclared(self, obj, g: Grammar, st: State, code):
+        """An event code past the first level: only the undeclared EE is supported."""
+        if code == st.n1:
+            ev = self.second_level(st)
+            if ev == L2_EE:
+                if st.ch_code >= 0:      # <a Id="x"></a>: empty simple content
+                    p: Prod = st.prods[st.ch_code]
+                    self.store(obj, g, p, self.empty_value(p.dt))
+                return
+            raise self.error(f"undeclared {_L2_NAMES[ev]} is not supported by this decoder")
+        raise self.error(f"invalid event code {code}")
 
     def store(self, obj, g: Grammar, p: Prod, v):
         if cython.compiled:

@@ -78,6 +78,7 @@ class Schema:
         for g in self.grammars:
             if not g.simple:
                 _engine.bind_fields(_states_of(g), g)
+        _engine.freeze(self.states)
         for cname, row in t.CLASSES:
             cls = self.classes[cname]
             cls._field_grammars = tuple(self.grammars[f[4]] if f[1] == 1 else None for f in row)

@@ -17,13 +17,13 @@ cdef inline Py_ssize_t slot_offset(object descriptor) except -1:
         raise TypeError("message fields must be __slots__ members")
     return (<PyMemberDescrObject*>descriptor).d_member.offset
 
-cdef inline object get_slot(object obj, Py_ssize_t offset):
+cdef inline object get_slot(object obj, Py_ssize_t offset) noexcept:
     cdef PyObject* p = (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
     if p == NULL:
         return None
     return <object>p
 
-cdef inline void set_slot(object obj, Py_ssize_t offset, object value):
+cdef inline void set_slot(object obj, Py_ssize_t offset, object value) noexcept:
     cdef PyObject** slot = <PyObject**>((<char*><PyObject*>obj) + offset)
     cdef PyObject* old = slot[0]
     Py_INCREF(value)
