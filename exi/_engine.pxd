@@ -17,7 +17,7 @@ cdef struct CProd:
     int dt_kind                 # datatype kind of a simple child element, -1 otherwise
     int nbits
     bint is_list
-    long long lo
+    long long lo, hi            # value range of n-bit and 64-bit integers (Datatype.lo_c, hi_c)
     Py_ssize_t offset
     CState* next
     PyObject* prod              # the Prod

@@ -29,7 +29,8 @@ from .message import ElementValue, Message
 if cython.compiled:
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc
-    from cython.cimports.exi._slots import get_slot, new_instance, set_slot, slot_offset
+    from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
+    from cython.cimports.exi._slots import exi_fill_none, get_slot, new_instance, set_slot, slot_offset, slot_ptr
 else:
     def slot_offset(descriptor):
         return 0
@@ -306,6 +307,7 @@ def freeze(states):
             cp.dt_kind = p.dt.kind if p.kind == P_SE and p.simple else -1
             cp.nbits = p.dt.nbits if p.dt is not None else 0
             cp.lo = p.dt.lo_c if p.dt is not None else 0
+            cp.hi = p.dt.hi_c if p.dt is not None else 0
             cp.members = cython.cast(cython.pointer(PyObject), p.dt.members) \
                 if p.dt is not None and p.dt.members is not None else cython.NULL
             cp.child = cython.cast(cython.pointer(PyObject), p.child) if p.child is not None else cython.NULL
@@ -443,8 +445,7 @@ class Decoder:
         if cython.compiled:
             obj = new_instance(cls)
             if g.slot_lo >= 0:
-                for i in range(g.nfields):
-                    set_slot(obj, g.slot_lo + i * cython.sizeof(cython.p_void), None)
+                exi_fill_none(obj, g.slot_lo, g.nfields)
             else:
                 for i in range(g.nfields):
                     set_slot(obj, g.c_offsets[i], None)
@@ -913,13 +914,18 @@ class Encoder:
         accepted where field order puts it."""
         w = self.w
         st = g.first
+        raw: cython.pointer(PyObject)
         for i in range(g.nfields):
             if cython.compiled:
-                v = get_slot(obj, g.c_offsets[i])
+                # most fields are None: test the pointer before taking a reference
+                raw = slot_ptr(obj, g.c_offsets[i])
+                if raw == cython.NULL or raw == cython.cast(cython.pointer(PyObject), None):
+                    continue
+                v = cython.cast(object, raw)
             else:
                 v = getattr(obj, g.names[i])
-            if v is None:
-                continue
+                if v is None:
+                    continue
             if cython.compiled:
                 kind = g.c_kinds[i]
             else:
@@ -974,28 +980,69 @@ class Encoder:
         return st
 
     @cython.locals(p=Prod, w=BitWriter, dt=Datatype, x=cython.longlong, overflow=cython.int,
-                   k=cython.Py_ssize_t)
+                   k=cython.Py_ssize_t, n=cython.Py_ssize_t, dk=cython.int, width=cython.int)
     def child(self, st: State, code, item):
-        p = cython.cast(Prod, st.prods[code])
         w = self.w
-        if p.simple:
-            # the common leaves, inlined: the event code, CH (0), the value, EE (0)
-            dt = p.dt
-            if dt.kind == DT_NBIT and type(item) is int:
-                if cython.compiled:
+        if cython.compiled:
+            # the same as below over the C mirror of the state (no reference counting)
+            cp: cython.pointer(CProd) = st.cs.prods + code
+            dk = cp.dt_kind
+            width = st.width
+            if dk == DT_NBIT:
+                if type(item) is int:
                     overflow = 0
                     x = PyLong_AsLongLongAndOverflow(item, cython.address(overflow))
-                    if overflow == 0 and dt.lo_c <= x <= dt.hi_c:
-                        if st.width + dt.nbits + 2 <= 56:
-                            w.write((code << (dt.nbits + 2)) | ((x - dt.lo_c) << 1), st.width + dt.nbits + 2)
-                        else:
-                            w.write(code, st.width)
-                            w.write((x - dt.lo_c) << 1, dt.nbits + 2)
-                        return p.next
-                elif dt.lo_c <= item <= dt.hi_c:
-                    w.write((code << (dt.nbits + 2)) | ((item - dt.lo_c) << 1), st.width + dt.nbits + 2)
-                    return p.next
-                raise self.located(EncodeError(f"value {item} out of range [{dt.lo}, {dt.hi}]"), p.qname)
+                    if overflow or x < cp.lo or x > cp.hi:
+                        raise self.located(EncodeError(f"value {item} out of range [{cp.lo}, {cp.hi}]"),
+                                           cython.cast(object, cp.qname))
+                    if width + cp.nbits + 2 <= 56:
+                        w.write((code << (cp.nbits + 2)) | ((x - cp.lo) << 1), width + cp.nbits + 2)
+                    else:
+                        w.write(code, width)
+                        w.write((x - cp.lo) << 1, cp.nbits + 2)
+                    return cython.cast(State, cp.next.state)
+            elif dk == DT_ENUM:
+                k = -1
+                n = PyTuple_GET_SIZE(cython.cast(tuple, cp.members))
+                for i in range(n):      # members are singletons: compare pointers first
+                    if PyTuple_GET_ITEM(cython.cast(tuple, cp.members), i) == cython.cast(cython.pointer(PyObject), item):
+                        k = i
+                        break
+                if k < 0:
+                    k = cython.cast(Prod, cp.prod).dt.enum_index(item)
+                if k >= 0:
+                    w.write((code << (cp.nbits + 2)) | (k << 1), width + cp.nbits + 2)
+                    return cython.cast(State, cp.next.state)
+            elif dk == DT_BOOL:
+                if item is True or item is False:
+                    w.write((code << 3) | (2 if item is True else 0), width + 3)
+                    return cython.cast(State, cp.next.state)
+            elif (dk == DT_INT or dk == DT_UINT) and type(item) is int:
+                overflow = 0
+                x = PyLong_AsLongLongAndOverflow(item, cython.address(overflow))
+                if overflow == 0 and x > -0x7FFFFFFFFFFFFFFF and cp.lo <= x <= cp.hi:
+                    if dk == DT_UINT:
+                        w.write(code << 1, width + 1)                   # CH
+                        w.write_small_uint(x)
+                    elif x < 0:
+                        w.write((code << 2) | 1, width + 2)             # CH, minus
+                        w.write_small_uint(-x - 1)
+                    else:
+                        w.write(code << 2, width + 2)                   # CH, plus
+                        w.write_small_uint(x)
+                    w.write(0, 1)                                       # EE
+                    return cython.cast(State, cp.next.state)
+            w.write(code, width)
+            self.element(cython.cast(Grammar, cp.child), item, cython.cast(object, cp.qname))
+            return cython.cast(State, cp.next.state)
+        p = st.prods[code]
+        if p.simple:
+            dt = p.dt
+            if dt.kind == DT_NBIT and type(item) is int:
+                if not dt.lo_c <= item <= dt.hi_c:
+                    raise self.located(EncodeError(f"value {item} out of range [{dt.lo}, {dt.hi}]"), p.qname)
+                w.write((code << (dt.nbits + 2)) | ((item - dt.lo_c) << 1), st.width + dt.nbits + 2)
+                return p.next
             if dt.kind == DT_ENUM:
                 k = dt.enum_index(item)
                 if k >= 0:
@@ -1004,34 +1051,18 @@ class Encoder:
             elif dt.kind == DT_BOOL and (item is True or item is False):
                 w.write((code << 3) | (2 if item is True else 0), st.width + 3)
                 return p.next
-            elif (dt.kind == DT_INT or dt.kind == DT_UINT) and type(item) is int:
-                if cython.compiled:
-                    overflow = 0
-                    x = PyLong_AsLongLongAndOverflow(item, cython.address(overflow))
-                    if overflow == 0 and x > -0x7FFFFFFFFFFFFFFF and dt.lo_c <= x <= dt.hi_c:
-                        if dt.kind == DT_UINT:
-                            w.write(code << 1, st.width + 1)            # CH
-                            w.write_small_uint(x)
-                        elif x < 0:
-                            w.write((code << 2) | 1, st.width + 2)      # CH, minus
-                            w.write_small_uint(-x - 1)
-                        else:
-                            w.write(code << 2, st.width + 2)            # CH, plus
-                            w.write_small_uint(x)
-                        w.write(0, 1)                                   # EE
-                        return p.next
-                elif dt.lo_c <= item <= dt.hi_c:
-                    if dt.kind == DT_UINT:
-                        w.write(code << 1, st.width + 1)
-                        w.write_uint(item)
-                    elif item < 0:
-                        w.write((code << 2) | 1, st.width + 2)
-                        w.write_uint(-item - 1)
-                    else:
-                        w.write(code << 2, st.width + 2)
-                        w.write_uint(item)
-                    w.write(0, 1)
-                    return p.next
+            elif (dt.kind == DT_INT or dt.kind == DT_UINT) and type(item) is int and dt.lo_c <= item <= dt.hi_c:
+                if dt.kind == DT_UINT:
+                    w.write(code << 1, st.width + 1)
+                    w.write_uint(item)
+                elif item < 0:
+                    w.write((code << 2) | 1, st.width + 2)
+                    w.write_uint(-item - 1)
+                else:
+                    w.write(code << 2, st.width + 2)
+                    w.write_uint(item)
+                w.write(0, 1)
+                return p.next
         w.write(code, st.width)
         self.element(p.child, item, p.qname)
         return p.next

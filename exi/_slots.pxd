@@ -33,3 +33,19 @@ cdef inline void set_slot(object obj, Py_ssize_t offset, object value) noexcept:
 cdef inline object new_instance(object cls):
     # what object.__new__(cls) does, without the call overhead: a zeroed, GC-tracked object
     return PyType_GenericNew(cls, None, None)
+
+cdef extern from *:
+    """
+    /* Give the n slots of a new object (all NULL) the value None: one reference count
+       update for all of them (None's count is one memory word every slot update touches). */
+    static inline void exi_fill_none(PyObject *obj, Py_ssize_t offset, Py_ssize_t n) {
+        PyObject **slot = (PyObject **)((char *)obj + offset);
+        for (Py_ssize_t i = 0; i < n; i++) slot[i] = Py_None;
+        Py_SET_REFCNT(Py_None, Py_REFCNT(Py_None) + n);
+    }
+    """
+    void exi_fill_none(object obj, Py_ssize_t offset, Py_ssize_t n) noexcept
+
+cdef inline PyObject* slot_ptr(object obj, Py_ssize_t offset) noexcept:
+    # the slot's value as a borrowed pointer (NULL when never set): no reference count update
+    return (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
