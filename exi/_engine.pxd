@@ -2,6 +2,21 @@ cimport cython
 from cpython.object cimport PyObject
 from ._bits cimport BitReader, BitWriter
 
+# borrowed-pointer versions of a few checks (no reference count updates)
+cdef extern from *:
+    """
+    #define exi_is_exact_int(o) PyLong_CheckExact(o)
+    #define exi_as_longlong(o, overflow) PyLong_AsLongLongAndOverflow(o, overflow)
+    #define exi_none() Py_None
+    #define exi_true() Py_True
+    #define exi_false() Py_False
+    """
+    bint exi_is_exact_int(PyObject* o) noexcept
+    long long exi_as_longlong(PyObject* o, int* overflow) except? -1
+    PyObject* exi_none() noexcept
+    PyObject* exi_true() noexcept
+    PyObject* exi_false() noexcept
+
 # The C mirror of a grammar state and its productions (built by freeze()): what the
 # compiled decoder walks.  The PyObject* are borrowed: the schema keeps the objects.
 cdef struct CProd
@@ -127,6 +142,7 @@ cdef class Encoder:
     cpdef complex_element(self, Grammar g, obj, qname)
     cpdef read_field(self, obj, Grammar g, Py_ssize_t i)
     cpdef State child(self, State st, Py_ssize_t code, item)
+    cdef State child_c(self, State st, Py_ssize_t code, PyObject* item)
     cpdef fields_in_order(self, Grammar g, obj, qname)
     cpdef value(self, Datatype dt, v)
     cpdef located(self, e, qname)

@@ -30,6 +30,7 @@ if cython.compiled:
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc
     from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
+    from cython.cimports.cpython.list import PyList_GET_ITEM
     from cython.cimports.exi._slots import exi_fill_none, get_slot, new_instance, set_slot, slot_offset, slot_ptr
 else:
     def slot_offset(descriptor):
@@ -919,7 +920,7 @@ class Encoder:
             if cython.compiled:
                 # most fields are None: test the pointer before taking a reference
                 raw = slot_ptr(obj, g.c_offsets[i])
-                if raw == cython.NULL or raw == cython.cast(cython.pointer(PyObject), None):
+                if raw == cython.NULL or raw == exi_none():
                     continue
                 v = cython.cast(object, raw)
             else:
@@ -936,10 +937,19 @@ class Encoder:
                 code = st.c_codes[i] if cython.compiled else st.codes[i]
                 if code < 0:
                     return None
-                st = self.child(st, code, v)
+                if cython.compiled:
+                    st = self.child_c(st, code, raw)
+                else:
+                    st = self.child(st, code, v)
             elif kind == F_ELEMENT | FIELD_LIST:
                 if type(v) is not list and not isinstance(v, (list, tuple)):
                     raise EncodeError(f"{g.names[i]} must be a list")
+                if cython.compiled and type(v) is list:
+                    for j in range(len(v)):     # borrowed items (the list is not changed meanwhile)
+                        if i >= st.ncodes or st.c_codes[i] < 0:
+                            return None
+                        st = self.child_c(st, st.c_codes[i], PyList_GET_ITEM(v, j))
+                    continue
                 for item in v:
                     if i >= st.ncodes:
                         return None
@@ -979,62 +989,71 @@ class Encoder:
                         st = _generic.encode_wildcard_items(self, st, [item], qname)
         return st
 
-    @cython.locals(p=Prod, w=BitWriter, dt=Datatype, x=cython.longlong, overflow=cython.int,
-                   k=cython.Py_ssize_t, n=cython.Py_ssize_t, dk=cython.int, width=cython.int)
-    def child(self, st: State, code, item):
+    @cython.locals(w=BitWriter, x=cython.longlong, overflow=cython.int, k=cython.Py_ssize_t,
+                   n=cython.Py_ssize_t, dk=cython.int, width=cython.int)
+    def child_c(self, st: State, code, item):
+        """child() for the compiled engine, over the C mirror of the state, with the item
+        as a borrowed pointer: no reference counting on the hot path (the values are
+        mostly shared objects: small ints, enumeration members, whose counts would
+        otherwise be updated back to back)."""
         w = self.w
-        if cython.compiled:
-            # the same as below over the C mirror of the state (no reference counting)
-            cp: cython.pointer(CProd) = st.cs.prods + code
-            dk = cp.dt_kind
-            width = st.width
-            if dk == DT_NBIT:
-                if type(item) is int:
-                    overflow = 0
-                    x = PyLong_AsLongLongAndOverflow(item, cython.address(overflow))
-                    if overflow or x < cp.lo or x > cp.hi:
-                        raise self.located(EncodeError(f"value {item} out of range [{cp.lo}, {cp.hi}]"),
-                                           cython.cast(object, cp.qname))
-                    if width + cp.nbits + 2 <= 56:
-                        w.write((code << (cp.nbits + 2)) | ((x - cp.lo) << 1), width + cp.nbits + 2)
-                    else:
-                        w.write(code, width)
-                        w.write((x - cp.lo) << 1, cp.nbits + 2)
-                    return cython.cast(State, cp.next.state)
-            elif dk == DT_ENUM:
-                k = -1
-                n = PyTuple_GET_SIZE(cython.cast(tuple, cp.members))
-                for i in range(n):      # members are singletons: compare pointers first
-                    if PyTuple_GET_ITEM(cython.cast(tuple, cp.members), i) == cython.cast(cython.pointer(PyObject), item):
-                        k = i
-                        break
-                if k < 0:
-                    k = cython.cast(Prod, cp.prod).dt.enum_index(item)
-                if k >= 0:
-                    w.write((code << (cp.nbits + 2)) | (k << 1), width + cp.nbits + 2)
-                    return cython.cast(State, cp.next.state)
-            elif dk == DT_BOOL:
-                if item is True or item is False:
-                    w.write((code << 3) | (2 if item is True else 0), width + 3)
-                    return cython.cast(State, cp.next.state)
-            elif (dk == DT_INT or dk == DT_UINT) and type(item) is int:
+        cp: cython.pointer(CProd) = st.cs.prods + code
+        dk = cp.dt_kind
+        width = st.width
+        if dk == DT_NBIT:
+            if exi_is_exact_int(item):
                 overflow = 0
-                x = PyLong_AsLongLongAndOverflow(item, cython.address(overflow))
-                if overflow == 0 and x > -0x7FFFFFFFFFFFFFFF and cp.lo <= x <= cp.hi:
-                    if dk == DT_UINT:
-                        w.write(code << 1, width + 1)                   # CH
-                        w.write_small_uint(x)
-                    elif x < 0:
-                        w.write((code << 2) | 1, width + 2)             # CH, minus
-                        w.write_small_uint(-x - 1)
-                    else:
-                        w.write(code << 2, width + 2)                   # CH, plus
-                        w.write_small_uint(x)
-                    w.write(0, 1)                                       # EE
-                    return cython.cast(State, cp.next.state)
-            w.write(code, width)
-            self.element(cython.cast(Grammar, cp.child), item, cython.cast(object, cp.qname))
-            return cython.cast(State, cp.next.state)
+                x = exi_as_longlong(item, cython.address(overflow))
+                if overflow or x < cp.lo or x > cp.hi:
+                    raise self.located(EncodeError(f"value {cython.cast(object, item)} out of range "
+                                                   f"[{cp.lo}, {cp.hi}]"), cython.cast(object, cp.qname))
+                if width + cp.nbits + 2 <= 56:
+                    w.write((code << (cp.nbits + 2)) | ((x - cp.lo) << 1), width + cp.nbits + 2)
+                else:
+                    w.write(code, width)
+                    w.write((x - cp.lo) << 1, cp.nbits + 2)
+                return cython.cast(State, cp.next.state)
+        elif dk == DT_ENUM:
+            k = -1
+            n = PyTuple_GET_SIZE(cython.cast(tuple, cp.members))
+            for i in range(n):      # members are singletons: compare pointers first
+                if PyTuple_GET_ITEM(cython.cast(tuple, cp.members), i) == item:
+                    k = i
+                    break
+            if k < 0:
+                k = cython.cast(Prod, cp.prod).dt.enum_index(cython.cast(object, item))
+            if k >= 0:
+                w.write((code << (cp.nbits + 2)) | (k << 1), width + cp.nbits + 2)
+                return cython.cast(State, cp.next.state)
+        elif dk == DT_BOOL:
+            if item == exi_true() or item == exi_false():
+                w.write((code << 3) | (2 if item == exi_true() else 0), width + 3)
+                return cython.cast(State, cp.next.state)
+        elif (dk == DT_INT or dk == DT_UINT) and exi_is_exact_int(item):
+            overflow = 0
+            x = exi_as_longlong(item, cython.address(overflow))
+            if overflow == 0 and x > -0x7FFFFFFFFFFFFFFF and cp.lo <= x <= cp.hi:
+                if dk == DT_UINT:
+                    w.write(code << 1, width + 1)                   # CH
+                    w.write_small_uint(x)
+                elif x < 0:
+                    w.write((code << 2) | 1, width + 2)             # CH, minus
+                    w.write_small_uint(-x - 1)
+                else:
+                    w.write(code << 2, width + 2)                   # CH, plus
+                    w.write_small_uint(x)
+                w.write(0, 1)                                       # EE
+                return cython.cast(State, cp.next.state)
+        w.write(code, width)
+        self.element(cython.cast(Grammar, cp.child), cython.cast(object, item), cython.cast(object, cp.qname))
+        return cython.cast(State, cp.next.state)
+
+    @cython.locals(p=Prod, w=BitWriter, dt=Datatype, k=cython.Py_ssize_t)
+    def child(self, st: State, code, item):
+        """Write child element `item` through production `code` of `st`; the next state."""
+        if cython.compiled:
+            return self.child_c(st, code, cython.cast(cython.pointer(PyObject), item))
+        w = self.w
         p = st.prods[code]
         if p.simple:
             dt = p.dt
@@ -1274,13 +1293,16 @@ def encode(message, *, validate=True):
     other facets are checked too (length and range facets of strings, binaries and
     integers); validate=False writes what a non-validating reference encoder writes, which
     is how real-world streams with out-of-facet values re-encode byte for byte."""
-    if isinstance(message, Message) and not isinstance(message, ElementValue):
-        q = type(message)._element
-        if q is not None:
-            s = SCHEMAS.get(message._schema_id)
-            if s is None:
-                from ._schema import get_schema
-                s = get_schema(message._schema_id)
-            return encode_document(s, message, q, validate)
-    from . import _api      # simple-typed roots, and the errors for what is not a root
-    return _api.encode_other(message, validate)
+    root = _ROOT_OF_CLASS.get(type(message))
+    if root is None:
+        if isinstance(message, Message) and not isinstance(message, ElementValue) and \
+                type(message)._element is not None:
+            from ._schema import get_schema
+            root = _ROOT_OF_CLASS[type(message)] = (get_schema(message._schema_id), type(message)._element)
+        else:
+            from . import _api      # simple-typed roots, and the errors for what is not a root
+            return _api.encode_other(message, validate)
+    return encode_document(root[0], message, root[1], validate)
+
+
+_ROOT_OF_CLASS = {}     # message class of a global element -> (Schema, qname index)
