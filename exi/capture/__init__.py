@@ -3,6 +3,7 @@
     for rec in exi.capture.read("session.pcapng", keylog=None):
         print(rec.time, rec.direction, rec.name, rec.content)
 """
+from ._impl import IMPLEMENTATION  # noqa: F401  (must run before the hot modules are imported)
 from .reader import (EVCC_TO_SECC, SECC_TO_EVCC, CaptureReader, MessageRecord, TsharkMissing,
                      read)
 from ._codec import CodecUnavailable, Decoder

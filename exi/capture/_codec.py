@@ -6,10 +6,20 @@ only when somebody asks for `content`, once per Decoded.  Results are cached per
 payload): a capture repeats identical EXI payloads constantly (the charge loop), so records
 carrying the same payload share one Decoded, its message object and its dict; callers must
 treat both as read-only.  Decoder(cache=False) decodes every payload.
+
+Cython pure-Python mode (see _codec.pxd): compiled by setup.py, also runs as plain Python.
 """
 from __future__ import annotations
 
 from typing import Callable, Optional
+
+import cython
+
+if cython.compiled:
+    from cython.cimports.exi._slots import get_slot, slot_offset
+else:
+    def slot_offset(descriptor):
+        return 0
 
 
 class CodecUnavailable(RuntimeError):
@@ -37,6 +47,7 @@ def message_name(d: dict) -> Optional[str]:
 
 
 _ROOTS: dict = {}        # message class -> its root element name (None: not a global element)
+_BODIES: dict = {}       # Body class -> (field names in to_dict order, their slot offsets)
 
 
 def root_name(msg) -> Optional[str]:
@@ -59,6 +70,7 @@ def root_name(msg) -> Optional[str]:
     return name
 
 
+@cython.locals(i=cython.Py_ssize_t, fields=tuple, offsets=tuple)
 def name_of(msg) -> Optional[str]:
     """message_name(exi.to_dict(msg)) without building the dict."""
     root = root_name(msg)
@@ -67,15 +79,30 @@ def name_of(msg) -> Optional[str]:
             return message_name(msg)
         body = msg.Body
         if body is not None:
-            for f in body._fields:          # to_dict's key order; one is set in a valid message
-                if getattr(body, f) is not None:
-                    return f
+            plan = _BODIES.get(body.__class__)
+            if plan is None:
+                plan = _BODIES[body.__class__] = _body_plan(body.__class__)
+            fields, offsets = plan          # to_dict's key order; one is set in a valid message
+            if cython.compiled:             # read the slots directly, as the compiled engine does
+                for i in range(len(fields)):
+                    if get_slot(body, offsets[i]) is not None:
+                        return fields[i]
+            else:
+                for f in fields:
+                    if getattr(body, f) is not None:
+                        return f
         return root
     if root is None and not isinstance(msg, dict):   # not a root element: ask its dict form
         return message_name(_load()[1](msg))
     return root
 
 
+def _body_plan(cls) -> tuple:
+    fields = tuple(cls._fields)
+    return fields, tuple(slot_offset(getattr(cls, f)) for f in fields)
+
+
+@cython.cclass
 class Decoded:
     """One decode result: message name, message object, dict form on first use."""
     __slots__ = ("name", "message", "_content")
@@ -97,33 +124,34 @@ class Decoded:
         return root_name(self.message)
 
 
+@cython.cclass
 class Decoder:
+    """decode(payload, schema) -> Decoded, with the cache; `impl` replaces the codec by a
+    function (payload, schema) -> dict form (the tests' stand-in)."""
     CACHE_LIMIT = 200_000
 
     def __init__(self, cache: bool = True, impl: Optional[Callable] = None):
         self.cache = {} if cache else None
         self.hits = 0
         self.calls = 0
-        self._impl = impl          # tests may inject a fake (payload, schema) -> dict form
-        self._decode = None
+        self._impl = impl
+        self._dec = None            # exi.decode, once loaded
 
-    def _load(self) -> Callable:
+    def _decode(self, payload, schema) -> Decoded:
         if self._impl is not None:
-            impl = self._impl
+            d = self._impl(payload, schema)
+            return Decoded(message_name(d), d, d)
+        if self._dec is None:
+            self._dec = _load()[0]
+        msg = self._dec(payload, schema)
+        res = Decoded.__new__(Decoded)      # compiled: no __init__ call
+        res.name = name_of(msg)
+        res.message = msg
+        res._content = None
+        return res
 
-            def decode(payload, schema):
-                d = impl(payload, schema)
-                return Decoded(message_name(d), d, d)
-        else:
-            dec = _load()[0]
-
-            def decode(payload, schema):
-                msg = dec(payload, schema)
-                return Decoded(name_of(msg), msg)
-        self._decode = decode
-        return decode
-
-    def decode(self, payload: bytes, schema: str) -> Decoded:
+    @cython.locals(res=object, hit=object)
+    def decode(self, payload, schema) -> Decoded:
         """Raise ValueError (the codec's DecodeError) or CodecUnavailable."""
         self.calls += 1
         cache = self.cache
@@ -136,7 +164,7 @@ class Decoder:
                     raise hit
                 return hit
         try:
-            res = (self._decode or self._load())(payload, schema)
+            res = self._decode(payload, schema)
         except CodecUnavailable:
             raise
         except Exception as e:  # the codec's contract is DecodeError, but never let a codec bug stop a capture

@@ -1,15 +1,18 @@
-"""Link layer -> IPv4/IPv6 -> TCP/UDP, with struct on bytes (no per-packet objects).
+# cython: boundscheck=True
+"""Link layer -> IPv4/IPv6 -> TCP/UDP, read straight from the frame's bytes (no per-packet
+objects).
 
 parse(linktype, frame) returns (proto, src, dst, sport, dport, seq, ack, flags, payload) or
 None for anything that is not TCP/UDP over IP.  Addresses stay packed bytes (4 or 16)
 until somebody needs text; IP total/payload length trims Ethernet padding, which
 otherwise would be appended to the TCP payload of short frames.
-"""
-from __future__ import annotations
 
+Cython pure-Python mode (see _net.pxd): compiled by setup.py, also runs as plain Python;
+indexing stays bounds-checked when compiled (the bytes come from the capture file).
+"""
 import socket
-import struct
-from typing import Optional
+
+import cython
 
 # link types (https://www.tcpdump.org/linktypes.html)
 LINKTYPE_NULL = 0
@@ -24,81 +27,85 @@ SUPPORTED_LINKTYPES = {0: "NULL", 1: "Ethernet", 12: "raw IP", 14: "raw IP", 101
                        108: "LOOP", 113: "Linux SLL", 228: "IPv4", 229: "IPv6", 276: "Linux SLL2"}
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
-_VLAN = (0x8100, 0x88A8, 0x9100)
-_IPV6_EXT = (0, 43, 60)        # hop-by-hop, routing, destination options
 TCP, UDP = 6, 17
 
-_u16 = struct.Struct("!H").unpack_from
-_tcp = struct.Struct("!HHIIBB").unpack_from
-_udp = struct.Struct("!HHH").unpack_from
 
-
-def parse(linktype: int, b: bytes) -> Optional[tuple]:
+@cython.locals(n=cython.Py_ssize_t, off=cython.Py_ssize_t, end=cython.Py_ssize_t, et=cython.int,
+               v=cython.int, nh=cython.int, plen=cython.Py_ssize_t, total=cython.Py_ssize_t,
+               seq=cython.ulonglong, ack=cython.ulonglong, hl=cython.Py_ssize_t)
+def parse(linktype, b: bytes):
+    n = len(b)
     if linktype == LINKTYPE_ETHERNET:
-        if len(b) < 14:
+        if n < 14:
             return None
-        et = _u16(b, 12)[0]
+        et = b[12] << 8 | b[13]
         off = 14
-        while et in _VLAN and len(b) >= off + 4:
-            et = _u16(b, off + 2)[0]
+        while (et == 0x8100 or et == 0x88A8 or et == 0x9100) and n >= off + 4:     # VLAN tags
+            et = b[off + 2] << 8 | b[off + 3]
             off += 4
     elif linktype == LINKTYPE_LINUX_SLL:
-        if len(b) < 16:
+        if n < 16:
             return None
-        et, off = _u16(b, 14)[0], 16
+        et, off = b[14] << 8 | b[15], 16
     elif linktype == LINKTYPE_LINUX_SLL2:
-        if len(b) < 20:
+        if n < 20:
             return None
-        et, off = _u16(b, 0)[0], 20
-    elif linktype in (LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6):
-        if not b:
+        et, off = b[0] << 8 | b[1], 20
+    elif linktype == LINKTYPE_RAW or linktype == 12 or linktype == 14 or linktype == LINKTYPE_IPV4 \
+            or linktype == LINKTYPE_IPV6:
+        if n == 0:
             return None
         v = b[0] >> 4
         et, off = (ETH_IPV4 if v == 4 else ETH_IPV6 if v == 6 else 0), 0
-    elif linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
-        if len(b) < 5:
+    elif linktype == LINKTYPE_NULL or linktype == LINKTYPE_LOOP:
+        if n < 5:
             return None
         v = b[4] >> 4      # the 4-byte family is host order for NULL; the IP version is not
         et, off = (ETH_IPV4 if v == 4 else ETH_IPV6 if v == 6 else 0), 4
     else:
         return None
     if et == ETH_IPV6:
-        if len(b) < off + 40:
+        if n < off + 40:
             return None
-        plen = _u16(b, off + 4)[0]
+        plen = b[off + 4] << 8 | b[off + 5]
         nh = b[off + 6]
         src, dst = b[off + 8:off + 24], b[off + 24:off + 40]
-        end = off + 40 + plen if plen else len(b)   # plen 0: jumbogram, take what is there
+        end = off + 40 + plen if plen else n        # plen 0: jumbogram, take what is there
         off += 40
-        while nh in _IPV6_EXT and off + 8 <= end:
+        while (nh == 0 or nh == 43 or nh == 60) and off + 8 <= end:   # hop-by-hop, routing, dest. options
             nh, off = b[off], off + 8 + b[off + 1] * 8
         if nh == 44:                                # fragment: V2G never fragments, skip
             return None
     elif et == ETH_IPV4:
-        if len(b) < off + 20:
+        if n < off + 20:
             return None
-        ihl = (b[off] & 0x0F) * 4
-        total = _u16(b, off + 2)[0]
-        if _u16(b, off + 6)[0] & 0x3FFF:            # MF flag or fragment offset
+        hl = (b[off] & 0x0F) * 4
+        total = b[off + 2] << 8 | b[off + 3]
+        if (b[off + 6] & 0x3F) or b[off + 7]:       # MF flag or fragment offset
             return None
         nh = b[off + 9]
         src, dst = b[off + 12:off + 16], b[off + 16:off + 20]
-        end = off + total if total else len(b)
-        off += ihl
+        end = off + total if total else n
+        off += hl
     else:
         return None
-    if end > len(b):
-        end = len(b)                                # snapped: keep what was captured
+    if end > n:
+        end = n                                     # snapped: keep what was captured
     if nh == TCP:
         if end - off < 20:
             return None
-        sport, dport, seq, ack, doff, flags = _tcp(b, off)
-        return (TCP, src, dst, sport, dport, seq, ack, flags, b[off + (doff >> 4) * 4:end])
+        seq = b[off + 4]                            # 64-bit before the shift when compiled
+        seq = seq << 24 | b[off + 5] << 16 | b[off + 6] << 8 | b[off + 7]
+        ack = b[off + 8]
+        ack = ack << 24 | b[off + 9] << 16 | b[off + 10] << 8 | b[off + 11]
+        hl = (b[off + 12] >> 4) * 4
+        return (TCP, src, dst, b[off] << 8 | b[off + 1], b[off + 2] << 8 | b[off + 3], seq, ack,
+                b[off + 13], b[off + hl:end])
     if nh == UDP:
         if end - off < 8:
             return None
-        sport, dport, _len = _udp(b, off)
-        return (UDP, src, dst, sport, dport, 0, 0, 0, b[off + 8:end])
+        return (UDP, src, dst, b[off] << 8 | b[off + 1], b[off + 2] << 8 | b[off + 3], 0, 0, 0,
+                b[off + 8:end])
     return None
 
 

@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, Union
 
+import cython
 import dpkt
 from dpkt import pcapng as _ng
 
@@ -64,6 +65,9 @@ def iter_frames(f: BinaryIO) -> Iterator[Item]:
         buf.close()
 
 
+@cython.locals(end=cython.Py_ssize_t, off=cython.Py_ssize_t, n=cython.Py_ssize_t, caplen=cython.Py_ssize_t,
+               origlen=cython.Py_ssize_t, data_end=cython.Py_ssize_t, caplimit=cython.Py_ssize_t,
+               linktype=cython.int, unit=cython.double, sec=cython.double, frac=cython.double)
 def _pcap(buf) -> Iterator[Item]:
     end = len(buf)
     if end < 24:
@@ -74,6 +78,7 @@ def _pcap(buf) -> Iterator[Item]:
     order, unit = PCAP_MAGICS[buf[:4]]
     linktype = hdr.linktype & 0x0FFFFFFF   # upper bits carry FCS information
     snaplen = hdr.snaplen or MAX_CAPLEN
+    caplimit = min(MAX_CAPLEN, max(snaplen, 65535) * 4)
     rec = struct.Struct(order + "IIII")
     unpack = rec.unpack_from
     off, n = 24, 0
@@ -82,7 +87,7 @@ def _pcap(buf) -> Iterator[Item]:
             yield FrameError(n, off, f"truncated record header ({end - off} bytes at end of file)")
             return
         sec, frac, caplen, origlen = unpack(buf, off)
-        if caplen > MAX_CAPLEN or caplen > max(snaplen, 65535) * 4 or origlen < caplen:
+        if caplen > caplimit or origlen < caplen:
             yield FrameError(n, off, f"corrupt record header (caplen {caplen}, len {origlen})")
             nxt = _pcap_resync(buf, off + 1, unpack, sec, snaplen)
             if nxt < 0:

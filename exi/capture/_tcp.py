@@ -7,29 +7,33 @@ more than MAX_OOO bytes are held, or at the end of the stream, the hole is decla
 lost and reported as a gap (an int) so the framer above can resynchronise.  The peer's
 ACK settles it sooner: once the receiver acknowledges bytes beyond a hole, it has them
 and the capture does not, so waiting longer is pointless.
+
+Cython pure-Python mode (see _tcp.pxd): compiled by setup.py, also runs as plain Python.
 """
-from __future__ import annotations
+import cython
 
 M = 0xFFFFFFFF
 HALF = 0x80000000
 MAX_OOO = 1 << 20
 
 
+@cython.cclass
 class Half:
     __slots__ = ("nxt", "ooo", "held")
 
     def __init__(self):
-        self.nxt = None     # next expected sequence number; None until the first segment
+        self.nxt = -1       # next expected sequence number; -1 until the first segment
         self.ooo = None     # seq -> bytes, allocated on first out-of-order segment
         self.held = 0
 
-    def syn(self, seq: int) -> None:
+    def syn(self, seq):
         self.nxt = (seq + 1) & M
 
-    def accept(self, seq: int, data: bytes):
+    @cython.locals(nxt=cython.longlong, d=cython.longlong, back=cython.longlong)
+    def accept(self, seq, data: bytes):
         """Return a sequence of in-order pieces: bytes, or int = size of a lost gap."""
         nxt = self.nxt
-        if nxt is None:
+        if nxt < 0:
             self.nxt = nxt = seq
         d = (seq - nxt) & M
         if d:
@@ -45,7 +49,7 @@ class Half:
                 old = ooo.get(seq)
                 if old is None or len(old) < len(data):
                     ooo[seq] = data
-                    self.held += len(data) - (len(old) if old else 0)
+                    self.held += len(data) - (len(old) if old is not None else 0)
                 if self.held > MAX_OOO:
                     return self._skip()
                 return ()
@@ -54,6 +58,7 @@ class Half:
             return [data, *self._drain()]
         return (data,)
 
+    @cython.locals(d=cython.longlong, back=cython.longlong)
     def _drain(self) -> list:
         out = []
         ooo = self.ooo
@@ -75,14 +80,19 @@ class Half:
                     progress = True
         return out
 
+    @cython.locals(nxt=cython.longlong, d=cython.longlong, gap=cython.longlong, first=cython.longlong)
     def _skip(self) -> list:
         """Give up on the first hole: jump to the earliest held segment."""
-        first = min(self.ooo, key=lambda s: (s - self.nxt) & M)
-        gap = (first - self.nxt) & M
+        nxt = self.nxt
+        first = gap = -1
+        for seq in self.ooo:
+            d = (seq - nxt) & M
+            if gap < 0 or d < gap:
+                first, gap = seq, d
         self.nxt = first
         return [gap, *self._drain()]
 
-    def acked(self, ack: int) -> list:
+    def acked(self, ack) -> list:
         """The peer acknowledged up to `ack`: holes before it are capture losses."""
         out = []
         while self.ooo and 0 < ((ack - self.nxt) & M) < HALF:

@@ -1,13 +1,17 @@
+# cython: boundscheck=True
 """V2GTP framing of a reassembled byte stream, and SDP payloads.
 
 parse_header is exi.v2g.v2gtp's (one header parser in the project).  The capture framer
 does not reuse exi.v2g's V2GTPFramer because it must behave differently on bad bytes:
 a live endpoint closes the connection, a capture reader reports and resynchronises on
 the next header signature; so it inlines the same four header checks on its hot path.
-"""
-from __future__ import annotations
 
+Cython pure-Python mode (see _v2gtp.pxd): compiled by setup.py, also runs as plain Python;
+indexing stays bounds-checked when compiled (the bytes come from the capture file).
+"""
 import struct
+
+import cython
 
 from ..registry import PAYLOAD_TYPES
 from ..v2g.v2gtp import parse_header  # noqa: F401  (re-exported for callers of this module)
@@ -18,18 +22,19 @@ SIGNATURE = b"\x01\xfe"
 KNOWN_TYPES = frozenset(PAYLOAD_TYPES)
 MAX_PAYLOAD = 1 << 20      # bounds the per-direction buffer; real V2G messages are < 64 KiB
 
-_hdr = struct.Struct("!BBHI").unpack_from
 
-
-def plausible_at(buf, i: int) -> bool:
+@cython.locals(length=cython.Py_ssize_t)
+def plausible_at(buf: bytes, i) -> cython.bint:
     """A header signature with a known payload type and a sane length starts at buf[i]."""
     if len(buf) - i < HEADER_LEN or buf[i] != VERSION or buf[i + 1] != INV_VERSION:
         return False
-    _, _, ptype, length = _hdr(buf, i)
-    return ptype in KNOWN_TYPES and length <= MAX_PAYLOAD
+    length = buf[i + 4]                     # Py_ssize_t before the shift when compiled
+    length = length << 24 | buf[i + 5] << 16 | buf[i + 6] << 8 | buf[i + 7]
+    return (buf[i + 2] << 8 | buf[i + 3]) in KNOWN_TYPES and length <= MAX_PAYLOAD
 
 
-def find_header(buf, start: int = 0) -> int:
+@cython.locals(i=cython.Py_ssize_t)
+def find_header(buf: bytes, start=0) -> cython.Py_ssize_t:
     """Index of the next plausible header at or after start, or -1."""
     i = buf.find(SIGNATURE, start)
     while i >= 0:
@@ -41,6 +46,7 @@ def find_header(buf, start: int = 0) -> int:
     return -1
 
 
+@cython.cclass
 class Framer:
     """Cuts one direction of a TCP stream into V2GTP messages.
 
@@ -52,15 +58,19 @@ class Framer:
     """
     __slots__ = ("buf", "pos", "sync", "skipped", "skip_at")
 
-    def __init__(self, synced: bool):
+    def __init__(self, synced):
         self.buf = b""
         self.pos = 0            # stream offset of buf[0]
         self.sync = synced      # False: search for a header signature first
         self.skipped = 0
         self.skip_at = 0
 
+    @cython.locals(pos=cython.Py_ssize_t, i=cython.Py_ssize_t, n=cython.Py_ssize_t, j=cython.Py_ssize_t,
+                   keep=cython.Py_ssize_t, end=cython.Py_ssize_t, length=cython.Py_ssize_t,
+                   maxp=cython.Py_ssize_t, ptype=cython.int)
     def feed(self, data: bytes) -> list:
         out = []
+        maxp = MAX_PAYLOAD
         if self.buf:
             data = self.buf + data
         pos, i, n = self.pos, 0, len(data)
@@ -80,8 +90,11 @@ class Framer:
                     self.skipped = 0
             if n - i < HEADER_LEN:
                 break
-            ver, inv, ptype, length = _hdr(data, i)
-            if ver != VERSION or inv != INV_VERSION or ptype not in KNOWN_TYPES or length > MAX_PAYLOAD:
+            ptype = data[i + 2] << 8 | data[i + 3]
+            length = data[i + 4]
+            length = length << 24 | data[i + 5] << 16 | data[i + 6] << 8 | data[i + 7]
+            if data[i] != VERSION or data[i + 1] != INV_VERSION or ptype not in KNOWN_TYPES \
+                    or length > maxp:
                 self.sync = False
                 self.skip_at = pos + i
                 i += 1
@@ -96,13 +109,13 @@ class Framer:
         self.pos = pos + i
         return out
 
-    def _skip(self, count: int, at: int) -> None:
+    def _skip(self, count, at):
         if count > 0:
             if not self.skipped:
                 self.skip_at = at
             self.skipped += count
 
-    def gap(self, size: int) -> list:
+    def gap(self, size) -> list:
         """`size` stream bytes were never captured."""
         out = []
         if self.buf or self.skipped:
@@ -118,13 +131,14 @@ class Framer:
     def flush(self) -> list:
         """End of stream: report what is left over."""
         out = []
-        if self.buf and self.sync and len(self.buf) >= HEADER_LEN:
-            _, _, ptype, length = _hdr(self.buf, 0)
+        buf = self.buf
+        if buf and self.sync and len(buf) >= HEADER_LEN:
+            ptype, length = struct.unpack_from("!HI", buf, 2)
             out.append((self.pos, None, f"incomplete V2GTP message at end of stream: payload type "
-                        f"{ptype:#06x}, {length} bytes announced, {len(self.buf) - HEADER_LEN} captured"))
-        elif self.buf or self.skipped:
+                        f"{ptype:#06x}, {length} bytes announced, {len(buf) - HEADER_LEN} captured"))
+        elif buf or self.skipped:
             out.append((self.skip_at if self.skipped else self.pos, None,
-                        f"{len(self.buf) + self.skipped} trailing bytes without a complete V2GTP header"))
+                        f"{len(buf) + self.skipped} trailing bytes without a complete V2GTP header"))
         self.buf = b""
         self.skipped = 0
         return out

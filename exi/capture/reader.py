@@ -1,9 +1,15 @@
+# cython: boundscheck=True
 """Capture file -> decoded V2G message records.
 
 Pipeline per packet: _pcap (file records) -> _net (link/IP/TCP/UDP) -> _tcp (in-order
 bytes per direction) -> _v2gtp (V2GTP messages) -> schema decision -> _codec (EXI).
-The hot path creates one tuple per packet and one record per message; addresses are
-turned into text once per stream.
+The hot path allocates a few small tuples per packet and one record per message;
+addresses are turned into text once per stream.  Records keep the decoded message
+object; its dict form (exi.to_dict, several times the cost of the decode) is built when
+`content` is first read.
+
+Cython pure-Python mode (see reader.pxd): compiled by setup.py, also runs as plain Python;
+indexing stays bounds-checked when compiled (the bytes come from the capture file).
 """
 from __future__ import annotations
 
@@ -13,9 +19,13 @@ import sys
 import tempfile
 from typing import BinaryIO, Callable, Iterable, Iterator, Optional, Union
 
+import cython
+
 from ..registry import PAYLOAD_TYPES, schema_for_payload_type, schema_for_protocol_namespace
 from . import _net, _pcap
 from ._codec import CodecUnavailable, Decoded, Decoder
+from ._net import parse
+from ._pcap import FrameError
 from ._tcp import Half
 from ._v2gtp import Framer, find_header, parse_sdp
 
@@ -32,6 +42,7 @@ _SYN, _FIN, _RST, _ACK = 0x02, 0x01, 0x04, 0x10
 _UNKNOWN, _V2G, _TLS, _OTHER = 0, 1, 2, 3
 
 
+@cython.cclass
 class MessageRecord:
     """One V2GTP message (or one problem) found in a capture.
 
@@ -86,7 +97,7 @@ class MessageRecord:
     def content(self) -> Optional[dict]:
         c = self._content
         if c.__class__ is Decoded:
-            c = self._content = c.content
+            c = self._content = cython.cast(Decoded, c).content
         return c
 
     @content.setter
@@ -106,7 +117,7 @@ class MessageRecord:
             return NotImplemented
         return self._astuple() == other._astuple()
 
-    __hash__ = None
+    __hash__ = None                 # mutable and compared by value, like a dataclass
 
     def __repr__(self) -> str:
         return "MessageRecord(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in _RECORD_FIELDS
@@ -122,6 +133,7 @@ class TsharkMissing(RuntimeError):
     pass
 
 
+@cython.cclass
 class _Stream:
     __slots__ = ("id", "ep", "text", "halves", "framers", "kind", "evcc", "syn", "scanned",
                  "sap_seen", "offer", "schema", "guess", "closed", "first_ts", "key")
@@ -145,11 +157,15 @@ class _Stream:
         self.key = (src, sport, dst, dport)
 
     def endpoint_text(self, d):
+        """((src, sport), (dst, dport)) as text for direction d."""
         if self.text is None:
-            self.text = tuple((_net.addr_text(a), p) for a, p in self.ep)
-        return self.text[d], self.text[1 - d]
+            (a, p), (b, q) = self.ep
+            fwd, back = (_net.addr_text(a), p), (_net.addr_text(b), q)
+            self.text = ((fwd, back), (back, fwd))
+        return self.text[d]
 
 
+@cython.cclass
 class CaptureReader:
     """Stateful reader; read() is the convenient front door.
 
@@ -163,12 +179,12 @@ class CaptureReader:
         self.decoder = decoder or Decoder(cache=cache)
         self.progress = progress
         self.tls = tls
-        self.streams: dict = {}
+        self.streams = {}
         self.nstreams = 0
-        self.secc_endpoints: set = set()        # (addr bytes, port) named by SDP responses
-        self.keylog_lines: list[bytes] = []
-        self.tls_streams: list[_Stream] = []
-        self.tls_sessions: list[dict] = []
+        self.secc_endpoints = set()             # (addr bytes, port) named by SDP responses
+        self.keylog_lines = []
+        self.tls_streams = []
+        self.tls_sessions = []
         self.stats = {"frames": 0, "messages": 0, "decoded": 0, "errors": 0, "file_errors": 0,
                       "tcp_streams": 0, "v2g_streams": 0, "tls_streams": 0, "tls_decrypted": 0}
         self._ptype_schema = {}
@@ -181,6 +197,7 @@ class CaptureReader:
             if self.tls_streams:
                 yield from self._count(self._decrypt(path))
 
+    @cython.locals(r=MessageRecord)
     def _count(self, recs: Iterable[MessageRecord]) -> Iterator[MessageRecord]:
         st = self.stats
         for r in recs:
@@ -193,21 +210,21 @@ class CaptureReader:
             yield r
 
     # --- the plaintext pass -------------------------------------------------------
+    @cython.locals(n=cython.Py_ssize_t, done=cython.Py_ssize_t, proto=cython.int, flags=cython.int,
+                   seq=cython.longlong, ack=cython.longlong, d=cython.int, st=_Stream, half=Half, other=Half)
     def _plain(self, f, size: int) -> Iterator[MessageRecord]:
-        parse = _net.parse
         streams = self.streams
         progress = self.progress
         done = 0
         n = 0
         for item in _pcap.iter_frames(f):
-            if item.__class__ is _pcap.FrameError:
+            if item.__class__ is FrameError:
                 self.stats["file_errors"] += 1
                 yield MessageRecord(0.0, item.frame, None, None, "", 0, "", 0, "", None, None, False,
                                     None, None, f"capture file damaged at offset {item.offset}: "
                                     f"{item.message}", item.offset)
                 continue
             n, ts, lt, data = item
-            self._last_ts = ts
             if progress is not None:
                 done += len(data) + 16
                 if not n & 0xFFF:
@@ -220,6 +237,7 @@ class CaptureReader:
                 ent = streams.get((src, sport, dst, dport))
                 if ent is None or (flags & _SYN and not flags & _ACK and ent[0].closed):
                     if ent is not None:             # port reuse: finish the old connection
+                        self._last_ts = ts
                         yield from self._finish(ent[0], n)
                     ent = self._new_stream(src, sport, dst, dport, ts)
                 st, d = ent
@@ -242,7 +260,9 @@ class CaptureReader:
                 if payload:
                     pieces = half.accept(seq, payload)
                     if pieces:
-                        yield from self._pieces(st, d, pieces, ts, n)
+                        recs = self._pieces(st, d, pieces, ts, n)
+                        if recs:
+                            yield from recs
                 if flags & (_FIN | _RST):
                     st.closed = True
             elif payload[:2] == b"\x01\xfe" and len(payload) >= 8 and 0x9000 <= (payload[2] << 8 | payload[3]) <= 0x9003:
@@ -252,6 +272,7 @@ class CaptureReader:
                     if line.startswith(KEYLOG_LABELS) and line not in self.keylog_lines:
                         self.keylog_lines.append(line)
         self.stats["frames"] = n
+        self._last_ts = ts if n else 0.0
         if progress is not None:
             progress(size, size)
         # end of capture: release held segments and partial messages
@@ -259,16 +280,20 @@ class CaptureReader:
             if d == 0:
                 yield from self._finish(st, n)
 
-    def _finish(self, st: _Stream, frame: int) -> Iterator[MessageRecord]:
+    @cython.locals(d=cython.int, half=Half)
+    def _finish(self, st, frame):
         """Release held segments and report partial messages of a finished connection."""
-        if st.kind in (_TLS, _OTHER):
-            return
-        for d in (0, 1):
-            pieces = st.halves[d].finish()
+        out = []
+        if st.kind == _TLS or st.kind == _OTHER:
+            return out
+        for d in range(2):
+            half = st.halves[d]
+            pieces = half.finish()
             if pieces:
-                yield from self._pieces(st, d, pieces, self._last_ts, frame)
+                out += self._pieces(st, d, pieces, self._last_ts, frame)
             if st.framers is not None and st.kind == _V2G:
-                yield from self._events(st, d, st.framers[d].flush(), self._last_ts, frame)
+                out += self._events(st, d, cython.cast(Framer, st.framers[d]).flush(), self._last_ts, frame)
+        return out
 
     def _new_stream(self, src, sport, dst, dport, ts):
         st = _Stream(self.nstreams, src, sport, dst, dport, ts)
@@ -283,30 +308,32 @@ class CaptureReader:
         self.streams[(dst, dport, src, sport)] = (st, 1)
         return fwd
 
-    def _pieces(self, st: _Stream, d: int, pieces, ts, frame) -> Iterator[MessageRecord]:
+    @cython.locals(fr=Framer)
+    def _pieces(self, st, d, pieces, ts, frame):
+        """The records completed by in-order pieces of one direction (bytes, or int: a gap)."""
+        out = []
         for piece in pieces:
             if st.kind == _UNKNOWN:
                 if piece.__class__ is int:
                     continue
                 if not self._classify(st, piece):
                     if st.kind == _OTHER:
-                        return
+                        return out
                     continue
-            if st.kind == _TLS:
-                return
-            if st.kind == _OTHER:
-                return
+            if st.kind == _TLS or st.kind == _OTHER:
+                return out
             fr = st.framers[d]
             events = fr.gap(piece) if piece.__class__ is int else fr.feed(piece)
             if events:
-                yield from self._events(st, d, events, ts, frame)
+                out += self._events(st, d, events, ts, frame)
             if st.kind == _UNKNOWN:                 # still hunting for a header (no SYN seen)
                 st.scanned += 0 if piece.__class__ is int else len(piece)
                 if st.scanned > SCAN_LIMIT:
                     st.kind = _OTHER
                     st.framers = None
+        return out
 
-    def _classify(self, st: _Stream, data: bytes) -> bool:
+    def _classify(self, st, data):
         """Decide what a TCP stream carries from its first data; True: run the framer."""
         # a header split over segments: the signature is enough, the framer checks the rest
         if (find_header(data[:8]) == 0 if len(data) >= 8 else b"\x01\xfe".startswith(data[:2])):
@@ -328,7 +355,10 @@ class CaptureReader:
         return True
 
     # --- messages -----------------------------------------------------------------
-    def _events(self, st: _Stream, d: int, events, ts, frame, transport="tcp") -> Iterator[MessageRecord]:
+    @cython.locals(dec=Decoded)
+    def _events(self, st, d, events, ts, frame, transport="tcp"):
+        """A record for each framer event: a message (decoded) or a problem."""
+        out = []
         for off, ptype, payload in events:
             if st.kind == _UNKNOWN:
                 if ptype is None:
@@ -349,40 +379,42 @@ class CaptureReader:
             if st.evcc is None:
                 st.evcc = (1 - d) if name and (name.endswith("Res") or name == "supportedAppProtocolRes") else d
             (src, sport), (dst, dport) = st.endpoint_text(d)
-            yield MessageRecord(ts, frame, st.id, EVCC_TO_SECC if d == st.evcc else SECC_TO_EVCC,
-                                src, sport, dst, dport, transport, ptype, schema, guessed, name,
-                                dec, err, off, payload, obj)
+            out.append(MessageRecord(ts, frame, st.id, EVCC_TO_SECC if d == st.evcc else SECC_TO_EVCC,
+                                     src, sport, dst, dport, transport, ptype, schema, guessed, name,
+                                     dec, err, off, payload, obj))
+        return out
 
-    def _decode(self, st: _Stream, d: int, ptype: int, payload: bytes):
+    @cython.locals(decoder=Decoder)
+    def _decode(self, st, d, ptype, payload):
         """(schema, guessed, Decoded or None, error) for one V2GTP payload."""
-        dec = self.decoder.decode
+        decoder = self.decoder
         try:
             schema = self._ptype_schema[ptype]
         except KeyError:
             schema = self._ptype_schema[ptype] = schema_for_payload_type(ptype)
         try:
             if schema is not None:                  # -20: the payload type names the schema
-                return schema, False, dec(payload, schema), None
+                return schema, False, decoder.decode(payload, schema), None
             if ptype != 0x8001:
                 return None, False, None, f"payload type {ptype:#06x} not expected on a TCP stream"
             if not st.sap_seen[d]:                  # first message each way: SupportedAppProtocol
                 st.sap_seen[d] = True
                 try:
-                    res = dec(payload, "sap")
+                    res = decoder.decode(payload, "sap")
                 except ValueError:
                     res = None
                 if res is not None and res.name in SAP_NAMES:
                     self._sap(st, res.name, res.content)
                     return "sap", False, res, None
             if st.schema is not None:
-                return st.schema, False, dec(payload, st.schema), None
+                return st.schema, False, decoder.decode(payload, st.schema), None
             return self._guess(st, payload)
         except CodecUnavailable as e:
             return schema or st.schema, False, None, str(e)
         except ValueError as e:
             return schema or st.schema, False, None, f"EXI decode failed: {e}"
 
-    def _sap(self, st: _Stream, name: str, content: dict) -> None:
+    def _sap(self, st, name, content):
         body = content.get(name) or {}
         if name == "supportedAppProtocolReq":
             protos = body.get("AppProtocol") or []
@@ -395,7 +427,7 @@ class CaptureReader:
             if ns and not code.startswith("Failed"):
                 st.schema = schema_for_protocol_namespace(ns)
 
-    def _guess(self, st: _Stream, payload: bytes):
+    def _guess(self, st, payload):
         """No SupportedAppProtocol exchange seen: try the 0x8001 schemas, flag the result."""
         order = (st.guess,) + GUESS_SCHEMAS if st.guess else GUESS_SCHEMAS
         errors = []
@@ -412,7 +444,7 @@ class CaptureReader:
         return None, True, None, "no SupportedAppProtocol exchange and no schema decodes it: " + \
             "; ".join(errors)
 
-    def _sdp(self, ts, frame, src, sport, dst, dport, payload) -> MessageRecord:
+    def _sdp(self, ts, frame, src, sport, dst, dport, payload):
         ptype = payload[2] << 8 | payload[3]
         length = int.from_bytes(payload[4:8], "big")
         body = payload[8:8 + length]
@@ -474,7 +506,7 @@ class CaptureReader:
             else:
                 yield self._tls_problem(st, "TLS stream not decrypted: no matching key in the key log")
 
-    def _tls_problem(self, st: _Stream, msg: str) -> MessageRecord:
+    def _tls_problem(self, st, msg):
         d = st.evcc or 0
         (src, sport), (dst, dport) = st.endpoint_text(d)
         return MessageRecord(st.first_ts, 0, st.id, EVCC_TO_SECC, src, sport, dst, dport, "tls",
