@@ -52,12 +52,12 @@ cdef class BitWriter:
     cdef Py_ssize_t nbytes
     cdef unsigned long long acc
     cdef int nacc
-    cpdef clear(self)
-    cpdef write(self, unsigned long long v, int n)
-    cpdef flush(self)
-    cpdef write_uint(self, v)
-    cpdef write_small_uint(self, unsigned long long v)
-    cpdef write_bytes(self, data)
+    cpdef int clear(self) except -1
+    cpdef int write(self, unsigned long long v, int n) except -1
+    cpdef int flush(self) except -1
+    cpdef int write_uint(self, v) except -1
+    cpdef int write_small_uint(self, unsigned long long v) except -1
+    cpdef int write_bytes(self, data) except -1
     cpdef Py_ssize_t mark(self)
-    cpdef reset(self, Py_ssize_t mark)
+    cpdef int reset(self, Py_ssize_t mark) except -1
     cpdef getvalue(self)

@@ -181,6 +181,7 @@ class BitWriter:
         self.nbytes = 0
         self.acc = 0
         self.nacc = 0
+        return 0
 
     def write(self, v, n):
         """Write the n (<= 64) low bits of v."""
@@ -189,11 +190,12 @@ class BitWriter:
             v = v & 0xFFFFFFFF
             n = 32
         if n <= 0:
-            return
+            return 0
         if self.nacc + n > 64:
             self.flush()
         self.acc = (self.acc << n) | (v & ((cython.cast(cython.ulonglong, 1) << n) - 1))   # 64-bit mask
         self.nacc += n
+        return 0
 
     @cython.locals(k=cython.int, p=cython.p_uchar)
     def flush(self):
@@ -209,12 +211,13 @@ class BitWriter:
                 self.nbytes += k
                 self.nacc -= k * 8
                 self.acc &= (cython.cast(cython.ulonglong, 1) << self.nacc) - 1
-            return
+            return 0
         while self.nacc >= 8:
             self.nacc -= 8
             self.buf[self.nbytes] = (self.acc >> self.nacc) & 0xFF
             self.nbytes += 1
         self.acc &= (1 << self.nacc) - 1
+        return 0
 
     @cython.locals(x=cython.longlong, overflow=cython.int)
     def write_uint(self, v):
@@ -224,14 +227,15 @@ class BitWriter:
             x = PyLong_AsLongLongAndOverflow(v, cython.address(overflow))
             if overflow == 0 and x >= 0:
                 self.write_small_uint(x)
-                return
+                return 0
         if v < 0x80:
             self.write(v, 8)
-            return
+            return 0
         while v >= 0x80:
             self.write((v & 0x7F) | 0x80, 8)
             v >>= 7
         self.write(v, 8)
+        return 0
 
     @cython.locals(groups=cython.ulonglong, nbits=cython.int)
     def write_small_uint(self, v):
@@ -248,8 +252,9 @@ class BitWriter:
                 self.write((v & 0x7F) | 0x80, 8)
                 v >>= 7
             self.write(v, 8)
-            return
+            return 0
         self.write((groups << 8) | v, nbits + 8)
+        return 0
 
     @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t, k=cython.int, a=cython.uint,
                    b=cython.uint, p=cython.p_uchar, src=cython.p_const_uchar)
@@ -277,11 +282,11 @@ class BitWriter:
                     a = b & ((1 << k) - 1)
                 self.acc = a
             self.nbytes += n
-            return
+            return 0
         if self.nacc == 0:
             self.buf[self.nbytes:self.nbytes + n] = data
             self.nbytes += n
-            return
+            return 0
         # unaligned: prepend the pending bits and shift the whole run as one big integer;
         # the last nacc bits stay pending
         k = self.nacc
@@ -290,6 +295,7 @@ class BitWriter:
         self.nbytes += n
         self.acc = value & ((1 << k) - 1)
         self.nacc = k
+        return 0
 
     def mark(self):
         """A position to reset() to: the bits written so far."""
@@ -307,6 +313,7 @@ class BitWriter:
         else:
             self.acc = self.acc >> (self.nacc - bits)
         self.nacc = bits
+        return 0
 
     @cython.locals(p=cython.p_uchar)
     def getvalue(self):

@@ -135,16 +135,16 @@ cdef class Encoder:
     cdef public int depth
     cdef public bint validate
     cdef public object generic
-    cpdef header(self)
-    cpdef document(self, obj, qname)
-    cpdef element(self, Grammar g, value, qname)
-    cpdef simple_element(self, Grammar g, value, qname)
-    cpdef complex_element(self, Grammar g, obj, qname)
+    cpdef int header(self) except -1
+    cpdef int document(self, obj, qname) except -1
+    cpdef int element(self, Grammar g, value, qname) except -1
+    cpdef int simple_element(self, Grammar g, value, qname) except -1
+    cpdef int complex_element(self, Grammar g, obj, qname) except -1
     cpdef read_field(self, obj, Grammar g, Py_ssize_t i)
     cpdef State child(self, State st, Py_ssize_t code, item)
     cdef State child_c(self, State st, Py_ssize_t code, PyObject* item)
     cpdef fields_in_order(self, Grammar g, obj, qname)
-    cpdef value(self, Datatype dt, v)
+    cpdef int value(self, Datatype dt, v) except -1
     cpdef located(self, e, qname)
 
 # constants of exi/_kinds.py and of this module, as C ints in the compiled engine

@@ -811,6 +811,7 @@ class Encoder:
 
     def header(self):
         self.w.write(0x80, 8)
+        return 0
 
     @cython.locals(root=Root, idx=cython.Py_ssize_t)
     def document(self, obj, qname):
@@ -820,6 +821,7 @@ class Encoder:
             raise EncodeError(f"{self.schema.qname_text(qname)} is not a global element of schema {self.schema.id!r}")
         self.w.write(idx, root.width)
         self.element(root.grammars[idx], obj, qname)
+        return 0
 
     def fragment(self, items):
         schema = self.schema
@@ -855,6 +857,7 @@ class Encoder:
         except EncodeError as e:
             raise self.located(e, qname)
         self.depth -= 1
+        return 0
 
     def simple_element(self, g: Grammar, value, qname):
         w: BitWriter = self.w
@@ -864,10 +867,11 @@ class Encoder:
             # undeclared EE at the second level of the FirstStartTag
             w.write(1, 1)
             w.write(0, g.first.width2)
-            return
+            return 0
         w.write(0, 1)                # CH
         self.value(dt, value)
         w.write(0, 1)                # EE
+        return 0
 
     def read_field(self, obj, g: Grammar, i):
         if cython.compiled:
@@ -903,10 +907,11 @@ class Encoder:
                 _generic.restore(self, snapshot)    # forget qnames the discarded attempt added
                 st = self.interleaved(g, obj)
         if st.n1 < 0:
-            return          # ended by an undeclared EE (empty simple content)
+            return 0        # ended by an undeclared EE (empty simple content)
         if st.ee_code < 0:
             raise EncodeError(f"missing required content: expected {self.expected(st, g.names)}")
         w.write(st.ee_code, st.width)
+        return 0
 
     @cython.locals(w=BitWriter, st=State, p=Prod, i=cython.Py_ssize_t, code=cython.Py_ssize_t,
                    kind=cython.int)
@@ -1219,6 +1224,7 @@ class Encoder:
                 self.value(dt.item, item)
         else:
             raise EncodeError(f"datatype {kind} is not supported")
+        return 0
 
     def decimal(self, v):
         from decimal import Decimal, InvalidOperation
