@@ -7,6 +7,9 @@ pipeline together.  Unlike dpkt's readers this one keeps a link type per pcapng
 interface, handles several sections, and never raises on a damaged file: it reports
 the damage as a FrameError item, tries to resynchronise on the next plausible record,
 and goes on.
+
+Compiled by setup.py (Cython pure-Python mode: C offsets in the record loop), also runs
+as plain Python; timestamps stay Python float arithmetic, so both give the same values.
 """
 from __future__ import annotations
 
@@ -66,8 +69,7 @@ def iter_frames(f: BinaryIO) -> Iterator[Item]:
 
 
 @cython.locals(end=cython.Py_ssize_t, off=cython.Py_ssize_t, n=cython.Py_ssize_t, caplen=cython.Py_ssize_t,
-               origlen=cython.Py_ssize_t, data_end=cython.Py_ssize_t, caplimit=cython.Py_ssize_t,
-               linktype=cython.int, unit=cython.double, sec=cython.double, frac=cython.double)
+               origlen=cython.Py_ssize_t, data_end=cython.Py_ssize_t, caplimit=cython.Py_ssize_t)
 def _pcap(buf) -> Iterator[Item]:
     end = len(buf)
     if end < 24:

@@ -88,6 +88,20 @@ def test_content_is_built_lazily_once(codec, mixed, monkeypatch, cache):
         assert built == len([x for x in exi_recs if x.schema != "sap"])
 
 
+def test_records_compare_by_value_and_pickle(codec, mixed):
+    """What MessageRecord offered as a dataclass: equality by fields, repr, pickling, no hash."""
+    import pickle
+    a, b = list(exi.capture.read(mixed)), list(exi.capture.read(mixed, cache=False))
+    assert a == b and a[5] is not b[5]
+    assert a[5] != a[6]
+    for r in a:
+        again = pickle.loads(pickle.dumps(r))
+        assert again == r and again.content == r.content and again.name == r.name
+    assert repr(a[0]).startswith("MessageRecord(time=") and "SECCDiscoveryReq" in repr(a[0])
+    with pytest.raises(TypeError):
+        hash(a[0])
+
+
 def test_without_sap_the_schema_is_guessed_and_flagged(codec, tmp_path, samples):
     din = samples["sessions"]["din"][2:]
     p = tmp_path / "nosap.pcap"
