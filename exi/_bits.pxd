@@ -61,3 +61,28 @@ cdef class BitWriter:
     cpdef Py_ssize_t mark(self)
     cpdef int reset(self, Py_ssize_t mark) except -1
     cpdef getvalue(self)
+
+# The reader's fast paths inlined into the compiled engine (no call through the vtable):
+# the same results as BitReader.read / read_bit, which they fall back to near the end.
+cdef inline unsigned long long read_bits(BitReader r, int n) except? 0xFFFFFFFFFFFFFFFF:
+    cdef Py_ssize_t pos = r.pos
+    cdef Py_ssize_t i = pos >> 3
+    if 0 < n <= 57 and i + 8 <= r.nbytes:
+        r.pos = pos + n
+        return (exi_load_be64(r.buf + i) << (pos & 7)) >> (64 - n)
+    return r.read(n)
+
+cdef inline int read_bit1(BitReader r) except -1:
+    cdef Py_ssize_t pos = r.pos
+    if pos < r.nbits:
+        r.pos = pos + 1
+        return (r.buf[pos >> 3] >> (7 - (pos & 7))) & 1
+    return r.read_bit()
+
+# BitWriter.write's common case inlined the same way
+cdef inline int write_bits(BitWriter w, unsigned long long v, int n) except -1:
+    if 0 < n <= 56 and w.nacc + n <= 64:
+        w.acc = (w.acc << n) | (v & ((<unsigned long long>1 << n) - 1))
+        w.nacc += n
+        return 0
+    return w.write(v, n)

@@ -28,6 +28,7 @@ from .message import ElementValue, Message
 
 if cython.compiled:
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
+    from cython.cimports.exi._bits import read_bit1, read_bits, write_bits
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc
     from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
     from cython.cimports.cpython.list import PyList_GET_ITEM
@@ -454,7 +455,7 @@ class Decoder:
             cst: cython.pointer(CState) = cython.address(g.first.cs)
             cp: cython.pointer(CProd)
             while True:
-                code = r.read(cst.width)
+                code = read_bits(r, cst.width)
                 if code >= cst.n1:
                     self.undeclared(obj, g, cython.cast(State, cst.state), code)
                     return obj
@@ -462,22 +463,22 @@ class Decoder:
                 kind = cp.kind
                 if kind == P_SE:
                     dk = cp.dt_kind
-                    if dk >= 0 and r.read_bit() == 0:
+                    if dk >= 0 and read_bit1(r) == 0:
                         # the common leaf: CH (1 bit), the value, EE (1 bit), inlined
                         if dk == DT_NBIT:
-                            v = cp.lo + cython.cast(cython.longlong, r.read(cp.nbits))
+                            v = cp.lo + cython.cast(cython.longlong, read_bits(r, cp.nbits))
                         elif dk == DT_ENUM and cp.nbits > 0:
-                            code = r.read(cp.nbits)
+                            code = read_bits(r, cp.nbits)
                             if code >= len(cython.cast(tuple, cp.members)):
                                 raise self.located(self.error(f"enumeration index {code} out of range"),
                                                    cython.cast(object, cp.qname))
                             v = cython.cast(tuple, cp.members)[code]
                         elif dk == DT_BOOL:
-                            v = r.read_bit() == 1
+                            v = read_bit1(r) == 1
                         elif dk == DT_UINT:
                             v = r.read_uint()
                         elif dk == DT_INT:
-                            if r.read_bit():
+                            if read_bit1(r):
                                 v = -r.read_uint() - 1
                             else:
                                 v = r.read_uint()
@@ -486,7 +487,7 @@ class Decoder:
                                 v = self.value(cython.cast(Prod, cp.prod).dt, cython.cast(object, cp.qname))
                             except DecodeError as e:
                                 raise self.located(e, cython.cast(object, cp.qname))
-                        if r.read_bit() != 0:
+                        if read_bit1(r) != 0:
                             r.pos -= 1
                             raise self.located(self.error(
                                 "undeclared content after a simple value is not supported"),
@@ -1013,10 +1014,10 @@ class Encoder:
                     raise self.located(EncodeError(f"value {cython.cast(object, item)} out of range "
                                                    f"[{cp.lo}, {cp.hi}]"), cython.cast(object, cp.qname))
                 if width + cp.nbits + 2 <= 56:
-                    w.write((code << (cp.nbits + 2)) | ((x - cp.lo) << 1), width + cp.nbits + 2)
+                    write_bits(w, (code << (cp.nbits + 2)) | ((x - cp.lo) << 1), width + cp.nbits + 2)
                 else:
-                    w.write(code, width)
-                    w.write((x - cp.lo) << 1, cp.nbits + 2)
+                    write_bits(w, code, width)
+                    write_bits(w, (x - cp.lo) << 1, cp.nbits + 2)
                 return cython.cast(State, cp.next.state)
         elif dk == DT_ENUM:
             k = -1
@@ -1028,28 +1029,28 @@ class Encoder:
             if k < 0:
                 k = cython.cast(Prod, cp.prod).dt.enum_index(cython.cast(object, item))
             if k >= 0:
-                w.write((code << (cp.nbits + 2)) | (k << 1), width + cp.nbits + 2)
+                write_bits(w, (code << (cp.nbits + 2)) | (k << 1), width + cp.nbits + 2)
                 return cython.cast(State, cp.next.state)
         elif dk == DT_BOOL:
             if item == exi_true() or item == exi_false():
-                w.write((code << 3) | (2 if item == exi_true() else 0), width + 3)
+                write_bits(w, (code << 3) | (2 if item == exi_true() else 0), width + 3)
                 return cython.cast(State, cp.next.state)
         elif (dk == DT_INT or dk == DT_UINT) and exi_is_exact_int(item):
             overflow = 0
             x = exi_as_longlong(item, cython.address(overflow))
             if overflow == 0 and x > -0x7FFFFFFFFFFFFFFF and cp.lo <= x <= cp.hi:
                 if dk == DT_UINT:
-                    w.write(code << 1, width + 1)                   # CH
+                    write_bits(w, code << 1, width + 1)                   # CH
                     w.write_small_uint(x)
                 elif x < 0:
-                    w.write((code << 2) | 1, width + 2)             # CH, minus
+                    write_bits(w, (code << 2) | 1, width + 2)             # CH, minus
                     w.write_small_uint(-x - 1)
                 else:
-                    w.write(code << 2, width + 2)                   # CH, plus
+                    write_bits(w, code << 2, width + 2)                   # CH, plus
                     w.write_small_uint(x)
-                w.write(0, 1)                                       # EE
+                write_bits(w, 0, 1)                                       # EE
                 return cython.cast(State, cp.next.state)
-        w.write(code, width)
+        write_bits(w, code, width)
         self.element(cython.cast(Grammar, cp.child), cython.cast(object, item), cython.cast(object, cp.qname))
         return cython.cast(State, cp.next.state)
 
