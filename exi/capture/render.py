@@ -80,15 +80,23 @@ def write_xml(records: Iterable[MessageRecord], out: TextIO) -> int:
         if r.schema_guessed:
             attrs["schemaGuessed"] = "true"
         head = " ".join(f"{k}={quoteattr(v)}" for k, v in attrs.items())
-        if r.message is not None and not r.error:
-            out.write(f"  <message {head}>\n    {_strip_decl(exi.to_xml(r.message))}\n  </message>\n")
-        else:                               # problems, and SDP (not EXI: plain fields)
-            out.write(f"  <message {head}>\n")
-            if r.error:
-                out.write(f"    <error>{escape(r.error)}</error>\n")
+        error = r.error
+        if r.message is not None and not error:
+            try:
+                xml = _strip_decl(exi.to_xml(r.message))
+            except ValueError as e:         # decoded, but not representable in XML 1.0 (U+0000)
+                error = f"decoded, but cannot be written as XML: {e}"
+            else:
+                out.write(f"  <message {head}>\n    {xml}\n  </message>\n")
+                n += 1
+                continue
+        out.write(f"  <message {head}>\n")    # problems, and SDP (not EXI: plain fields)
+        if error:
+            out.write(f"    <error>{escape(error)}</error>\n")
+        elif r.message is None:
             for k, v in (r.content or {}).items():
                 out.write(f"    <{k}>{escape(str(v))}</{k}>\n")
-            out.write("  </message>\n")
+        out.write("  </message>\n")
         n += 1
     out.write("</capture>\n")
     return n

@@ -124,6 +124,31 @@ def test_undecodable_frame_reports_error_and_position(codec, tmp_path, samples):
     assert len([r for r in recs if r.name]) == len(din) - 1
 
 
+def test_xml_output_goes_on_past_a_value_xml_cannot_hold(codec, tmp_path, samples):
+    """EXI strings may hold U+0000, XML 1.0 cannot: that message becomes an <error>, the
+    output stays well-formed and the following messages are written (as one BMW capture needs)."""
+    din = [e for e in samples["sessions"]["din"] if e["schema"] == "din"][:4]
+    msg = exi.decode(bytes.fromhex(din[0]["exi_hex"]), "din")
+    d = exi.to_dict(msg)
+    body = d["V2G_Message"]["Body"]
+    assert "SessionSetupReq" in body, body
+    bad = exi.from_dict({"V2G_Message": {"Header": d["V2G_Message"]["Header"], "Body": {
+        "ServiceDiscoveryReq": {"ServiceScope": "a\x00b"}}}}, "din")
+    frames = [dict(din[0], exi_hex=exi.encode(bad).hex())] + din[1:]
+    sap = [e for e in samples["sessions"]["din"] if e["schema"] == "sap"]
+    p = tmp_path / "nul.pcap"
+    synth.write_pcap(str(p), session_frames(sap + frames).frames)
+    x = io.StringIO()
+    n = render.write_xml(exi.capture.read(str(p)), x)
+    import xml.dom.minidom
+    doc = xml.dom.minidom.parseString(x.getvalue())
+    msgs = doc.getElementsByTagName("message")
+    assert n == len(msgs) == len(sap) + len(frames)
+    errors = doc.getElementsByTagName("error")
+    assert len(errors) == 1 and "U+0000" in errors[0].firstChild.data
+    assert errors[0].parentNode.getAttribute("name") == "ServiceDiscoveryReq"
+
+
 def test_jsonl_xml_table_and_filter(codec, mixed):
     out = io.StringIO()
     n = render.write_jsonl(render.filtered(exi.capture.read(mixed), render.matcher("CurrentDemand,session*")), out)
