@@ -156,3 +156,24 @@ cdef int MAX_DEPTH, FIELD_LIST
 cpdef int coding_length(Py_ssize_t n)
 cpdef decode_document(schema, bytes data)
 cpdef encode_document(schema, obj, qname, bint validate)
+
+# BitWriter.write's common case for the encoder, reached through the Encoder (an argument,
+# so no reference count update on the writer, which every write would otherwise touch)
+cdef inline int emit(Encoder e, unsigned long long v, int n) except -1:
+    if 0 < n <= 56 and e.w.nacc + n <= 64:
+        e.w.acc = (e.w.acc << n) | (v & ((<unsigned long long>1 << n) - 1))
+        e.w.nacc += n
+        return 0
+    return e.w.write(v, n)
+
+cdef inline int emit_uint(Encoder e, unsigned long long v) except -1:
+    # an Unsigned Integer below 2**49: at most seven 7-bit groups, written at once
+    cdef unsigned long long groups = 0
+    cdef int nbits = 0
+    if v >= (<unsigned long long>1 << 49):
+        return e.w.write_small_uint(v)
+    while v >= 0x80:
+        groups = (groups << 8) | (v & 0x7F) | 0x80
+        v >>= 7
+        nbits += 8
+    return emit(e, (groups << 8) | v, nbits + 8)

@@ -28,7 +28,7 @@ from .message import ElementValue, Message
 
 if cython.compiled:
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.exi._bits import read_bit1, read_bits, write_bits
+    from cython.cimports.exi._bits import read_bit1, read_bits
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc
     from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
     from cython.cimports.cpython.list import PyList_GET_ITEM
@@ -1002,7 +1002,6 @@ class Encoder:
         as a borrowed pointer: no reference counting on the hot path (the values are
         mostly shared objects: small ints, enumeration members, whose counts would
         otherwise be updated back to back)."""
-        w = self.w
         cp: cython.pointer(CProd) = st.cs.prods + code
         dk = cp.dt_kind
         width = st.width
@@ -1014,10 +1013,10 @@ class Encoder:
                     raise self.located(EncodeError(f"value {cython.cast(object, item)} out of range "
                                                    f"[{cp.lo}, {cp.hi}]"), cython.cast(object, cp.qname))
                 if width + cp.nbits + 2 <= 56:
-                    write_bits(w, (code << (cp.nbits + 2)) | ((x - cp.lo) << 1), width + cp.nbits + 2)
+                    emit(self, (code << (cp.nbits + 2)) | ((x - cp.lo) << 1), width + cp.nbits + 2)
                 else:
-                    write_bits(w, code, width)
-                    write_bits(w, (x - cp.lo) << 1, cp.nbits + 2)
+                    emit(self, code, width)
+                    emit(self, (x - cp.lo) << 1, cp.nbits + 2)
                 return cython.cast(State, cp.next.state)
         elif dk == DT_ENUM:
             k = -1
@@ -1029,28 +1028,28 @@ class Encoder:
             if k < 0:
                 k = cython.cast(Prod, cp.prod).dt.enum_index(cython.cast(object, item))
             if k >= 0:
-                write_bits(w, (code << (cp.nbits + 2)) | (k << 1), width + cp.nbits + 2)
+                emit(self, (code << (cp.nbits + 2)) | (k << 1), width + cp.nbits + 2)
                 return cython.cast(State, cp.next.state)
         elif dk == DT_BOOL:
             if item == exi_true() or item == exi_false():
-                write_bits(w, (code << 3) | (2 if item == exi_true() else 0), width + 3)
+                emit(self, (code << 3) | (2 if item == exi_true() else 0), width + 3)
                 return cython.cast(State, cp.next.state)
         elif (dk == DT_INT or dk == DT_UINT) and exi_is_exact_int(item):
             overflow = 0
             x = exi_as_longlong(item, cython.address(overflow))
             if overflow == 0 and x > -0x7FFFFFFFFFFFFFFF and cp.lo <= x <= cp.hi:
                 if dk == DT_UINT:
-                    write_bits(w, code << 1, width + 1)                   # CH
-                    w.write_small_uint(x)
+                    emit(self, code << 1, width + 1)                   # CH
+                    emit_uint(self, x)
                 elif x < 0:
-                    write_bits(w, (code << 2) | 1, width + 2)             # CH, minus
-                    w.write_small_uint(-x - 1)
+                    emit(self, (code << 2) | 1, width + 2)             # CH, minus
+                    emit_uint(self, -x - 1)
                 else:
-                    write_bits(w, code << 2, width + 2)                   # CH, plus
-                    w.write_small_uint(x)
-                write_bits(w, 0, 1)                                       # EE
+                    emit(self, code << 2, width + 2)                   # CH, plus
+                    emit_uint(self, x)
+                emit(self, 0, 1)                                       # EE
                 return cython.cast(State, cp.next.state)
-        write_bits(w, code, width)
+        emit(self, code, width)
         self.element(cython.cast(Grammar, cp.child), cython.cast(object, item), cython.cast(object, cp.qname))
         return cython.cast(State, cp.next.state)
 
