@@ -53,6 +53,7 @@ cdef class BitWriter:
     cdef unsigned long long acc
     cdef int nacc
     cpdef int clear(self) except -1
+    cpdef int restart(self) except -1
     cpdef int write(self, unsigned long long v, int n) except -1
     cpdef int flush(self) except -1
     cpdef int write_uint(self, v) except -1

@@ -183,6 +183,15 @@ class BitWriter:
         self.nacc = 0
         return 0
 
+    def restart(self):
+        """An empty stream again, keeping the buffer unless it grew large."""
+        if len(self.buf) > 65536:
+            return self.clear()
+        self.nbytes = 0
+        self.acc = 0
+        self.nacc = 0
+        return 0
+
     def write(self, v, n):
         """Write the n (<= 64) low bits of v."""
         if n > 56:

@@ -177,3 +177,6 @@ cdef inline int emit_uint(Encoder e, unsigned long long v) except -1:
         v >>= 7
         nbits += 8
     return emit(e, (groups << 8) | v, nbits + 8)
+
+cdef Decoder _spare_decoder
+cdef Encoder _spare_encoder

@@ -754,25 +754,44 @@ def _plan(st: State, pending, pos, seen):
     return None
 
 
+# One decoder and one encoder are kept for reuse: a decode or encode is short and making
+# them (with their reader or writer) is a noticeable part of it.  Whoever runs takes the
+# spare and gives it back when done; a decode that starts meanwhile (another thread, a
+# re-entrant call) finds none and makes its own.  Taking and giving back are single C
+# statements under the GIL, with no Python code in between.
+_spare_decoder = None
+_spare_encoder = None
+
+
 @cython.locals(d=Decoder, r=BitReader)
 def decode_document(schema, data):
-    # made without __init__: a decode is short, the Python-level constructor call is not
-    r = BitReader.__new__(BitReader)
+    global _spare_decoder
+    d = _spare_decoder
+    _spare_decoder = None
+    if d is None:
+        # made without __init__: the Python-level constructor call costs more than this
+        d = Decoder.__new__(Decoder)
+        d.r = BitReader.__new__(BitReader)
+    r = d.r
     r.reset_input(data)
-    d = Decoder.__new__(Decoder)
     d.schema = schema
-    d.r = r
     d.global_values = None
     d.local_values = None
     d.depth = 0
     d.generic = None
     try:
         d.header()
-        return d.document()
+        result = d.document()
     except EndOfStream:
         raise DecodeError("unexpected end of the stream", "", d.r.pos) from None
     except RecursionError:
         raise DecodeError("elements nested too deeply", "", d.r.pos) from None
+    r.reset_input(b"")          # keep no reference to the input or the tables
+    d.global_values = None
+    d.local_values = None
+    d.generic = None
+    _spare_decoder = d
+    return result
 
 
 def decode(data, schema):
@@ -1278,17 +1297,25 @@ class Encoder:
 
 @cython.locals(e=Encoder, w=BitWriter)
 def encode_document(schema, obj, qname, validate):
-    w = BitWriter.__new__(BitWriter)
-    w.clear()
-    e = Encoder.__new__(Encoder)
+    global _spare_encoder
+    e = _spare_encoder
+    _spare_encoder = None
+    if e is None:
+        e = Encoder.__new__(Encoder)
+        e.w = BitWriter.__new__(BitWriter)
+        e.w.clear()
+    w = e.w
+    w.restart()
     e.schema = schema
-    e.w = w
     e.depth = 0
     e.validate = validate
     e.generic = None
     w.write(0x80, 8)
     e.document(obj, qname)
-    return w.getvalue()
+    result = w.getvalue()
+    e.generic = None
+    _spare_encoder = e
+    return result
 
 
 def encode(message, *, validate=True):
