@@ -32,7 +32,8 @@ if cython.compiled:
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc
     from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
     from cython.cimports.cpython.list import PyList_GET_ITEM
-    from cython.cimports.exi._slots import exi_fill_none, get_slot, new_instance, set_slot, slot_offset, slot_ptr
+    from cython.cimports.exi._slots import (exi_fill_none, exi_use_message_dealloc, get_slot, new_instance,
+                                            set_slot, slot_offset, slot_ptr)
 else:
     def slot_offset(descriptor):
         return 0
@@ -227,6 +228,7 @@ class Grammar:
             # CPython lays __slots__ out side by side (sorted by name): one run to clear
             if n and max(self.offsets) - min(self.offsets) == (n - 1) * cython.sizeof(cython.p_void):
                 self.slot_lo = min(self.offsets)
+            exi_use_message_dealloc(cls)    # a leaner tp_dealloc for slots-only classes
 
 
 @cython.cclass

@@ -49,3 +49,37 @@ cdef extern from *:
 cdef inline PyObject* slot_ptr(object obj, Py_ssize_t offset) noexcept:
     # the slot's value as a borrowed pointer (NULL when never set): no reference count update
     return (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
+
+cdef extern from *:
+    """
+    /* tp_dealloc of the generated message classes: what subtype_dealloc does for a class
+       whose instances hold nothing but __slots__ (no __dict__, no weak references), in
+       less work.  Their slots are the pointers between the end of the base object and the
+       end of the generated class (found from Py_TYPE(self), which may be a user subclass
+       whose own dealloc, subtype_dealloc, already cleared its additions and calls this). */
+    static void exi_message_dealloc(PyObject *self) {
+        PyTypeObject *tp = Py_TYPE(self), *gen = tp;
+        while (gen->tp_dealloc != exi_message_dealloc) gen = gen->tp_base;
+        if (tp->tp_finalize) {
+            if (PyObject_CallFinalizerFromDealloc(self) < 0) return;   /* resurrected */
+        }
+        PyObject_GC_UnTrack(self);
+        PyObject **slot = (PyObject **)((char *)self + sizeof(PyObject));
+        PyObject **end = (PyObject **)((char *)self + gen->tp_basicsize);
+        for (; slot < end; slot++) Py_CLEAR(*slot);
+        tp->tp_free(self);
+        Py_DECREF(tp);
+    }
+    /* Install it on a heap type whose instances hold only slots: 1 if done. */
+    static int exi_use_message_dealloc(PyObject *cls) {
+        PyTypeObject *tp = (PyTypeObject *)cls;
+        if (!PyType_Check(cls) || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || !PyType_IS_GC(tp)
+                || tp->tp_dictoffset != 0 || tp->tp_weaklistoffset != 0 || tp->tp_itemsize != 0
+                || tp->tp_base == NULL || tp->tp_base->tp_basicsize != sizeof(PyObject)
+                || tp->tp_base->tp_dealloc == exi_message_dealloc)
+            return 0;
+        tp->tp_dealloc = exi_message_dealloc;
+        return 1;
+    }
+    """
+    int exi_use_message_dealloc(object cls) noexcept

@@ -21,6 +21,7 @@ PURE_SELECTION = [
     "tests/codec/test_bad_input.py",
     "tests/codec/test_bits.py",
     "tests/codec/test_threads.py",
+    "tests/codec/test_message_lifetime.py",
     f"{HYP}::test_exactly_at_max_occurs",
     "tests/codec/test_implementation.py::test_loaded_implementation",
 ] + [f"{HYP}::test_roundtrip[{t}]" for t in (
