@@ -109,6 +109,7 @@ cdef class Root:
 @cython.final
 cdef class Decoder:
     cdef public object schema
+    cdef public Root root
     cdef public BitReader r
     cdef public list global_values
     cdef public dict local_values
@@ -131,6 +132,7 @@ cdef class Decoder:
 @cython.final
 cdef class Encoder:
     cdef public object schema
+    cdef public Root root
     cdef public BitWriter w
     cdef public int depth
     cdef public bint validate

@@ -328,6 +328,7 @@ class Decoder:
 
     def __init__(self, schema, data):
         self.schema = schema
+        self.root = schema.root
         self.r = BitReader(data)
         self.global_values = None   # the value string tables (7.3.3), made at the first string
         self.local_values = None
@@ -351,8 +352,9 @@ class Decoder:
             raise self.error("unsupported EXI version (only 1.0)")
 
     @cython.locals(code=cython.ulonglong, root=Root)
+    @cython.locals(root=Root)
     def document(self):
-        root = self.schema.root
+        root = self.root
         code = self.r.read(root.width)
         if code >= root.n:
             if code == root.n:
@@ -773,10 +775,13 @@ def decode_document(schema, data):
     if d is None:
         # made without __init__: the Python-level constructor call costs more than this
         d = Decoder.__new__(Decoder)
+        d.schema = None
         d.r = BitReader.__new__(BitReader)
     r = d.r
     r.reset_input(data)
-    d.schema = schema
+    if d.schema is not schema:          # the spare keeps the schema it last decoded
+        d.schema = schema
+        d.root = schema.root
     d.global_values = None
     d.local_values = None
     d.depth = 0
@@ -826,6 +831,7 @@ _ENDED.n1 = -1
 class Encoder:
     def __init__(self, schema, validate=True):
         self.schema = schema
+        self.root = schema.root
         self.w = BitWriter()
         self.depth = 0
         self.validate = validate
@@ -837,7 +843,7 @@ class Encoder:
 
     @cython.locals(root=Root, idx=cython.Py_ssize_t)
     def document(self, obj, qname):
-        root = self.schema.root
+        root = self.root
         idx = root.index.get(qname, -1)
         if idx < 0:
             raise EncodeError(f"{self.schema.qname_text(qname)} is not a global element of schema {self.schema.id!r}")
@@ -1304,11 +1310,14 @@ def encode_document(schema, obj, qname, validate):
     _spare_encoder = None
     if e is None:
         e = Encoder.__new__(Encoder)
+        e.schema = None
         e.w = BitWriter.__new__(BitWriter)
         e.w.clear()
     w = e.w
     w.restart()
-    e.schema = schema
+    if e.schema is not schema:          # the spare keeps the schema it last encoded
+        e.schema = schema
+        e.root = schema.root
     e.depth = 0
     e.validate = validate
     e.generic = None
