@@ -906,9 +906,8 @@ class Encoder:
             return get_slot(obj, g.offsets[i])
         return getattr(obj, g.names[i])
 
-    @cython.locals(w=BitWriter, st=State, mark=cython.Py_ssize_t)
+    @cython.locals(st=State, mark=cython.Py_ssize_t)
     def complex_element(self, g: Grammar, obj, qname):
-        w = self.w
         if type(obj) is not g.cls and not isinstance(obj, g.cls):
             if isinstance(obj, dict):
                 raise EncodeError(f"expected a {g.cls.__name__} object, got a dict "
@@ -922,7 +921,7 @@ class Encoder:
                 scratch.interleaved(g, obj)     # not encodable: this raises with the reason
                 raise EncodeError("the children are not in an order the content model allows")
         else:
-            mark = w.mark()
+            mark = self.w.mark()
             snapshot = None
             if self.generic is not None:
                 from . import _generic
@@ -930,7 +929,7 @@ class Encoder:
             st = self.fields_in_order(g, obj, qname)
             if st is None:
                 # a repeated group needs its items interleaved: redo this element the general way
-                w.reset(mark)
+                self.w.reset(mark)
                 from . import _generic
                 _generic.restore(self, snapshot)    # forget qnames the discarded attempt added
                 st = self.interleaved(g, obj)
@@ -938,7 +937,10 @@ class Encoder:
             return 0        # ended by an undeclared EE (empty simple content)
         if st.ee_code < 0:
             raise EncodeError(f"missing required content: expected {self.expected(st, g.names)}")
-        w.write(st.ee_code, st.width)
+        if cython.compiled:
+            emit(self, st.ee_code, st.width)
+        else:
+            self.w.write(st.ee_code, st.width)
         return 0
 
     @cython.locals(w=BitWriter, st=State, p=Prod, i=cython.Py_ssize_t, code=cython.Py_ssize_t,
