@@ -30,15 +30,17 @@ PURE_SELECTION = [
 
 
 def test_loaded_implementation():
-    engine, bits = exi._engine.__file__, exi._bits.__file__
+    files = [exi._engine.__file__, exi._bits.__file__, exi._convert.__file__]
     if os.environ.get("EXI_NO_EXTENSIONS"):
-        assert engine.endswith(".py") and bits.endswith(".py"), (engine, bits)
+        assert all(f.endswith(".py") for f in files), files
     elif os.environ.get("EXI_REQUIRE_EXTENSIONS"):
-        assert engine.endswith(COMPILED_SUFFIXES) and bits.endswith(COMPILED_SUFFIXES), \
-            f"EXI_REQUIRE_EXTENSIONS=1 but the engine was loaded from {engine} / {bits}"
+        assert all(f.endswith(COMPILED_SUFFIXES) for f in files), \
+            f"EXI_REQUIRE_EXTENSIONS=1 but the hot modules were loaded from {files}"
     # whichever is loaded works
     v = next(v for v in load_subset() if v.schema == "din" and v.reencodes)
-    assert exi.encode(exi.decode(v.data, "din"), validate=False) == v.data
+    msg = exi.decode(v.data, "din")
+    assert exi.encode(msg, validate=False) == v.data
+    assert exi.encode(exi.from_dict(exi.to_dict(msg), "din"), validate=False) == v.data
 
 
 def test_pure_python_implementation():
