@@ -28,9 +28,19 @@ def _load_sources(package: str, directory: Path, modules) -> None:
         setattr(sys.modules[package], name, module)
 
 
+def _ensure_cython_shadow() -> None:
+    """The uncompiled sources `import cython`: without Cython installed, a stand-in."""
+    try:
+        import cython  # noqa: F401
+    except ImportError:
+        from . import _cython_shim
+        sys.modules["cython"] = _cython_shim
+
+
 def choose(package: str, directory: Path, modules) -> str:
     """Import a package's hot modules (in dependency order) as the switches say;
     "compiled" or "python"."""
+    _ensure_cython_shadow()
     if os.environ.get("EXI_NO_EXTENSIONS"):
         _load_sources(package, directory, modules)
         return "python"

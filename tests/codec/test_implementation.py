@@ -55,3 +55,31 @@ def test_pure_python_implementation():
     tail = run.stdout[-6000:]
     assert run.returncode == 0, f"pure-Python run failed:\n{tail}\n{run.stderr[-2000:]}"
     assert " passed" in tail
+
+
+def test_pure_python_without_cython_installed():
+    """An install that could not compile runs the sources; without Cython where it runs,
+    exi._impl puts a stand-in for `import cython` in place (exi/_cython_shim.py)."""
+    script = """
+import sys
+sys.modules["cython"] = None            # as if Cython were not installed
+import exi, exi.capture
+assert exi._impl.IMPLEMENTATION == "python" and sys.modules["cython"].__name__ == "exi._cython_shim"
+from tests.codec._support import load_subset
+n = 0
+for v in load_subset():
+    if v.reencodes and not v.fragment:
+        msg = exi.decode(v.data, v.schema)
+        assert exi.encode(msg, validate=False) == v.data, v
+        exi.to_dict(msg)
+        n += 1
+recs = [r for r in exi.capture.read("examples/din_dc_session.pcap") if r.error is None]
+print(n, len(recs))
+"""
+    env = dict(os.environ, EXI_NO_EXTENSIONS="1")
+    env.pop("EXI_REQUIRE_EXTENSIONS", None)
+    run = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    vectors, records = map(int, run.stdout.split())
+    assert vectors > 50 and records > 20, run.stdout
