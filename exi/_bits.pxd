@@ -79,11 +79,3 @@ cdef inline int read_bit1(BitReader r) except -1:
         r.pos = pos + 1
         return (r.buf[pos >> 3] >> (7 - (pos & 7))) & 1
     return r.read_bit()
-
-# BitWriter.write's common case inlined the same way
-cdef inline int write_bits(BitWriter w, unsigned long long v, int n) except -1:
-    if 0 < n <= 56 and w.nacc + n <= 64:
-        w.acc = (w.acc << n) | (v & ((<unsigned long long>1 << n) - 1))
-        w.nacc += n
-        return 0
-    return w.write(v, n)
