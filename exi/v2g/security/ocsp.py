@@ -43,7 +43,7 @@ from .errors import CertificateError
 
 __all__ = ["OCSPRequestData", "request_data", "chain_request_data", "build_request",
            "check_response", "check_chain", "OCSPResponder", "serve", "fetch", "ocsp_url",
-           "MAX_AGE", "Revocation"]
+           "MAX_AGE", "Revocation", "request_from_data", "expiring"]
 
 MAX_AGE = _dt.timedelta(days=7)
 REVOKED = "FAILED_CertificateRevoked"
@@ -104,6 +104,15 @@ def chain_request_data(chain: Sequence[Cert], root: Cert) -> list[OCSPRequestDat
     return [request_data(c, full[i + 1]) for i, c in enumerate(chain)][:4]
 
 
+def request_from_data(data: OCSPRequestData) -> bytes:
+    """A DER OCSPRequest from OCPP request data (what a CSMS sends to the responder)."""
+    alg = {"SHA256": hashes.SHA256(), "SHA384": hashes.SHA384(),
+           "SHA512": hashes.SHA512()}[data.hash_algorithm]
+    return ocsp.OCSPRequestBuilder().add_certificate_by_hash(
+        bytes.fromhex(data.issuer_name_hash), bytes.fromhex(data.issuer_key_hash),
+        int(data.serial_number, 16), alg).build().public_bytes(serialization.Encoding.DER)
+
+
 def build_request(cert: Cert, issuer: Cert, *, nonce: Optional[bytes] = None) -> bytes:
     """A DER OCSPRequest for one certificate."""
     b = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256())
@@ -148,8 +157,9 @@ def _check_response(der, cert, issuer, now, max_age, name) -> None:
     if single is None:
         raise CertificateError(f"{name}: the OCSP response is about another certificate", CHAIN)
     if single.certificate_status == ocsp.OCSPCertStatus.REVOKED:
-        raise CertificateError(f"{name} is revoked (since {single.revocation_time_utc:%Y-%m-%d "
-                               f"%H:%M}, {single.revocation_reason})", REVOKED)
+        raise CertificateError(f"{name} is revoked (since "
+                               f"{single.revocation_time_utc:%Y-%m-%d %H:%M}, "
+                               f"{single.revocation_reason})", REVOKED)
     if single.certificate_status != ocsp.OCSPCertStatus.GOOD:
         raise CertificateError(f"{name}: OCSP status {single.certificate_status.name}", CHAIN)
     if single.this_update_utc > now + _dt.timedelta(minutes=5) or now - single.this_update_utc > max_age:
@@ -248,6 +258,18 @@ class OCSPResponder:
     def response_for(self, cert: Cert, issuer: Cert, *, now: Optional[_dt.datetime] = None) -> bytes:
         """The DER response for one certificate (what a SECC would fetch and cache)."""
         return self._respond_one(cert.serial_number, issuer, hashes.SHA256(), None, _utc(now))
+
+    def response_for_data(self, data: OCSPRequestData, *,
+                          now: Optional[_dt.datetime] = None) -> Optional[bytes]:
+        """The DER response for OCSP request data (None: not one of our issuers)."""
+        if data.hash_algorithm != "SHA256":
+            return None
+        for cert, _key in self.issuers:
+            if (hashlib.sha256(cert.subject.public_bytes()).hexdigest() == data.issuer_name_hash.lower()
+                    and _key_hash(cert).hex() == data.issuer_key_hash.lower()):
+                return self._respond_one(int(data.serial_number, 16), cert, hashes.SHA256(),
+                                         None, _utc(now))
+        return None
 
     def respond(self, request_der: bytes, *, now: Optional[_dt.datetime] = None) -> bytes:
         """A DER OCSPResponse for a DER OCSPRequest (malformed / unknown issuer refused
