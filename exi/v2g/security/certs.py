@@ -144,7 +144,10 @@ def validate_chain(certificates: Sequence[Cert], roots: Sequence[Cert], *,
 
 
 def _name(cert: Cert) -> str:
-    return cert.subject.rfc4514_string()
+    try:
+        return cert.subject.rfc4514_string()
+    except Exception:               # cryptography parses names lazily: a bad one raises here
+        return "<unreadable subject>"
 
 
 def _validate(certs, roots, now, purpose, emaid, key_agreement, soon) -> ChainResult:
