@@ -110,11 +110,12 @@ def test_every_tampered_byte_of_a_real_signed_message_is_refused(name, masks):
             if exi.encode(tampered) == data:
                 unchanged += 1      # padding bits, or the SessionID the session compares
                 continue
-            # the one unsigned part left: the SA provisioning chain, which the EVCC
-            # validates up to its V2G root (test_installation tampers with every byte of
-            # a whole response on our PKI, root included)
-            body = getattr(tampered.Body, name)
-            body.SAProvisioningCertificateChain = getattr(msg.Body, name).SAProvisioningCertificateChain
+            # the unsigned parts left: the SA provisioning chain, which the EVCC validates
+            # up to its V2G root (test_installation tampers with every byte of a whole
+            # response on our PKI, root included), and the ResponseCode
+            body, ok = getattr(tampered.Body, name), getattr(msg.Body, name)
+            body.SAProvisioningCertificateChain = ok.SAProvisioningCertificateChain
+            body.ResponseCode = ok.ResponseCode
             assert exi.encode(tampered) == data, f"byte {i} mask {mask:#x}"
             in_sa_chain += 1
     assert refused + in_sa_chain > 0.9 * len(masks) * len(data)
