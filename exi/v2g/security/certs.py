@@ -179,14 +179,14 @@ def _validate(certs, roots, now, purpose, emaid, key_agreement, soon) -> ChainRe
     # CA rules, from the root down ([V2G2-867], RFC 5280 6.1.4)
     cas = certs[1:][::-1]            # Sub-CA 1, Sub-CA 2
     for depth, ca in enumerate([root] + cas):
-        below = len(cas) - depth     # CAs issued below this one (0 for the last Sub-CA)
+        below = len(cas) - depth     # CAs that follow this one in the path (0 for the last)
         bc = _ext(ca, x509.BasicConstraints)
         if bc is None or not bc.ca:
             raise CertificateError(f"{_name(ca)} is used as a CA but is not one "
                                    "(basicConstraints) [V2G2-867]", CERT_CHAIN)
-        if bc.path_length is not None and below - 1 > bc.path_length:
+        if bc.path_length is not None and below > bc.path_length:
             raise CertificateError(f"{_name(ca)}: pathLenConstraint {bc.path_length} "
-                                   f"exceeded by {below - 1} CA(s) below it", CERT_CHAIN)
+                                   f"exceeded by {below} CA(s) below it", CERT_CHAIN)
         ku = _ext(ca, x509.KeyUsage)
         if ku is None or not ku.key_cert_sign:
             raise CertificateError(f"{_name(ca)}: keyUsage lacks keyCertSign", CERT_CHAIN)
