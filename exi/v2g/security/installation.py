@@ -144,7 +144,7 @@ def open_certificate_response(msg: iso2.V2G_Message, static_key: ec.EllipticCurv
     if res is None:
         raise SecurityError("neither CertificateInstallationRes nor CertificateUpdateRes")
     code = getattr(res.ResponseCode, "value", res.ResponseCode)
-    if not str(code).startswith("OK"):
+    if str(code) not in ("OK", "OK_CertificateExpiresSoon"):
         raise SecurityError(f"the response says {code}", str(code))
     sa = _certs.validate_chain(_certs.chain_from_message(res.SAProvisioningCertificateChain),
                                v2g_roots, now=now, purpose="cps")
