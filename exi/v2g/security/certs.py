@@ -23,7 +23,8 @@ Codes (ISO 15118-2 responseCodeType): expired or not yet valid ->
 anything else structural, an untrusted root or a wrong eMAID -> ``FAILED_CertChainError``;
 revocation (see :mod:`.ocsp`) -> ``FAILED_CertificateRevoked``.  A valid chain whose leaf
 expires within ``expires_soon`` (default 14 days, the -20 rule [V2G20-2218]; -2's period is
-unverified) is reported with ``response_code = "OK_CertificateExpiresSoon"``.
+unverified) -- or whose chain does, through a CA -- is reported with
+``response_code = "OK_CertificateExpiresSoon"``.
 
 IDs as quoted in shared/research/iso20-pnc.md 2.4 "(unverified against ISO 15118-2:2014)".
 Validation never fails open: an unexpected error is a ``FAILED_CertChainError``.
@@ -220,7 +221,8 @@ def _validate(certs, roots, now, purpose, emaid, key_agreement, soon) -> ChainRe
         if now > cert.not_valid_after_utc:
             raise CertificateError(f"{_name(cert)} expired "
                                    f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M}", EXPIRED)
-    code = "OK_CertificateExpiresSoon" if leaf.not_valid_after_utc - now <= soon else "OK"
+    end = min(c.not_valid_after_utc for c in [*certs, root])
+    code = "OK_CertificateExpiresSoon" if end - now <= soon else "OK"
     return ChainResult(tuple(certs), root, code)
 
 
