@@ -157,6 +157,11 @@ def test_authorize_codes(pki, backend):
         "FAILED_CertificateExpired"
     assert run(backend.authorize(AuthorizeRequest(contract.emaid))).certificate_status == \
         "NoCertificateAvailable"
+    # hash data of a chain from an issuer the backend does not know
+    foreign = ocsp.chain_request_data(pki.chain("seccLeaf")[:1], pki.certs["v2gRootCA"])
+    foreign[0] = ocsp.OCSPRequestData("SHA256", "00" * 32, "11" * 32, "1", "")
+    assert run(backend.authorize(AuthorizeRequest(contract.emaid, None, foreign))
+               ).certificate_status == "CertChainError"
 
 
 def test_ocsp_responses_are_checked_strictly(pki):

@@ -213,3 +213,28 @@ def test_find_by_id_refuses_duplicates(pki):
     assert xmldsig.find_by_id(msg, "id1").name == "MeteringReceiptReq"
     with pytest.raises(SignatureError):
         xmldsig.find_by_id(msg, "id9")
+
+
+def test_signed_sales_tariffs_in_one_signature(pki):
+    """ChargeParameterDiscoveryRes: one Reference per SalesTariff (RISE-V2G and the
+    iso15118 package sign them with MO Sub-CA 2), verified by the EVCC."""
+    def tariff(i):
+        return iso2.SalesTariffType(Id=f"tariff{i}", SalesTariffID=i, SalesTariffEntry=[
+            iso2.SalesTariffEntryType(RelativeTimeInterval=iso2.RelativeTimeIntervalType(
+                start=0, duration=86400), EPriceLevel=i)])
+    tuples = [iso2.SAScheduleTupleType(SAScheduleTupleID=i, SalesTariff=tariff(i))
+              for i in (1, 2, 3)]
+    msg = iso2.V2G_Message(
+        Header=iso2.MessageHeaderType(SessionID=b"\x01" * 8),
+        Body=iso2.BodyType(ChargeParameterDiscoveryRes=iso2.ChargeParameterDiscoveryResType(
+            SAScheduleList=iso2.SAScheduleListType(SAScheduleTuple=tuples))))
+    names = ["SalesTariff"] * 3
+    xmldsig.sign_message(msg, names, pki.keys["moSubCA2"])
+    assert [r.URI for r in msg.Header.Signature.SignedInfo.Reference] == \
+        ["#tariff1", "#tariff2", "#tariff3"]
+    xmldsig.verify_message(msg, names, pki.certs["moSubCA2"].public_key())
+    with pytest.raises(SignatureError, match="not all found"):
+        xmldsig.verify_message(msg, names[:2], pki.certs["moSubCA2"].public_key())
+    tuples[1].SalesTariff.SalesTariffEntry[0].EPriceLevel = 9
+    with pytest.raises(SignatureError, match="#tariff2"):
+        xmldsig.verify_message(msg, names, pki.certs["moSubCA2"].public_key())

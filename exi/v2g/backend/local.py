@@ -97,6 +97,30 @@ class LocalBackend(Backend):
                      for d in _ocsp.chain_request_data(chain.certificates, chain.root)]
         _ocsp.check_chain(chain.certificates, chain.root, responses, now=self._now())
 
+    async def _check_hash_data(self, items) -> None:
+        """Every certificate named by hash data: a known issuer, a verified GOOD response;
+        revocation is reported before any other problem."""
+        if len(items) > 4:
+            raise CertificateError("more than 4 iso15118CertificateHashData entries")
+        errors = []
+        for data in items:
+            issuer = next((c for n, c in self.pki.certs.items() if n in _ISSUERS
+                           and _ocsp.request_data_matches(data, c)), None)
+            try:
+                if issuer is None:
+                    raise CertificateError(f"certificate {data.serial_number}: unknown issuer")
+                der = await self._ocsp_response(data)
+                if der is None:
+                    raise CertificateError(f"certificate {data.serial_number}: no OCSP response")
+                _ocsp.check_response_for_data(der, data, issuer, now=self._now())
+            except CertificateError as e:
+                errors.append(e)
+        for e in errors:
+            if e.response_code == "FAILED_CertificateRevoked":
+                raise e
+        if errors:
+            raise errors[0]
+
     # --- Backend -----------------------------------------------------------------------
 
     async def authorize(self, request: AuthorizeRequest) -> AuthorizeResponse:
@@ -108,14 +132,7 @@ class LocalBackend(Backend):
                                               purpose="contract", emaid=emaid)
                 await self._check_revocation(chain)
             elif request.iso15118_certificate_hash_data:
-                for data in request.iso15118_certificate_hash_data[:4]:
-                    der = await self._ocsp_response(data)
-                    if der is None:
-                        raise CertificateError("a certificate of the chain has an unknown "
-                                               "issuer")
-                    if _ocsp.ocsp.load_der_ocsp_response(der).certificate_status == \
-                            _ocsp.ocsp.OCSPCertStatus.REVOKED:
-                        raise CertificateError("revoked", "FAILED_CertificateRevoked")
+                await self._check_hash_data(request.iso15118_certificate_hash_data)
             else:
                 return AuthorizeResponse("Invalid", "NoCertificateAvailable",
                                          "neither a chain nor hash data")

@@ -43,7 +43,8 @@ from .errors import CertificateError
 
 __all__ = ["OCSPRequestData", "request_data", "chain_request_data", "build_request",
            "check_response", "check_chain", "OCSPResponder", "serve", "fetch", "ocsp_url",
-           "MAX_AGE", "Revocation", "request_from_data", "expiring"]
+           "MAX_AGE", "Revocation", "request_from_data", "expiring", "check_response_for_data",
+           "request_data_matches"]
 
 MAX_AGE = _dt.timedelta(days=7)
 REVOKED = "FAILED_CertificateRevoked"
@@ -132,7 +133,7 @@ def check_response(der: bytes, cert: Cert, issuer: Cert, *, now: Optional[_dt.da
     """Accept only a valid, current GOOD response for ``cert``; else CertificateError."""
     name = cert.subject.rfc4514_string()
     try:
-        _check_response(der, cert, issuer, _utc(now), max_age, name)
+        _check_response(der, cert.serial_number, issuer, _utc(now), max_age, name)
     except CertificateError:
         raise
     except Exception as e:                      # never fail open
@@ -140,7 +141,31 @@ def check_response(der: bytes, cert: Cert, issuer: Cert, *, now: Optional[_dt.da
                                CHAIN) from e
 
 
-def _check_response(der, cert, issuer, now, max_age, name) -> None:
+def check_response_for_data(der: bytes, data: OCSPRequestData, issuer: Cert, *,
+                            now: Optional[_dt.datetime] = None,
+                            max_age: _dt.timedelta = MAX_AGE) -> None:
+    """:func:`check_response` for a certificate known only by its OCSP request data
+    (``iso15118CertificateHashData``); ``issuer`` must match the data's hashes."""
+    name = f"certificate {data.serial_number}"
+    try:
+        if request_data_matches(data, issuer) is False:
+            raise CertificateError(f"{name}: issuer does not match the request data", CHAIN)
+        _check_response(der, int(data.serial_number, 16), issuer, _utc(now), max_age, name)
+    except CertificateError:
+        raise
+    except Exception as e:                      # never fail open
+        raise CertificateError(f"{name}: OCSP response unusable: {type(e).__name__}: {e}",
+                               CHAIN) from e
+
+
+def request_data_matches(data: OCSPRequestData, issuer: Cert) -> bool:
+    """Whether ``data`` names ``issuer`` (SHA-256 request data only)."""
+    return (data.hash_algorithm == "SHA256"
+            and hashlib.sha256(issuer.subject.public_bytes()).hexdigest() == data.issuer_name_hash.lower()
+            and _key_hash(issuer).hex() == data.issuer_key_hash.lower())
+
+
+def _check_response(der, serial, issuer, now, max_age, name) -> None:
     resp = ocsp.load_der_ocsp_response(bytes(der))
     if resp.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise CertificateError(f"{name}: OCSP responder says {resp.response_status.name}", CHAIN)
@@ -149,7 +174,7 @@ def _check_response(der, cert, issuer, now, max_age, name) -> None:
                                _sig_algorithm(resp.signature_hash_algorithm))
     single = None
     for s in resp.responses:
-        if (s.serial_number == cert.serial_number
+        if (s.serial_number == serial
                 and s.issuer_key_hash == _hash(s.hash_algorithm, _spki_bits(issuer))
                 and s.issuer_name_hash == _hash(s.hash_algorithm, issuer.subject.public_bytes())):
             single = s
@@ -262,11 +287,8 @@ class OCSPResponder:
     def response_for_data(self, data: OCSPRequestData, *,
                           now: Optional[_dt.datetime] = None) -> Optional[bytes]:
         """The DER response for OCSP request data (None: not one of our issuers)."""
-        if data.hash_algorithm != "SHA256":
-            return None
         for cert, _key in self.issuers:
-            if (hashlib.sha256(cert.subject.public_bytes()).hexdigest() == data.issuer_name_hash.lower()
-                    and _key_hash(cert).hex() == data.issuer_key_hash.lower()):
+            if request_data_matches(data, cert):
                 return self._respond_one(int(data.serial_number, 16), cert, hashes.SHA256(),
                                          None, _utc(now))
         return None

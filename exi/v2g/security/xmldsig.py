@@ -241,11 +241,12 @@ def find_by_id(root: Message, ident: str, *, schema: str = "iso2") -> SignedElem
 def sign_message(message: Message, names: Iterable[str], key: PrivateKey, *,
                  schema: str = "iso2") -> Message:
     """Sign the named elements of a V2G_Message's Body and put the Signature into its
-    Header (created if absent).  The elements must carry their Ids already.  Returns the
-    message."""
-    items = [SignedElement(el, nm, schema) for el, nm in _walk(message.Body, "Body")
-             if nm in set(names) and isinstance(el, Message)]
+    Header (created if absent).  The elements must carry their Ids already; a name given
+    n times means n elements of that name (three SalesTariffs: ``["SalesTariff"] * 3``).
+    Returns the message."""
     wanted = list(names)
+    items = [SignedElement(el, nm, schema) for el, nm in _walk(message.Body, "Body")
+             if nm in wanted]
     if sorted(i.name for i in items) != sorted(wanted):
         raise SignatureError(f"elements {wanted} not all found once in the Body")
     sig = sign(items, key, schema=schema)
@@ -261,11 +262,11 @@ def verify_message(message: Message, names: Iterable[str], key: PublicKey, *,
     """Verify that a V2G_Message's header Signature covers exactly the named Body
     elements (each present once, each with an Id) and verifies with ``key``."""
     try:
-        wanted = set(names)
+        wanted = list(names)
         items = [SignedElement(el, nm, schema) for el, nm in _walk(message.Body, "Body")
                  if nm in wanted]
         if sorted(i.name for i in items) != sorted(wanted):
-            raise SignatureError(f"elements {sorted(wanted)} not all found once in the Body")
+            raise SignatureError(f"elements {wanted} not all found once in the Body")
         header = message.Header
         _verify(header.Signature if header is not None else None, items, key)
     except SignatureError:
