@@ -235,3 +235,21 @@ def test_pki_folder_serves_the_backend_and_responder(tmp_path):
         (tmp_path / "certs" / f"{n}.pem").read_bytes()) for n in ("moSubCA2", "moSubCA1")]
     res = run(backend.authorize(AuthorizeRequest("DEEXIC15118000001", pem(chain))))
     assert res.response_code == "FAILED_CertificateRevoked"
+
+
+def test_malformed_responses_are_refusals_not_crashes(pki, backend):
+    from exi.messages import iso2
+    msg = exi.decode(install(backend, pki), "iso2")
+    for field in ("ContractSignatureEncryptedPrivateKey", "DHpublickey", "eMAID",
+                  "ContractSignatureCertChain", "SAProvisioningCertificateChain"):
+        broken = exi.decode(exi.encode(msg), "iso2")
+        setattr(broken.Body.CertificateInstallationRes, field, None)
+        with pytest.raises(SecurityError):
+            installation.open_certificate_response(broken, pki.keys["oemProvLeaf"],
+                                                   v2g_roots=[pki.certs["v2gRootCA"]])
+    empty = iso2.V2G_Message(Header=iso2.MessageHeaderType(SessionID=b"\x01" * 8),
+                             Body=iso2.BodyType())
+    with pytest.raises(SecurityError):
+        installation.open_certificate_response(empty, pki.keys["oemProvLeaf"], v2g_roots=[])
+    with pytest.raises(SecurityError):
+        installation.verify_request(empty)

@@ -92,6 +92,16 @@ def verify_request(msg: iso2.V2G_Message) -> tuple[str, x509.Certificate]:
     certificate) or CertificateUpdateReq (with its contract certificate).  Returns
     ("installation"|"update", the signer's certificate).  Trust in the signer's chain is
     the certificate provisioning service's decision (the SECC checks only the signature)."""
+    try:
+        return _verify_request(msg)
+    except SecurityError:
+        raise
+    except Exception as e:                      # never fail open, never crash
+        raise SecurityError(f"request refused: {type(e).__name__}: {e}",
+                            "FAILED_SignatureError") from e
+
+
+def _verify_request(msg: iso2.V2G_Message) -> tuple[str, x509.Certificate]:
     body = msg.Body
     if body.CertificateInstallationReq is not None:
         cert = _certs.load_certificates(body.CertificateInstallationReq.OEMProvisioningCert or b"")[0]
@@ -140,6 +150,15 @@ def open_certificate_response(msg: iso2.V2G_Message, static_key: ec.EllipticCurv
     (update).  Order: the SA provisioning chain, then the signature, and only then the
     decryption (CBC has no integrity of its own).  Raises :class:`SecurityError`
     subclasses (their ``response_code`` says why)."""
+    try:
+        return _open(msg, static_key, v2g_roots, mo_roots, now)
+    except SecurityError:
+        raise
+    except Exception as e:                      # never fail open, never crash
+        raise SecurityError(f"certificate response refused: {type(e).__name__}: {e}") from e
+
+
+def _open(msg, static_key, v2g_roots, mo_roots, now) -> ContractCredentials:
     res = msg.Body.CertificateInstallationRes or msg.Body.CertificateUpdateRes
     if res is None:
         raise SecurityError("neither CertificateInstallationRes nor CertificateUpdateRes")
