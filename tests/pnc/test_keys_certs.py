@@ -157,3 +157,32 @@ def test_garbage_certificates_are_chain_errors():
     assert e.value.response_code == "FAILED_CertChainError"
     with pytest.raises(CertificateError):
         certs.chain_from_message(None)
+
+
+def test_rise_v2g_chains_validate_when_they_were_valid():
+    """RISE-V2G's own test certificates (an independent PKI) at dates inside and outside
+    their validity."""
+    import json
+    from .conftest import DATA
+    pems = json.loads((DATA / "rise_v2g_certificates.json").read_text())["certificates"]
+    c = {k: x509.load_pem_x509_certificate(v.encode()) for k, v in pems.items()}
+    cps = [c["cpsLeafCert"], c["cpsSubCA2"], c["cpsSubCA1"]]
+
+    def at(day):
+        return dt.datetime.fromisoformat(day + "T12:00:00+00:00")
+    ok = certs.validate_chain(cps, [c["v2gRootCA"]], now=at("2017-09-01"), purpose="cps")
+    assert ok.response_code == "OK" and ok.root is c["v2gRootCA"]
+    assert certs.validate_chain(cps, [c["v2gRootCA"]], now=at("2017-11-15"),
+                                purpose="cps").response_code == "OK_CertificateExpiresSoon"
+    with pytest.raises(CertificateError) as e:
+        certs.validate_chain(cps, [c["v2gRootCA"]], now=at("2018-01-01"), purpose="cps")
+    assert e.value.response_code == "FAILED_CertificateExpired"
+    # the MO root is not published there: anchor at MO Sub-CA 1 (pathLen 1), eMAID written
+    # with and without separators
+    contract = [c["contractCert"], c["moSubCA2"]]
+    got = certs.validate_chain(contract, [c["moSubCA1"]], now=at("2018-06-01"),
+                               emaid="DEABCC123ABC56", key_agreement=True)
+    assert got.common_name == "DE-ABC-C123ABC56"
+    with pytest.raises(CertificateError) as e:
+        certs.validate_chain(contract, [c["v2gRootCA"]], now=at("2018-06-01"))
+    assert e.value.response_code == "FAILED_CertChainError"
