@@ -4,7 +4,8 @@
 * :mod:`.keys`: contract private key transport (ECDH P-256, ConcatKDF, AES-128-CBC);
 * :mod:`.certs`: certificate chain validation with the standard's response codes;
 * :mod:`.installation`: CertificateInstallation/Update requests and responses;
-* :mod:`.ocsp`: OCSP request data, responses, revocation checks and a loopback responder.
+* :mod:`.ocsp`: OCSP request data, responses, revocation checks and a loopback responder;
+* :mod:`.stapling`: OCSP stapling (status_request) on stdlib ``ssl`` contexts.
 
 See README.md in this folder for the API and how the sessions use it.
 """

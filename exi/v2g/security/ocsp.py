@@ -19,7 +19,7 @@ Built on ``cryptography.x509.ocsp`` (RFC 6960) and asyncio.
   :func:`serve` puts it on HTTP (POST ``application/ocsp-request``, and GET with the
   base64 request in the path) on loopback; :func:`fetch` is the matching client.
 
-TLS stapling is not here: see README.md ("OCSP in TLS") for what OpenSSL can staple.
+TLS stapling: :mod:`.stapling`; README.md ("OCSP in TLS") says what OpenSSL can staple.
 """
 from __future__ import annotations
 
