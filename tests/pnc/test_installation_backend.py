@@ -253,3 +253,24 @@ def test_malformed_responses_are_refusals_not_crashes(pki, backend):
         installation.open_certificate_response(empty, pki.keys["oemProvLeaf"], v2g_roots=[])
     with pytest.raises(SecurityError):
         installation.verify_request(empty)
+
+
+def test_cli_pki_ocsp_serves_the_folder(tmp_path):
+    import subprocess
+    import sys
+    from exi.cli.__main__ import main
+    assert main(["pki", "create", "--out", str(tmp_path)]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "exi", "pki", "ocsp", "--pki", str(tmp_path),
+                             "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "OCSP responder for 11 CAs at http://127.0.0.1:" in line, line
+        url = line.split(" at ")[1].strip()
+        load = lambda n: x509.load_pem_x509_certificate(  # noqa: E731
+            (tmp_path / "certs" / f"{n}.pem").read_bytes())
+        leaf, issuer = load("seccLeaf"), load("cpoSubCA2")
+        der = run(ocsp.fetch(url, ocsp.build_request(leaf, issuer)))
+        ocsp.check_response(der, leaf, issuer)
+    finally:
+        proc.terminate()
+        proc.wait(10)
