@@ -2,7 +2,7 @@
 
     exi15118 pki create --out DIR [--profile iso2|iso20] [--curve p521|ed448] [--password PW]
                         [--ocsp-url URL]
-    exi15118 pki ocsp --pki DIR [--host 127.0.0.1] [--port 8015]     # OCSP responder
+    exi15118 pki ocsp --pki DIR [--host 127.0.0.1] [--port 8015] [--password PW]  # OCSP responder
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     o.add_argument("--pki", required=True, type=Path, help="folder written by `pki create`")
     o.add_argument("--host", default="127.0.0.1")
     o.add_argument("--port", type=int, default=8015)
+    o.add_argument("--password", help="the password the PKI's keys were written with")
     o.set_defaults(func=run_ocsp)
     p.set_defaults(func=run)
     return p
@@ -66,8 +67,8 @@ def run_ocsp(args: argparse.Namespace) -> int:
 
     from exi.v2g.security.ocsp import OCSPResponder, serve
     try:
-        responder = OCSPResponder.from_folder(args.pki)
-    except (OSError, ValueError, KeyError) as e:
+        responder = OCSPResponder.from_folder(args.pki, password=args.password)
+    except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"error: cannot load {args.pki}/ocsp/responder.json: {e}", file=sys.stderr)
         return 2
 

@@ -274,3 +274,17 @@ def test_cli_pki_ocsp_serves_the_folder(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("curve", ["p521", "ed448"])
+def test_responder_on_the_iso20_pkis(curve):
+    from exi.v2g.pki import create_pki
+    p = create_pki("iso20", curve=curve, ocsp_url=None)
+    responder = ocsp.OCSPResponder([(p.certs["cpoSubCA2"], p.keys["cpoSubCA2"])])
+    leaf, issuer = p.certs["seccLeaf"], p.certs["cpoSubCA2"]
+    der = responder.respond(ocsp.build_request(leaf, issuer))
+    ocsp.check_response(der, leaf, issuer)
+    responder.revoke(leaf)
+    with pytest.raises(CertificateError) as e:
+        ocsp.check_response(responder.response_for(leaf, issuer), leaf, issuer)
+    assert e.value.response_code == "FAILED_CertificateRevoked"

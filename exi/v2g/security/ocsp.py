@@ -36,6 +36,7 @@ from typing import AsyncIterator, Iterable, Optional, Sequence, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
@@ -87,9 +88,7 @@ def ocsp_url(cert: Cert) -> str:
 
 
 def _key_hash(issuer: Cert) -> bytes:
-    spki = issuer.public_key().public_bytes(serialization.Encoding.X962,
-                                            serialization.PublicFormat.UncompressedPoint)
-    return hashlib.sha256(spki).digest()
+    return hashlib.sha256(_spki_bits(issuer)).digest()
 
 
 def request_data(cert: Cert, issuer: Cert) -> OCSPRequestData:
@@ -170,8 +169,8 @@ def _check_response(der, serial, issuer, now, max_age, name) -> None:
     if resp.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise CertificateError(f"{name}: OCSP responder says {resp.response_status.name}", CHAIN)
     signer = _responder(resp, issuer, now)
-    signer.public_key().verify(resp.signature, resp.tbs_response_bytes,
-                               _sig_algorithm(resp.signature_hash_algorithm))
+    _verify_signature(signer.public_key(), resp.signature, resp.tbs_response_bytes,
+                      resp.signature_hash_algorithm)
     single = None
     for s in resp.responses:
         if (s.serial_number == serial
@@ -194,9 +193,22 @@ def _check_response(der, serial, issuer, now, max_age, name) -> None:
         raise CertificateError(f"{name}: OCSP response past its nextUpdate", CHAIN)
 
 
-def _sig_algorithm(h):
-    from cryptography.hazmat.primitives.asymmetric import ec
-    return ec.ECDSA(h)
+def _verify_signature(key, signature: bytes, data: bytes, hash_algorithm) -> None:
+    """ECDSA (the -2 and -20 P-256/P-521 PKIs) or Ed448 (-20); anything else is refused."""
+    if isinstance(key, ec.EllipticCurvePublicKey) and hash_algorithm is not None:
+        key.verify(signature, data, ec.ECDSA(hash_algorithm))
+    elif isinstance(key, ed448.Ed448PublicKey):
+        key.verify(signature, data)
+    else:
+        raise CertificateError("OCSP response signed with an algorithm the V2G PKIs do not "
+                               "use", CHAIN)
+
+
+def _sign_hash(key):
+    """Hash for signing with ``key``: SHA-256 on P-256, SHA-512 on P-521, none for Ed448."""
+    if isinstance(key, ed448.Ed448PrivateKey):
+        return None
+    return hashes.SHA512() if key.curve.key_size > 384 else hashes.SHA256()
 
 
 def _hash(alg, data: bytes) -> bytes:
@@ -206,9 +218,12 @@ def _hash(alg, data: bytes) -> bytes:
 
 
 def _spki_bits(issuer: Cert) -> bytes:
-    # RFC 6960: the hash of the subjectPublicKey BIT STRING value (for EC: the point)
-    return issuer.public_key().public_bytes(serialization.Encoding.X962,
-                                            serialization.PublicFormat.UncompressedPoint)
+    # RFC 6960: the hash of the subjectPublicKey BIT STRING value (EC: the point; Ed448: raw)
+    key = issuer.public_key()
+    if isinstance(key, ed448.Ed448PublicKey):
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key.public_bytes(serialization.Encoding.X962,
+                            serialization.PublicFormat.UncompressedPoint)
 
 
 def _responder(resp, issuer: Cert, now) -> Cert:
@@ -328,18 +343,21 @@ class OCSPResponder:
         ).responder_id(ocsp.OCSPResponderEncoding.NAME, issuer)
         if nonce is not None:
             b = b.add_extension(x509.OCSPNonce(nonce), critical=False)
-        return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        return b.sign(key, _sign_hash(key)).public_bytes(serialization.Encoding.DER)
 
     @classmethod
-    def from_folder(cls, folder: Union[str, Path]) -> "OCSPResponder":
-        """Load what ``exi15118 pki create`` wrote into ``folder/ocsp/responder.json``."""
+    def from_folder(cls, folder: Union[str, Path], *,
+                    password: Optional[str] = None) -> "OCSPResponder":
+        """Load what ``exi15118 pki create`` wrote into ``folder/ocsp/responder.json``
+        (``password``: the one the keys were written with, if any)."""
         folder = Path(folder)
         conf = json.loads((folder / "ocsp" / "responder.json").read_text())
         issuers = []
         for name in conf["issuers"]:
             cert = x509.load_pem_x509_certificate((folder / "certs" / f"{name}.pem").read_bytes())
             key = serialization.load_pem_private_key(
-                (folder / "private_keys" / f"{name}.key").read_bytes(), None)
+                (folder / "private_keys" / f"{name}.key").read_bytes(),
+                password.encode() if password else None)
             issuers.append((cert, key))
         revoked = {}
         for entry in conf.get("revoked", []):
