@@ -157,7 +157,7 @@ def _verify(signature, items, key) -> None:
         raise SignatureError("Signature carries KeyInfo or Object [V2G2-771]")
     if info.Id is not None or signature.SignatureValue.Id is not None:
         raise SignatureError("SignedInfo/@Id or SignatureValue/@Id present [V2G2-771]")
-    if _algorithm(info.CanonicalizationMethod) != CANONICAL_EXI:
+    if _algorithm(info.CanonicalizationMethod) != CANONICAL_EXI or info.CanonicalizationMethod.any:
         raise SignatureError(f"CanonicalizationMethod {_algorithm(info.CanonicalizationMethod)!r} "
                              f"is not {CANONICAL_EXI}")
     method = info.SignatureMethod
