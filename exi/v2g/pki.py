@@ -25,13 +25,16 @@ domainComponent the profiles use to tell the roles apart (V2G, CPO, CPS, OEM, MO
 
 Validity periods are within the profiles' maxima and follow common test PKIs (root 10
 years, Sub-CAs 1-4 years, SECC leaf 60 days, contract 2 years).  They are parameters.
-DEVIATIONS (test PKI): no CRL distribution points / OCSP URLs (AIA), keys unencrypted
+Non-root certificates name an OCSP responder in their AIA (``ocsp_url``, default
+``DEFAULT_OCSP_URL``); ``write_pki`` also writes ``ocsp/responder.json`` for it.
+DEVIATIONS (test PKI): no CRL distribution points, keys unencrypted
 unless a password is given, V2G root validity 10 years instead of the up to 40 the
 profile allows.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +50,9 @@ __all__ = ["PROFILES", "CURVES", "PKI", "create_pki", "new_key", "issue", "write
 PROFILES = ("iso2", "iso20")
 CURVES = {"iso2": ("p256",), "iso20": ("p521", "ed448")}
 PrivateKey = Union[ec.EllipticCurvePrivateKey, ed448.Ed448PrivateKey]
+
+# where `exi15118 pki ocsp` (exi.v2g.security.ocsp) listens by default
+DEFAULT_OCSP_URL = "http://127.0.0.1:8015/ocsp"
 
 # days
 VALIDITY = {
@@ -126,9 +132,10 @@ def _name(cn: str, dc: str, org: str) -> x509.Name:
 def issue(subject: x509.Name, key: PrivateKey, *, issuer: Optional[x509.Certificate],
           issuer_key: PrivateKey, kind: str, usage: Optional[set[str]] = None,
           not_before: _dt.datetime, not_after: _dt.datetime,
-          serial: Optional[int] = None) -> x509.Certificate:
+          serial: Optional[int] = None, ocsp_url: Optional[str] = None) -> x509.Certificate:
     """One certificate.  ``kind``: root, sub1, sub2 or leaf; ``usage``: keyUsage flag
-    names of a leaf (cryptography's KeyUsage argument names)."""
+    names of a leaf (cryptography's KeyUsage argument names); ``ocsp_url``: an
+    authorityInformationAccess OCSP entry (not on roots)."""
     pub = key.public_key()
     b = (x509.CertificateBuilder()
          .subject_name(subject)
@@ -148,6 +155,10 @@ def issue(subject: x509.Name, key: PrivateKey, *, issuer: Optional[x509.Certific
         b = b.add_extension(x509.BasicConstraints(ca=True, path_length=path), critical=True)
         b = b.add_extension(x509.KeyUsage(**_CA_USAGE), critical=True)
     b = b.add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
+    if ocsp_url and kind != "root":
+        b = b.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+            x509.oid.AuthorityInformationAccessOID.OCSP,
+            x509.UniformResourceIdentifier(ocsp_url))]), critical=False)
     signer_pub = issuer.public_key() if issuer is not None else pub
     b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_pub),
                         critical=False)
@@ -160,6 +171,7 @@ class PKI:
     curve: str
     certs: dict[str, x509.Certificate] = field(default_factory=dict)
     keys: dict[str, PrivateKey] = field(default_factory=dict)
+    ocsp_url: Optional[str] = None
 
     def chain(self, leaf: str) -> list[x509.Certificate]:
         """Leaf, Sub-CA 2, Sub-CA 1 (no root)."""
@@ -173,8 +185,10 @@ class PKI:
 
 def create_pki(profile: str = "iso2", *, curve: Optional[str] = None,
                now: Optional[_dt.datetime] = None, organization: str = "exi15118 test PKI",
-               validity: Optional[dict[str, int]] = None) -> PKI:
-    """Generate all chains of a profile in memory."""
+               validity: Optional[dict[str, int]] = None,
+               ocsp_url: Optional[str] = DEFAULT_OCSP_URL) -> PKI:
+    """Generate all chains of a profile in memory.  ``ocsp_url``: the OCSP responder
+    every non-root certificate names in its AIA (None: no AIA)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r} ({', '.join(PROFILES)})")
     curve = curve or CURVES[profile][0]
@@ -184,7 +198,7 @@ def create_pki(profile: str = "iso2", *, curve: Optional[str] = None,
     # Back-date a little: clocks of test peers are rarely in perfect agreement.
     start = now - _dt.timedelta(hours=1)
     days = dict(VALIDITY, **(validity or {}))
-    pki = PKI(profile, curve)
+    pki = PKI(profile, curve, ocsp_url=ocsp_url)
     for name, (issuer, cn, dc, kind) in _LAYOUT.items():
         if name == "vehicleLeaf" and profile != "iso20":
             continue                       # -2 has no vehicle TLS certificate
@@ -193,7 +207,7 @@ def create_pki(profile: str = "iso2", *, curve: Optional[str] = None,
                      issuer=pki.certs[issuer] if issuer else None,
                      issuer_key=pki.keys[issuer] if issuer else key,
                      kind=kind, usage=_LEAF_USAGE.get(name), not_before=start,
-                     not_after=start + _dt.timedelta(days=days[name]))
+                     not_after=start + _dt.timedelta(days=days[name]), ocsp_url=ocsp_url)
         pki.certs[name] = cert
         pki.keys[name] = key
     return pki
@@ -221,6 +235,13 @@ Keys: {keyalg}.  FOR TESTS ONLY: the private keys are {keystate}.
 ## Use with exi15118
 - SECC (TLS server): `exi.v2g.tls.secc_context("{profile}", "certs/seccChain.pem", "private_keys/seccLeaf.key"{secc_trust})`
 - EVCC (TLS client): `exi.v2g.tls.evcc_context("{profile}", "certs/v2gRootCA.pem"{evcc_cert})`
+
+## OCSP
+Every non-root certificate names the responder `{ocsp_url}` in its AIA.
+`ocsp/responder.json` lists the CAs it answers for, the serial number of every
+certificate and the revocation list (add `{{"serial": "HEX", "time": "2026-01-01T00:00:00+00:00",
+"reason": "keyCompromise"}}` entries).  Run it with `exi15118 pki ocsp --pki DIR`, or in
+Python with `exi.v2g.security.ocsp.OCSPResponder.from_folder(DIR)`.
 """
 
 _WHAT = {
@@ -292,7 +313,23 @@ def write_pki(pki: PKI, out: Union[str, os.PathLike], *, password: Optional[str]
         keystate="encrypted with the password given" if password else "NOT encrypted",
         rows="\n".join(rows), chains="\n".join(chain_lines),
         secc_trust=', trust=["certs/oemRootCA.pem", "certs/v2gRootCA.pem"]' if iso20 else "",
+        ocsp_url=pki.ocsp_url or "(none)",
         evcc_cert=(', certfile="certs/vehicleChain.pem", keyfile="private_keys/vehicleLeaf.key"'
                    if iso20 else ""))
     put(out / "README.md", text.encode())
+    written.extend(_write_ocsp(pki, out))
     return written
+
+
+def _write_ocsp(pki: PKI, out: Path) -> list[Path]:
+    """ocsp/responder.json: what the OCSP responder (exi.v2g.security.ocsp.OCSPResponder.
+    from_folder) needs: the CAs it answers for (their certs and keys are in certs/ and
+    private_keys/), its URL and the revocation list (empty; add
+    {"serial": HEX, "time": ISO-8601, "reason": "keyCompromise"} entries)."""
+    (out / "ocsp").mkdir(exist_ok=True)
+    issuers = [n for n in pki.certs if _LAYOUT[n][3] != "leaf"]
+    conf = {"url": pki.ocsp_url, "issuers": issuers, "revoked": [],
+            "serials": {n: format(c.serial_number, "x") for n, c in pki.certs.items()}}
+    path = out / "ocsp" / "responder.json"
+    path.write_text(json.dumps(conf, indent=2) + "\n")
+    return [path]
