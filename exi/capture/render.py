@@ -104,6 +104,9 @@ def write_xml(records: Iterable[MessageRecord], out: TextIO) -> int:
 
 def _short(r: MessageRecord) -> str:
     """A few telling fields for the table: response code, processing state."""
+    if r.transport == "homeplug":
+        from .slac import short_text
+        return short_text(r.content or {})
     from .summary import _body
     b = _body(r)
     bits = []
@@ -147,6 +150,9 @@ def write_summary(summary: dict, out: TextIO, as_json: bool = False) -> None:
         return
     for s in summary["file_problems"]:
         out.write(f"capture file: frame {s['frame']}: {s['error']}\n")
+    if summary.get("slac"):
+        from .slac import write_summary as write_slac
+        write_slac(summary["slac"], out)
     for s in summary["sdp"]:
         c = s["content"] or {}
         out.write(f"SDP {s['message'] or '?'} {' '.join(f'{k}={v}' for k, v in c.items())}"
