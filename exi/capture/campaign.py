@@ -78,7 +78,7 @@ def decode_one(job) -> tuple:
         elif opts.get("summary"):
             from .summary import summarize
             buf = io.StringIO()
-            render.write_summary(summarize(records), buf, as_json=(fmt == "jsonl"))
+            render.write_summary(summarize(records), buf, as_json=opts.get("summary_json", False))
             output = buf.getvalue()
         elif fmt == "jsonl":
             buf = io.StringIO()
@@ -131,11 +131,13 @@ class Progress:
             self.stream.flush()
 
 
-def run(inputs: list, *, recursive: bool, jobs: Optional[int], fmt: str, out_dir: Optional[str],
+def run(inputs: list, *, recursive: bool, jobs: Optional[int], fmt: Optional[str], out_dir: Optional[str],
         summary: bool = False, keylog: Optional[str] = None, filter: Optional[str] = None,
         out: TextIO = None, err: TextIO = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
+    summary_json = summary and fmt == "jsonl"
+    fmt = fmt or "jsonl"
     files = collect(inputs, recursive)
     if not files:
         err.write(f"exi15118 decode: no capture files in {', '.join(inputs)}"
@@ -152,7 +154,8 @@ def run(inputs: list, *, recursive: bool, jobs: Optional[int], fmt: str, out_dir
         except (dataset.MissingPyarrow, FileExistsError, OSError) as e:
             err.write(f"exi15118 decode: {e}\n")
             return 2
-    options = {"format": fmt, "summary": summary, "keylog": keylog, "filter": filter}
+    options = {"format": fmt, "summary": summary, "summary_json": summary_json, "keylog": keylog,
+               "filter": filter}
     jobs = max(1, jobs or os.cpu_count() or 1)
     work = [(i, path, name) for i, (path, name) in enumerate(files)]
     progress = Progress(len(work), err)

@@ -208,7 +208,7 @@ class CaptureReader:
             if self.tls_streams:
                 yield from self._count(self._decrypt(path))
 
-    def read_frames(self, frames: Iterable, path: Optional[str] = None) -> Iterator[MessageRecord]:
+    def read_frames(self, frames: Iterable, path=None) -> Iterator[MessageRecord]:
         """Records from (frame_no, time, linktype, bytes) tuples, e.g. a live interface;
         TLS streams are decrypted at the end from the pcap file `path` (or the path that
         calling `path` returns once the frames are exhausted) when there is one."""

@@ -20,9 +20,16 @@ def _json_default(o):
     return str(o)
 
 
+def _endpoint(r: MessageRecord, addr: str, port: int) -> Optional[str]:
+    """address:port; a MAC address alone for HomePlug AV frames."""
+    if not addr:
+        return None
+    return addr if r.transport == "homeplug" else join(addr, port)
+
+
 def record_dict(r: MessageRecord) -> dict:
     d = {"time": r.time, "frame": r.frame, "stream": r.stream, "direction": r.direction,
-         "src": join(r.src, r.sport) if r.src else None, "dst": join(r.dst, r.dport) if r.dst else None,
+         "src": _endpoint(r, r.src, r.sport), "dst": _endpoint(r, r.dst, r.dport),
          "transport": r.transport,
          "payload_type": f"0x{r.payload_type:04X}" if r.payload_type is not None else None,
          "schema": r.schema, "message": r.name, "content": r.content}
@@ -76,7 +83,7 @@ def write_xml(records: Iterable[MessageRecord], out: TextIO) -> int:
             if v is not None:
                 attrs[k] = str(v)
         if r.src:
-            attrs["src"], attrs["dst"] = join(r.src, r.sport), join(r.dst, r.dport)
+            attrs["src"], attrs["dst"] = _endpoint(r, r.src, r.sport), _endpoint(r, r.dst, r.dport)
         if r.schema_guessed:
             attrs["schemaGuessed"] = "true"
         head = " ".join(f"{k}={quoteattr(v)}" for k, v in attrs.items())

@@ -67,7 +67,7 @@ def run(args) -> int:
     if _campaign(args):
         from exi.capture import campaign
         return campaign.run(args.inputs, recursive=args.recursive, jobs=args.jobs,
-                            fmt={"json": "jsonl", None: "jsonl"}.get(args.format, args.format),
+                            fmt={"json": "jsonl"}.get(args.format, args.format),
                             out_dir=args.out, summary=args.summary, keylog=args.keylog, filter=args.filter)
     single = len(args.inputs) == 1 and args.inputs[0] != "-"
     if (single or (args.inputs == ["-"] and args.schema is None)) and capture_cli.is_capture(args.inputs[0]):
