@@ -83,22 +83,28 @@ def physical(v) -> Optional[float]:
 
 
 def key_values(content) -> dict:
-    """The typed columns found anywhere in a message's dict (first occurrence)."""
+    """The typed columns found in a message's dict (first occurrence in document order)."""
     found: dict = {}
-    todo = [content]
-    while todo and len(found) < len(_FIELDS):
-        node = todo.pop()
-        if isinstance(node, dict):
-            items = list(node.items())
-            for k, v in items:
-                col = _WANTED.get(k)
-                if col is not None and col not in found:
-                    found[col] = physical(v) if col in _NUMERIC else (
-                        v if isinstance(v, str) else json.dumps(v, default=_json_default))
-            todo.extend(v for _k, v in reversed(items) if isinstance(v, (dict, list)))
-        elif isinstance(node, list):
-            todo.extend(reversed(node))
+    if type(content) is dict:
+        _walk(content, found)
     return found
+
+
+def _walk(node: dict, found: dict) -> None:
+    for k, v in node.items():
+        col = _WANTED.get(k)
+        if col is not None:
+            if col not in found:
+                found[col] = physical(v) if col in _NUMERIC else (
+                    v if type(v) is str else json.dumps(v, default=_json_default))
+            continue
+        t = type(v)
+        if t is dict:
+            _walk(v, found)
+        elif t is list:
+            for x in v:
+                if type(x) is dict:
+                    _walk(x, found)
 
 
 def _session(content) -> Optional[str]:

@@ -168,3 +168,18 @@ def test_key_values_of_each_schema():
                                                   {"Exponent": 0, "Value": 400},
                                                   "EVSEPresentCurrent": {"Exponent": -1, "Value": 1234}}})
     assert kv == {"response_code": "OK", "present_voltage": 400.0, "present_current": pytest.approx(123.4)}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_line_only_on_a_terminal(campaign):
+    err = _Terminal()
+    code = campaign_mod.run([str(campaign)], recursive=True, jobs=2, fmt="jsonl", out_dir=None,
+                            out=io.StringIO(), err=err)
+    assert code == 0
+    assert "\r[" in err.getvalue() and f"{len(SHARED_FILES) + 1}/{len(SHARED_FILES) + 1} captures" in err.getvalue()
+    code, _out, err = _run(str(campaign), recursive=True, fmt="jsonl")
+    assert code == 0 and err == ""               # not a terminal: no progress line
