@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
         err.write(f"error: {path}: no such file\n")
         return 2
     keylog = getattr(args, "keylog", None)
-    if keylog and not os.path.exists(keylog):
+    if keylog and not os.path.exists(keylog) and not getattr(args, "live", None):   # live: may come later
         err.write(f"error: key log {keylog}: no such file\n")
         return 2
     progress = render.Progress(err)
@@ -151,7 +151,12 @@ def _run_live(args, reader, fmt, out, err) -> int:
     err.write(f"capturing on {args.live} (Ctrl-C to stop)\n")
     err.flush()
     try:
-        records = render.filtered(reader.read_frames(cap.frames(), path=cap.close_spool),
+        def spool_path():
+            if reader.keylog and not os.path.exists(reader.keylog):
+                err.write(f"exi15118 decode: key log {reader.keylog} was not written during the capture\n")
+                reader.keylog = None
+            return cap.close_spool()
+        records = render.filtered(reader.read_frames(cap.frames(), path=spool_path),
                                   render.matcher(getattr(args, "filter", None)))
         if getattr(args, "summary", False):
             from .summary import summarize

@@ -119,3 +119,41 @@ def test_live_on_a_missing_interface_says_so(pair):
                  env={**os.environ, "PYTHONPATH": REPO}, timeout=BOUND)
     assert r.returncode == 2
     assert "interface nosuchif0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_live_capture_of_our_secc_and_evcc_with_tls(pair, tmp_path, tshark):
+    """Our SECC and EVCC charge twice (DIN over TCP, ISO 15118-2 over TLS) while --live
+    watches the SECC's interface; TLS is decrypted when the capture ends (SECC key log)."""
+    from exi.v2g.pki import create_pki, write_pki
+    write_pki(create_pki("iso2"), tmp_path / "pki")
+    keylog = tmp_path / "keys.log"
+    env = {**os.environ, "PYTHONPATH": REPO}
+    live = _start(pair, "--format", "jsonl", "--keylog", str(keylog))
+    secc = pair.popen("secc", [sys.executable, "-m", "exi", "secc", "-i", pair.iface["secc"], "--tls",
+                               "--pki", str(tmp_path / "pki"), "--keylog", str(keylog)], cwd=REPO, env=env)
+    try:
+        ready, _, _ = select.select([secc.stdout], [], [], BOUND)
+        assert ready and secc.stdout.readline(), secc.stderr.read()
+        traces = []
+        for proto, extra in (("din", []), ("iso2", ["--tls", "--pki", str(tmp_path / "pki")])):
+            trace = tmp_path / f"evcc-{proto}.jsonl"
+            r = pair.run("evcc", [sys.executable, "-m", "exi", "evcc", "-i", pair.iface["evcc"], "--protocol",
+                                  proto, "--mode", "dc", "--loops", "3", "--loop-interval", "0.02",
+                                  "--trace", str(trace), *extra], cwd=REPO, env=env, timeout=BOUND)
+            assert r.returncode == 0, r.stderr[-2000:]
+            traces.append([json.loads(x) for x in trace.read_text().splitlines()])
+        din_msgs = [x["message"] for x in traces[0]]
+        # the plain TCP session is on the output before the capture is stopped
+        got = _lines_until(live, sum(1 for _ in din_msgs) + 2, BOUND)   # + SDP request and response
+        assert [r["message"] for r in got if r["transport"] == "tcp"] == din_msgs
+        live.send_signal(signal.SIGINT)
+        rest = [json.loads(x) for x in live.stdout.read().decode().splitlines()]
+        assert live.wait(BOUND) == 0, live.stderr.read().decode()
+    finally:
+        for p in (live, secc):
+            if p.poll() is None:
+                p.kill()
+    tls = [r for r in got + rest if r["transport"] == "tls"]
+    assert [r["message"] for r in tls] == [x["message"] for x in traces[1]]
+    assert all(not r.get("error") for r in tls)
+    assert {r["schema"] for r in tls} == {"sap", "iso2"}
