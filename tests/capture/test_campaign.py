@@ -86,6 +86,11 @@ def test_parquet_dataset_read_back_with_duckdb(campaign, tmp_path, duck):
             assert t == (round(rec.time * 1e6) if rec.time else None)
         total += len(recs)
     assert con.execute(f"SELECT count(*) FROM '{glob}'").fetchone()[0] == total
+    # pyarrow (what pandas.read_parquet and Polars use) reads the directory as one dataset
+    import pyarrow.parquet as pq
+    t = pq.read_table(str(out))
+    assert t.num_rows == total and t.schema.names == list(dataset.COLUMNS)
+    assert str(t.schema.field("time").type) == "timestamp[us, tz=UTC]"
     assert "notes.txt" not in {row[0] for row in con.execute(f"SELECT DISTINCT file FROM '{glob}'").fetchall()}
     # typed columns: the values a DIN CurrentDemandReq/Res carries, multipliers applied
     req = con.execute(f"SELECT target_voltage, target_current, soc, session FROM '{glob}' WHERE "
