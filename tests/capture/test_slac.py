@@ -213,3 +213,15 @@ def test_any_bytes_give_fields_or_an_error(body, mmtype, mmv):
     assert error is None or isinstance(error, str)
     rec = slac.record(0.0, 1, 1, b"\xff" * 6 + b"\x02" * 6 + b"\x88\xe1" + mme)
     assert rec.name == name
+
+
+def test_linux_cooked_captures(fiat):
+    """The same CM_SLAC_PARAM.CNF behind a Linux SLL and an SLL2 header (tcpdump -i any)."""
+    eth = _frame(fiat[0], 6)
+    src, mme = eth[6:12], eth[14:]
+    sll = b"\x00\x04\x00\x01\x00\x06" + src + b"\x00\x00" + b"\x88\xe1" + mme
+    sll2 = b"\x88\xe1\x00\x00" + b"\x00\x00\x00\x02" + b"\x00\x01\x04\x06" + src + b"\x00\x00" + mme
+    ref = slac.record(1.0, 6, 1, eth)
+    for linktype, frame in ((113, sll), (276, sll2)):
+        rec = slac.record(1.0, 6, linktype, frame)
+        assert (rec.name, rec.src, rec.content, rec.error) == (ref.name, ref.src, ref.content, None)
