@@ -58,6 +58,10 @@ def run(args) -> int:
         if args.inputs:
             print("exi15118 decode: --live reads an interface; give no input files with it", file=sys.stderr)
             return 2
+        if args.format == "parquet" or args.out:
+            print("exi15118 decode: --live prints jsonl, table or xml; for a Parquet dataset record with "
+                  "tshark -w FILE and decode the file", file=sys.stderr)
+            return 2
         args.capture = None
         return capture_cli.run(args)
     if not args.inputs:
