@@ -1,4 +1,5 @@
-"""Decode V2G traffic (SDP, V2GTP, EXI; TLS with a key log) out of pcap/pcapng captures.
+"""Decode V2G traffic (SDP, V2GTP, EXI; TLS with a key log; HomePlug AV / ISO 15118-3 SLAC
+frames, see slac.py) out of pcap/pcapng captures, a pipe, or a live interface (live.py).
 
     for rec in exi.capture.read("session.pcapng", keylog=None):
         print(rec.time, rec.direction, rec.name, rec.content)

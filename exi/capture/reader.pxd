@@ -32,7 +32,7 @@ cdef class _Stream:
 
 
 cdef class CaptureReader:
-    cdef public object keylog, decoder, progress, tls
+    cdef public object keylog, decoder, progress, tls, homeplug
     cdef public dict streams
     cdef public Py_ssize_t nstreams
     cdef public set secc_endpoints

@@ -22,12 +22,13 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Optional, Union
 import cython
 
 from ..registry import PAYLOAD_TYPES, schema_for_payload_type, schema_for_protocol_namespace
-from . import _net, _pcap
+from . import _net, _pcap, stream
 from ._codec import CodecUnavailable, Decoded, Decoder
 from ._net import parse
 from ._pcap import FrameError
 from ._tcp import Half
 from ._v2gtp import Framer, find_header, parse_sdp
+from .slac import record as homeplug_record
 
 EVCC_TO_SECC = "EVCC->SECC"
 SECC_TO_EVCC = "SECC->EVCC"
@@ -174,8 +175,9 @@ class CaptureReader:
 
     def __init__(self, keylog: Optional[str] = None, *, decoder: Optional[Decoder] = None,
                  cache: bool = True, progress: Optional[Callable[[int, int], None]] = None,
-                 tls: bool = True):
+                 tls: bool = True, homeplug: bool = True):
         self.keylog = keylog
+        self.homeplug = homeplug                # HomePlug AV / SLAC frames as records too
         self.decoder = decoder or Decoder(cache=cache)
         self.progress = progress
         self.tls = tls
@@ -186,21 +188,47 @@ class CaptureReader:
         self.tls_streams = []
         self.tls_sessions = []
         self.stats = {"frames": 0, "messages": 0, "decoded": 0, "errors": 0, "file_errors": 0,
-                      "tcp_streams": 0, "v2g_streams": 0, "tls_streams": 0, "tls_decrypted": 0}
+                      "tcp_streams": 0, "v2g_streams": 0, "tls_streams": 0, "tls_decrypted": 0,
+                      "homeplug": 0, "homeplug_errors": 0}
         self._ptype_schema = {}
         self._last_ts = 0.0
 
     # --- entry --------------------------------------------------------------------
     def read(self, source: Union[str, os.PathLike, BinaryIO]) -> Iterator[MessageRecord]:
+        """Records of a capture file; "-" or a pipe is read as it arrives (each record is
+        yielded as soon as the frame completing it has been read)."""
+        if stream.is_stream(source):
+            with stream.Spool(source) as spool:
+                yield from self._count(self._plain(stream.iter_frames(spool), 0))
+                if self.tls_streams:
+                    yield from self._count(self._decrypt(spool.close_for_reading()))
+            return
         with _open_capture(source) as (f, path, size):
-            yield from self._count(self._plain(f, size))
+            yield from self._count(self._plain(_pcap.iter_frames(f), size))
             if self.tls_streams:
+                yield from self._count(self._decrypt(path))
+
+    def read_frames(self, frames: Iterable, path=None) -> Iterator[MessageRecord]:
+        """Records from (frame_no, time, linktype, bytes) tuples, e.g. a live interface;
+        TLS streams are decrypted at the end from the pcap file `path` (or the path that
+        calling `path` returns once the frames are exhausted) when there is one."""
+        yield from self._count(self._plain(frames, 0))
+        if self.tls_streams and path is not None:
+            if callable(path):
+                path = path()
+            if path is not None:
                 yield from self._count(self._decrypt(path))
 
     @cython.locals(r=MessageRecord)
     def _count(self, recs: Iterable[MessageRecord]) -> Iterator[MessageRecord]:
         st = self.stats
         for r in recs:
+            if r.transport == "homeplug":         # counted apart from V2G messages
+                st["homeplug"] += 1
+                if r.error:
+                    st["homeplug_errors"] += 1
+                yield r
+                continue
             if r.payload_type is not None:
                 st["messages"] += 1
             if r.error:
@@ -212,12 +240,14 @@ class CaptureReader:
     # --- the plaintext pass -------------------------------------------------------
     @cython.locals(n=cython.Py_ssize_t, done=cython.Py_ssize_t, proto=cython.int, flags=cython.int,
                    seq=cython.longlong, ack=cython.longlong, d=cython.int, st=_Stream, half=Half, other=Half)
-    def _plain(self, f, size: int) -> Iterator[MessageRecord]:
+    def _plain(self, frames, size: int) -> Iterator[MessageRecord]:
         streams = self.streams
         progress = self.progress
+        homeplug = self.homeplug
         done = 0
         n = 0
-        for item in _pcap.iter_frames(f):
+        ts = 0.0
+        for item in frames:
             if item.__class__ is FrameError:
                 self.stats["file_errors"] += 1
                 yield MessageRecord(0.0, item.frame, None, None, "", 0, "", 0, "", None, None, False,
@@ -231,6 +261,10 @@ class CaptureReader:
                     progress(done, size)
             p = parse(lt, data)
             if p is None:
+                if homeplug:
+                    rec = homeplug_record(ts, n, lt, data)
+                    if rec is not None:
+                        yield rec
                 continue
             proto, src, dst, sport, dport, seq, ack, flags, payload = p
             if proto == 6:

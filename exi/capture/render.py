@@ -20,9 +20,16 @@ def _json_default(o):
     return str(o)
 
 
+def _endpoint(r: MessageRecord, addr: str, port: int) -> Optional[str]:
+    """address:port; a MAC address alone for HomePlug AV frames."""
+    if not addr:
+        return None
+    return addr if r.transport == "homeplug" else join(addr, port)
+
+
 def record_dict(r: MessageRecord) -> dict:
     d = {"time": r.time, "frame": r.frame, "stream": r.stream, "direction": r.direction,
-         "src": join(r.src, r.sport) if r.src else None, "dst": join(r.dst, r.dport) if r.dst else None,
+         "src": _endpoint(r, r.src, r.sport), "dst": _endpoint(r, r.dst, r.dport),
          "transport": r.transport,
          "payload_type": f"0x{r.payload_type:04X}" if r.payload_type is not None else None,
          "schema": r.schema, "message": r.name, "content": r.content}
@@ -76,7 +83,7 @@ def write_xml(records: Iterable[MessageRecord], out: TextIO) -> int:
             if v is not None:
                 attrs[k] = str(v)
         if r.src:
-            attrs["src"], attrs["dst"] = join(r.src, r.sport), join(r.dst, r.dport)
+            attrs["src"], attrs["dst"] = _endpoint(r, r.src, r.sport), _endpoint(r, r.dst, r.dport)
         if r.schema_guessed:
             attrs["schemaGuessed"] = "true"
         head = " ".join(f"{k}={quoteattr(v)}" for k, v in attrs.items())
@@ -104,6 +111,9 @@ def write_xml(records: Iterable[MessageRecord], out: TextIO) -> int:
 
 def _short(r: MessageRecord) -> str:
     """A few telling fields for the table: response code, processing state."""
+    if r.transport == "homeplug":
+        from .slac import short_text
+        return short_text(r.content or {})
     from .summary import _body
     b = _body(r)
     bits = []
@@ -147,6 +157,9 @@ def write_summary(summary: dict, out: TextIO, as_json: bool = False) -> None:
         return
     for s in summary["file_problems"]:
         out.write(f"capture file: frame {s['frame']}: {s['error']}\n")
+    if summary.get("slac"):
+        from .slac import write_summary as write_slac
+        write_slac(summary["slac"], out)
     for s in summary["sdp"]:
         c = s["content"] or {}
         out.write(f"SDP {s['message'] or '?'} {' '.join(f'{k}={v}' for k, v in c.items())}"

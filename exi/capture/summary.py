@@ -93,7 +93,12 @@ def summarize(records: Iterable[MessageRecord]) -> dict:
     """Consume records; return {"sessions": [...], "sdp": [...], "file_problems": [...]}."""
     sessions: "OrderedDict[object, _Session]" = OrderedDict()
     sdp, file_problems = [], []
+    homeplug: list = []             # SLAC frames, and the first V2G record after them
     for r in records:
+        if r.transport == "homeplug" or (homeplug and homeplug[-1].transport == "homeplug"):
+            homeplug.append(r)
+            if r.transport == "homeplug":
+                continue
         if r.stream is None:
             if r.transport == "udp":
                 sdp.append({"time": r.time, "direction": r.direction, "message": r.name,
@@ -156,4 +161,8 @@ def summarize(records: Iterable[MessageRecord]) -> dict:
             "EVCCID": s.evccid, "EVSEID": s.evseid, "messages": dict(s.counts),
             "response_times": rt, "late_responses": s.late, "problems": s.problems,
         })
-    return {"sessions": out, "sdp": sdp, "file_problems": file_problems}
+    result = {"sessions": out, "sdp": sdp, "file_problems": file_problems}
+    if homeplug:
+        from .slac import summarize as slac_summary
+        result["slac"] = slac_summary(homeplug)
+    return result

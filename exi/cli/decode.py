@@ -21,13 +21,14 @@ AUTO_ORDER = ("sap", "din", "iso2", "iso20_cm", "iso20_dc", "iso20_ac", "iso20_w
 def register(sub) -> None:
     p = sub.add_parser("decode", help="decode EXI hex strings or a capture file",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="HEX|FILE",
+    p.add_argument("inputs", nargs="*", metavar="HEX|FILE",
                    help="EXI streams in hex (a V2GTP header is skipped), - for hex lines on stdin, "
                         "or one pcap/pcapng capture")
     p.add_argument("--schema", default=None, choices=list(SCHEMAS) + ["auto"],
                    help="grammar to decode hex with (auto: try the message sets in turn)")
-    p.add_argument("--format", default=None, choices=("json", "xml", "jsonl", "table"),
-                   help="json (default for hex), xml; jsonl/table for captures")
+    p.add_argument("--format", default=None, choices=("json", "xml", "jsonl", "table", "parquet"),
+                   help="json (default for hex), xml; jsonl/table for captures; parquet (with --out) "
+                        "for a dataset of captures")
     p.add_argument("--fragment", action="store_true", help="decode as an EXI fragment (signed elements)")
     capture_cli.add_arguments(p, positional=False)
     p.set_defaults(func=run)
@@ -53,6 +54,25 @@ def _payload(text: str) -> bytes:
 
 
 def run(args) -> int:
+    if args.live:
+        if args.inputs:
+            print("exi15118 decode: --live reads an interface; give no input files with it", file=sys.stderr)
+            return 2
+        if args.format == "parquet" or args.out:
+            print("exi15118 decode: --live prints jsonl, table or xml; for a Parquet dataset record with "
+                  "tshark -w FILE and decode the file", file=sys.stderr)
+            return 2
+        args.capture = None
+        return capture_cli.run(args)
+    if not args.inputs:
+        print("exi15118 decode: nothing to decode: give hex, - (stdin), capture files or a directory",
+              file=sys.stderr)
+        return 2
+    if _campaign(args):
+        from exi.capture import campaign
+        return campaign.run(args.inputs, recursive=args.recursive, jobs=args.jobs,
+                            fmt={"json": "jsonl"}.get(args.format, args.format),
+                            out_dir=args.out, summary=args.summary, keylog=args.keylog, filter=args.filter)
     single = len(args.inputs) == 1 and args.inputs[0] != "-"
     if (single or (args.inputs == ["-"] and args.schema is None)) and capture_cli.is_capture(args.inputs[0]):
         args.capture = args.inputs[0]
@@ -84,6 +104,17 @@ def run(args) -> int:
                 doc = {"schema": schema, "message": doc}
             print(json.dumps(doc, indent=None if args.format == "jsonl" else 2, ensure_ascii=False))
     return status
+
+
+def _campaign(args) -> bool:
+    """Several captures, a directory, or a Parquet dataset: decoded by exi.capture.campaign."""
+    import os
+    if any(os.path.isdir(i) for i in args.inputs):
+        return True
+    if args.format == "parquet" or args.out:
+        return True
+    return len(args.inputs) > 1 and all(i != "-" and os.path.isfile(i) and capture_cli.is_capture(i)
+                                        for i in args.inputs)
 
 
 def _decode(data: bytes, schema: str, fragment: bool):
