@@ -12,6 +12,7 @@ for IPv6, ``192.0.2.1:50123`` for IPv4.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from typing import Callable, Optional
 
@@ -24,8 +25,15 @@ def peer_label(address) -> str:
         return "[?]"
     if isinstance(address, str):
         return address
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    host, port = str(address[0]), address[1]
+    if ":" not in host:
+        return f"{host}:{port}"
+    if "%" not in host and len(address) > 3 and address[3]:
+        try:                                   # recvfrom() gives the scope as an index
+            host = f"{host}%{socket.if_indextoname(address[3])}"
+        except OSError:
+            host = f"{host}%{address[3]}"
+    return f"[{host}]:{port}"
 
 
 class FaultLog:

@@ -721,7 +721,10 @@ class EVCCConnection:
         """Drive the connection with a frame handler until either side closes it."""
         if self._frames:
             raise RuntimeError("frames already received with receive(); run() needs a fresh connection")
-        reason = await _Driver(self.reader, self.writer, self.framer).run(handler, self.info)
+        try:
+            reason = await _Driver(self.reader, self.writer, self.framer).run(handler, self.info)
+        except (ConnectionError, _ssl.SSLError) as e:
+            reason = f"connection error: {e!r}"
         if hasattr(handler, "connection_lost"):
             handler.connection_lost(reason)
         await self.close()

@@ -170,6 +170,7 @@ def parse_datagram(data: bytes, *, max_payload: int = 0xFFFF,
         ptype, length = parse_header(data, max_payload=max_payload, payload_types=payload_types)
     except V2GTPError as e:
         e.action = Action.DISCARD
+        e.args = (str(e).replace(Action.CLOSE_CONNECTION.value, Action.DISCARD.value),)
         raise
     if len(data) - HEADER_LEN < length:
         raise V2GTPError(Reason.TRUNCATED, f"header says {length}, datagram has "
