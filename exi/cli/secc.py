@@ -62,7 +62,7 @@ async def _main(args, protocols) -> int:
     ctx = secc_tls_context(args.pki, args.keylog) if args.tls else None
     tracer = Tracer(args.trace) if args.trace else None
     service = await serve_secc(args.interface, config, tls_context=ctx, tls_only=args.tls_only,
-                               tracer=tracer, port=args.port)
+                               tracer=tracer, port=args.port, freeze_gc=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -325,7 +325,15 @@ def _tls_failure(e: BaseException) -> str:
         for prefix in ("TLSV1_ALERT_", "SSLV3_ALERT_", "TLSV13_ALERT_"):
             if reason.startswith(prefix):      # the peer refused: it says why in an alert
                 return f"peer sent alert '{reason[len(prefix):].replace('_', ' ').lower()}'"
+        if reason == "NO_SHARED_CIPHER":
+            return ("no shared cipher (our certificate cannot serve the profile's cipher "
+                    "suites: check its curve and keyUsage)")
         return reason.replace("_", " ").lower()
+    if isinstance(e, (ConnectionResetError, BrokenPipeError)):
+        # Python peers (and others) drop the connection without an alert when they
+        # refuse our chain.
+        return ("peer closed the connection during the handshake, without an alert (a "
+                "peer that refuses our certificate chain does this)")
     return str(e) or type(e).__name__
 
 
@@ -399,6 +407,11 @@ class _SECCConnection(asyncio.Protocol):
                 reason = (f"peer closed the connection inside a V2GTP frame "
                           f"({self.framer.buffered} bytes of it received)")
                 self._fault("incomplete frame", reason)
+            elif self.received == 0 and self.opts.ssl is not None:
+                reason = ("peer closed the connection right after the TLS handshake, without "
+                          "a request (a peer that refuses our certificate after the handshake "
+                          "does this)")
+                self._fault("silent connection", reason)
             elif self.received == 0:
                 reason = "peer closed the connection without sending anything"
                 self._fault("silent connection", reason)
@@ -428,7 +441,7 @@ class _SECCConnection(asyncio.Protocol):
         except Exception as e:                # noqa: BLE001 - every failure is the peer's
             self._handshaking = False
             reason = f"TLS handshake failed: {_tls_failure(e)}"
-            self._fault("TLS handshake", reason[len("TLS handshake "):])
+            self._fault("TLS handshake failed", _tls_failure(e))
             self.reason = reason
             raw.abort()
             self._finish(reason)
@@ -446,7 +459,8 @@ class _SECCConnection(asyncio.Protocol):
                     tls_transport.get_extra_info("ssl_object"), opts.profile,
                     require_peer_cert=opts.profile is _tls.Profile.ISO20)
             except _tls.TLSPolicyError as e:
-                self._close(f"TLS policy: {e}", fault="TLS policy")
+                detail = e.args[0] if e.args else str(e)
+                self._close(f"TLS policy: {detail}", fault="TLS policy", detail=detail)
                 return
         self._start(tls_transport, peer_cert)
 
@@ -481,10 +495,11 @@ class _SECCConnection(asyncio.Protocol):
             try:
                 frames = framer.feed(data)
             except V2GTPError as e:
+                detail = str(e).replace("V2GTP: ", "", 1)
                 if e.action is Action.CLOSE_CONNECTION:
-                    self._close(str(e), fault="V2GTP")
+                    self._close(str(e), fault="V2GTP", detail=detail)
                     return
-                self._fault("V2GTP", str(e))
+                self._fault("V2GTP", detail)
                 frames = []
             data = b""
             if frames and not self._frames(frames):
@@ -512,7 +527,7 @@ class _SECCConnection(asyncio.Protocol):
         except Exception as e:                # noqa: BLE001 - a handler bug ends its own connection
             self._handler_failed(e)
             return False
-        if inspect.isawaitable(out):
+        if type(out) is not list and inspect.isawaitable(out):
             self.transport.pause_reading()
             self._busy = asyncio.ensure_future(self._await(out, list(rest)))
             return False
@@ -585,12 +600,13 @@ class _SECCConnection(asyncio.Protocol):
         log.debug("handler of %s failed", peer_label(self.peer), exc_info=True)
         self._close(f"handler error: {e!r}", fault="handler error")
 
-    def _close(self, reason: str, *, fault: Optional[str] = None) -> None:
+    def _close(self, reason: str, *, fault: Optional[str] = None,
+               detail: Optional[str] = None) -> None:
         if self.reason is not None:
             return
         self.reason = reason
         if fault is not None:
-            self._fault(fault, reason)
+            self._fault(fault, detail or reason)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

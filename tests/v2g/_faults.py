@@ -127,14 +127,16 @@ class Attacks:
             return time.monotonic() - t0
 
     async def silent(self, n: int) -> None:
-        conns = await asyncio.gather(*(self.connect(self.a.tcp_port) for _ in range(n)))
-        waits = await asyncio.gather(*(self.until_closed(r, self.a.sequence_timeout + 10)
-                                       for r, _ in conns))
+        async def one():
+            r, w = await self.connect(self.a.tcp_port)
+            try:                                # timed from its own connect
+                return await self.until_closed(r, self.a.sequence_timeout + 10)
+            finally:
+                w.close()
+        waits = await asyncio.gather(*(one() for _ in range(n)))
         self.result["silent"] = {"n": n, "closed": sum(w is not None for w in waits),
                                  "min_s": min(w or 1e9 for w in waits),
                                  "max_s": max(w or 1e9 for w in waits)}
-        for _, w in conns:
-            w.close()
 
     async def one_shot(self, name: str, n: int, data_for, *, then_close: bool = False,
                        port: int | None = None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import gc
 import json
 import logging
 import ssl as _ssl
@@ -124,18 +125,22 @@ class CoreHandler:
     def _emit(self, outputs: list, closing: bool = False) -> list:
         frames: list = []
         tx, rx = ("secc->evcc", "evcc->secc") if self.secc else ("evcc->secc", "secc->evcc")
+        debug = self.log.isEnabledFor(logging.DEBUG)
         for o in outputs:
             if isinstance(o, Send):
                 frames.append((o.payload_type, o.payload))
                 if self.tracer:
                     self.tracer.record(tx, o.schema, o.name, o.message, self.label)
-                body = o.message if o.schema == "sap" else _body(o.message)
-                code = getattr(body, "ResponseCode", None)
-                self.log.debug("%s -> %s%s", self.label, o.name, f" {getattr(code, 'value', code)}" if code else "")
+                if debug:
+                    body = o.message if o.schema == "sap" else _body(o.message)
+                    code = getattr(body, "ResponseCode", None)
+                    self.log.debug("%s -> %s%s", self.label, o.name,
+                                   f" {getattr(code, 'value', code)}" if code else "")
             elif isinstance(o, MessageReceived):
                 if self.tracer:
                     self.tracer.record(rx, o.schema, o.name, o.message, self.label)
-                self.log.debug("%s <- %s", self.label, o.name)
+                if debug:
+                    self.log.debug("%s <- %s", self.label, o.name)
             elif isinstance(o, ProtocolNegotiated):
                 self.log.info("%s protocol %s (SchemaID %s, %s)", self.label, o.schema, o.schema_id,
                               o.response_code)
@@ -228,7 +233,7 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
                      tracer: Optional[Tracer] = None, port: Optional[int] = None,
                      sdp_enabled: bool = True, keep_sessions: bool = False,
                      handshake_timeout: float = 10.0, tls_profile: str = "iso2",
-                     faults: Optional[FaultLog] = None) -> SECCService:
+                     faults: Optional[FaultLog] = None, freeze_gc: bool = False) -> SECCService:
     """Serve concurrent sessions on ``interface`` until ``close()``.
 
     A plain TCP server always runs unless ``tls_only`` (DIN SPEC 70121 has no TLS,
@@ -238,7 +243,12 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
     Idle connections end by the cores' V2G_SECC_Sequence_Timeout
     (``config.sequence_timeout``), TLS handshakes after ``handshake_timeout``.  What
     peers do wrong is logged once per fault and rate-limited through ``faults`` (one
-    :class:`~exi.v2g.faults.FaultLog` for the transport, SDP and the sessions)."""
+    :class:`~exi.v2g.faults.FaultLog` for the transport, SDP and the sessions).
+
+    ``freeze_gc`` (for a process that is the SECC, as ``exi15118 secc``): once listening,
+    move everything made so far (modules, codec tables) out of the garbage collector's
+    reach (``gc.freeze()``), so its full collections scan only the sessions' objects and
+    stop pausing the event loop for milliseconds."""
     config = config or SECCConfig()
     stats = PerformanceStats()
     faults = faults or FaultLog(logging.getLogger("exi.v2g.secc.faults"))
@@ -263,6 +273,9 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
     if sdp_enabled:
         service.sdp = await sdp.serve_sdp(interface, tls_port=service.tls_port, tcp_port=service.tcp_port,
                                           faults=faults)
+    if freeze_gc:
+        gc.collect()
+        gc.freeze()
     return service
 
 
