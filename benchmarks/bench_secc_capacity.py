@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP_REQ = {"dc": "CurrentDemandReq", "ac": "ChargingStatusReq"}
@@ -181,12 +182,22 @@ def load_main(argv) -> None:
 # orchestration
 
 def _cpu_rss(pid: int) -> tuple[float, int]:
-    """(CPU seconds used, resident KiB) of a process."""
+    """(CPU seconds used, resident KiB) of a process and its children (--workers)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            c, r = _cpu_rss(int(child))
+        except (OSError, StopIteration):
+            continue
+        cpu, rss = cpu + c, rss + r
     return cpu, rss
 
 
@@ -221,8 +232,8 @@ class _Sampler(threading.Thread):
 NICE = 0
 
 
-def _pinned(cpu: int, argv: list) -> list:
-    pin = ["taskset", "-c", str(cpu)] if os.cpu_count() and os.cpu_count() > 1 else []
+def _pinned(cpu: Optional[int], argv: list) -> list:
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None and (os.cpu_count() or 1) > 1 else []
     return (["nice", "-n", str(NICE)] if NICE else []) + pin + argv
 
 
@@ -250,7 +261,9 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
     prof = ["-c", "import cProfile, sys, time; from exi.cli.__main__ import main; "
             "p = cProfile.Profile(time.process_time); p.runcall(main, sys.argv[2:]); "
             "p.dump_stats(sys.argv[1])", str(profile)] if profile else ["-m", "exi"]
-    secc = _start(pair, "secc", _pinned(0, [sys.executable, *prof, "secc", "-i", pair.iface["secc"],
+    workers = int(extra_secc_args[extra_secc_args.index("--workers") + 1]) \
+        if "--workers" in extra_secc_args else 1
+    secc = _start(pair, "secc", _pinned(0 if workers == 1 else None, [sys.executable, *prof, "secc", "-i", pair.iface["secc"],
                                           "--protocols", "iso2", "--log-level", "WARNING",
                                           *extra_secc_args]), cwd=cwd, env=env)
     ready, _, _ = select.select([secc.stdout], [], [], 30)
@@ -261,6 +274,11 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
     secc_build = "compiled" if "_engine.cpython" in maps else "python"
     if secc_build != ("python" if pure else "compiled"):
         raise RuntimeError(f"the SECC runs the {secc_build} build; expected the other one")
+    for _ in range(100):                       # the workers are up once they listen
+        if len(Path(f"/proc/{secc.pid}/task/{secc.pid}/children").read_text().split()) >= workers - 1:
+            break
+        time.sleep(0.1)
+    time.sleep(1.0 if workers > 1 else 0)
     host = pair.link_local("secc")
     per = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
     ramp = min(5.0, n * 0.005)
@@ -293,7 +311,7 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
     q = (lambda f: round(rtt[min(len(rtt) - 1, int(f * len(rtt)))] * 1000, 2)) if rtt else (lambda f: None)
     cpu, peak_rss = sampler.between(t0, t1, 0)
     load_cpu = [round(sampler.between(t0, t1, 1 + i)[0] * 100, 1) for i in range(len(loads))]
-    row = {"n": n, "mode": mode, "build": secc_build, "window_s": round(span, 2),
+    row = {"n": n, "mode": mode, "workers": workers, "build": secc_build, "window_s": round(span, 2),
            "msgs_per_s": round(len(rtt) / span, 1) if span > 0 else None,
            "failed": sum(o["failed"] for o in outs),
            "reasons": [r for o in outs for r in o["reasons"]][:3],
@@ -345,6 +363,8 @@ def main(argv=None) -> int:
     p.add_argument("--procs", type=int, default=1, help="load processes (all on CPU 1)")
     p.add_argument("--interval", type=float, default=0.1, help="s between loop requests per EV")
     p.add_argument("--pure", action="store_true", help="measure the uncompiled build")
+    p.add_argument("--workers", type=int, default=1,
+                   help="SECC processes (exi15118 secc --workers; not pinned then)")
     p.add_argument("--profile", metavar="PATH", help="run the SECC under cProfile (PATH.N.prof)")
     p.add_argument("--nice", type=int, default=0,
                    help="niceness of the SECC and load processes (e.g. -10 on a shared machine)")
@@ -352,11 +372,12 @@ def main(argv=None) -> int:
     global NICE
     NICE = a.nice
     rows = run([int(x) for x in a.n.split(",")], a.seconds, a.procs, a.interval, a.mode, a.pure,
+               extra_secc_args=("--workers", str(a.workers)) if a.workers > 1 else (),
                profile=a.profile)
-    print(f"\n{'EVs':>5} {'mode':>4} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'late %':>6} "
+    print(f"\n{'EVs':>5} {'mode':>4} {'proc':>4} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'late %':>6} "
           f"{'SECC CPU %':>10} {'KiB/EV':>7} {'load CPU %':>10} failed")
     for r in rows:
-        print(f"{r['n']:>5} {r['mode']:>4} {r['msgs_per_s']:>8} {r['rtt_p50_ms']:>7} {r['rtt_p99_ms']:>7} "
+        print(f"{r['n']:>5} {r['mode']:>4} {r['workers']:>4} {r['msgs_per_s']:>8} {r['rtt_p50_ms']:>7} {r['rtt_p99_ms']:>7} "
               f"{r['rtt_max_ms']:>7} {r['late_pct']:>6} {r['secc_cpu_pct']:>10} {r['rss_per_ev_kib']:>7} "
               f"{str(r['load_cpu_pct']):>10} {r['failed']}")
     return 0

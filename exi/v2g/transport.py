@@ -643,7 +643,8 @@ class _SECCConnection(asyncio.Protocol):
                 self._fault("handler error", f"connection_lost failed: {e!r}")
 
 
-def _listen_socket(interface: str, port: Optional[int]) -> tuple[socket.socket, ipaddress.IPv6Address]:
+def _listen_socket(interface: str, port: Optional[int],
+                   reuse_port: bool = False) -> tuple[socket.socket, ipaddress.IPv6Address]:
     addr = link_local_address(interface)
     index = interface_index(interface)
     bare = str(ipaddress.IPv6Address(addr.packed))
@@ -654,6 +655,8 @@ def _listen_socket(interface: str, port: Optional[int]) -> tuple[socket.socket, 
         s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:               # several processes serve one port
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             bind_to_device(s, interface)
             s.bind((bare, p, 0, index))
@@ -671,16 +674,19 @@ async def start_secc_server(factory: Callable[[ConnectionInfo], Any], interface:
                             max_payload: int = DEFAULT_MAX_PAYLOAD,
                             handshake_timeout: float = 10.0,
                             backlog: int = DEFAULT_BACKLOG,
-                            faults: Optional[FaultLog] = None) -> SECCServer:
+                            faults: Optional[FaultLog] = None,
+                            reuse_port: bool = False) -> SECCServer:
     """Listen on the link-local address of ``interface``; one handler per connection.
 
     ``port``: fixed port, default a random free one in 49152-65535.  ``ssl``: a context
     from :func:`exi.v2g.tls.secc_context`; ``tls_profile`` then also applies the
     profile's post-handshake checks (-20: the vehicle certificate).  A failed handshake
     is logged with its reason (one WARNING line per fault, rate-limited: ``faults``).
+    ``reuse_port``: SO_REUSEPORT, so that worker processes listening on the same port
+    share its connections (the kernel spreads them).
     """
     profile = _tls.Profile(tls_profile) if isinstance(tls_profile, str) else tls_profile
-    sock, addr = _listen_socket(interface, port)
+    sock, addr = _listen_socket(interface, port, reuse_port)
     opts = _ServerOptions(factory, interface, ssl, profile, max_payload, handshake_timeout)
     holder: list[SECCServer] = []
     loop = asyncio.get_running_loop()

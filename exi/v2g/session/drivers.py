@@ -233,7 +233,8 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
                      tracer: Optional[Tracer] = None, port: Optional[int] = None,
                      sdp_enabled: bool = True, keep_sessions: bool = False,
                      handshake_timeout: float = 10.0, tls_profile: str = "iso2",
-                     faults: Optional[FaultLog] = None, freeze_gc: bool = False) -> SECCService:
+                     faults: Optional[FaultLog] = None, freeze_gc: bool = False,
+                     tls_port: Optional[int] = None, reuse_port: bool = False) -> SECCService:
     """Serve concurrent sessions on ``interface`` until ``close()``.
 
     A plain TCP server always runs unless ``tls_only`` (DIN SPEC 70121 has no TLS,
@@ -248,7 +249,10 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
     ``freeze_gc`` (for a process that is the SECC, as ``exi15118 secc``): once listening,
     move everything made so far (modules, codec tables) out of the garbage collector's
     reach (``gc.freeze()``), so its full collections scan only the sessions' objects and
-    stop pausing the event loop for milliseconds."""
+    stop pausing the event loop for milliseconds.
+
+    ``reuse_port`` (with fixed ``port``/``tls_port``): listen with SO_REUSEPORT so that
+    worker processes share the ports (:mod:`exi.v2g.session.workers`)."""
     config = config or SECCConfig()
     stats = PerformanceStats()
     faults = faults or FaultLog(logging.getLogger("exi.v2g.secc.faults"))
@@ -265,11 +269,11 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
 
     if not tls_only or tls_context is None:
         service.servers.append(await transport.start_secc_server(factory, interface, port=port,
-                                                                 faults=faults))
+                                                                 faults=faults, reuse_port=reuse_port))
     if tls_context is not None:
         service.servers.append(await transport.start_secc_server(
-            factory, interface, ssl=tls_context, tls_profile=tls_profile,
-            handshake_timeout=handshake_timeout, faults=faults))
+            factory, interface, port=tls_port, ssl=tls_context, tls_profile=tls_profile,
+            handshake_timeout=handshake_timeout, faults=faults, reuse_port=reuse_port))
     if sdp_enabled:
         service.sdp = await sdp.serve_sdp(interface, tls_port=service.tls_port, tcp_port=service.tcp_port,
                                           faults=faults)
