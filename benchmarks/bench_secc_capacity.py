@@ -230,6 +230,7 @@ class _Sampler(threading.Thread):
 
 
 NICE = 0
+UVLOOP = False
 
 
 def _pinned(cpu: Optional[int], argv: list) -> list:
@@ -261,6 +262,10 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
     prof = ["-c", "import cProfile, sys, time; from exi.cli.__main__ import main; "
             "p = cProfile.Profile(time.process_time); p.runcall(main, sys.argv[2:]); "
             "p.dump_stats(sys.argv[1])", str(profile)] if profile else ["-m", "exi"]
+    if UVLOOP:                                 # the same CLI on uvloop's event loop
+        prof = ["-c", "import asyncio, sys, uvloop; from exi.cli.__main__ import main; "
+                "asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
+                "sys.exit(main(sys.argv[1:]))"]
     workers = int(extra_secc_args[extra_secc_args.index("--workers") + 1]) \
         if "--workers" in extra_secc_args else 1
     secc = _start(pair, "secc", _pinned(0 if workers == 1 else None, [sys.executable, *prof, "secc", "-i", pair.iface["secc"],
@@ -363,14 +368,16 @@ def main(argv=None) -> int:
     p.add_argument("--procs", type=int, default=1, help="load processes (all on CPU 1)")
     p.add_argument("--interval", type=float, default=0.1, help="s between loop requests per EV")
     p.add_argument("--pure", action="store_true", help="measure the uncompiled build")
+    p.add_argument("--uvloop", action="store_true", help="run the SECC on uvloop (pip install uvloop)")
     p.add_argument("--workers", type=int, default=1,
                    help="SECC processes (exi15118 secc --workers; not pinned then)")
     p.add_argument("--profile", metavar="PATH", help="run the SECC under cProfile (PATH.N.prof)")
     p.add_argument("--nice", type=int, default=0,
                    help="niceness of the SECC and load processes (e.g. -10 on a shared machine)")
     a = p.parse_args(argv)
-    global NICE
+    global NICE, UVLOOP
     NICE = a.nice
+    UVLOOP = a.uvloop
     rows = run([int(x) for x in a.n.split(",")], a.seconds, a.procs, a.interval, a.mode, a.pure,
                extra_secc_args=("--workers", str(a.workers)) if a.workers > 1 else (),
                profile=a.profile)

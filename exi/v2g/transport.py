@@ -262,6 +262,11 @@ _CLOSE_FLUSH_TIMEOUT = 2.0
 # listen() backlog: connect bursts (many EVs plugged in at once, or a flood) queue in the
 # kernel instead of being refused; the kernel caps it at net.core.somaxconn.
 DEFAULT_BACKLOG = 4096
+# Connections served at once; more are closed as they arrive (one fault line each,
+# rate-limited), so a flood of connections that never send costs bounded memory and
+# file descriptors until the sequence timer frees them.  Each process needs a file
+# descriptor per connection: raise `ulimit -n` above this.
+DEFAULT_MAX_CONNECTIONS = 4096
 
 
 class SECCServer:
@@ -304,15 +309,18 @@ class SECCServer:
 
 
 class _ServerOptions:
-    __slots__ = ("factory", "interface", "ssl", "profile", "max_payload", "handshake_timeout")
+    __slots__ = ("factory", "interface", "ssl", "profile", "max_payload", "handshake_timeout",
+                 "max_connections")
 
-    def __init__(self, factory, interface, ssl, profile, max_payload, handshake_timeout):
+    def __init__(self, factory, interface, ssl, profile, max_payload, handshake_timeout,
+                 max_connections):
         self.factory = factory
         self.interface = interface
         self.ssl = ssl
         self.profile = profile
         self.max_payload = max_payload
         self.handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
 
 
 def _tls_failure(e: BaseException) -> str:
@@ -370,8 +378,15 @@ class _SECCConnection(asyncio.Protocol):
         srv = self.server
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
-        srv.connections.add(self)
         srv.accepted += 1
+        if len(srv.connections) >= self.opts.max_connections:
+            self.reason = f"refused: {len(srv.connections)} connections already (max_connections)"
+            self._fault("too many connections", self.reason)
+            srv.closed_reasons.append(self.reason)
+            del srv.closed_reasons[:-100]
+            transport.abort()
+            return
+        srv.connections.add(self)
         log.debug("%s connected", peer_label(self.peer))
         if self.opts.ssl is not None:
             transport.pause_reading()
@@ -398,6 +413,8 @@ class _SECCConnection(asyncio.Protocol):
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         if self._handshaking:
             return                            # _handshake() reports it
+        if self not in self.server.connections:
+            return                            # refused in connection_made
         reason = self.reason
         if reason is None:
             if exc is not None:
@@ -675,7 +692,8 @@ async def start_secc_server(factory: Callable[[ConnectionInfo], Any], interface:
                             handshake_timeout: float = 10.0,
                             backlog: int = DEFAULT_BACKLOG,
                             faults: Optional[FaultLog] = None,
-                            reuse_port: bool = False) -> SECCServer:
+                            reuse_port: bool = False,
+                            max_connections: int = DEFAULT_MAX_CONNECTIONS) -> SECCServer:
     """Listen on the link-local address of ``interface``; one handler per connection.
 
     ``port``: fixed port, default a random free one in 49152-65535.  ``ssl``: a context
@@ -683,11 +701,13 @@ async def start_secc_server(factory: Callable[[ConnectionInfo], Any], interface:
     profile's post-handshake checks (-20: the vehicle certificate).  A failed handshake
     is logged with its reason (one WARNING line per fault, rate-limited: ``faults``).
     ``reuse_port``: SO_REUSEPORT, so that worker processes listening on the same port
-    share its connections (the kernel spreads them).
+    share its connections (the kernel spreads them).  ``max_connections``: more are
+    closed on arrival (see DEFAULT_MAX_CONNECTIONS).
     """
     profile = _tls.Profile(tls_profile) if isinstance(tls_profile, str) else tls_profile
     sock, addr = _listen_socket(interface, port, reuse_port)
-    opts = _ServerOptions(factory, interface, ssl, profile, max_payload, handshake_timeout)
+    opts = _ServerOptions(factory, interface, ssl, profile, max_payload, handshake_timeout,
+                          max_connections)
     holder: list[SECCServer] = []
     loop = asyncio.get_running_loop()
     # TLS is started per connection (loop.start_tls) so that a failed handshake reaches

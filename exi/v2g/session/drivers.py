@@ -234,7 +234,8 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
                      sdp_enabled: bool = True, keep_sessions: bool = False,
                      handshake_timeout: float = 10.0, tls_profile: str = "iso2",
                      faults: Optional[FaultLog] = None, freeze_gc: bool = False,
-                     tls_port: Optional[int] = None, reuse_port: bool = False) -> SECCService:
+                     tls_port: Optional[int] = None, reuse_port: bool = False,
+                     max_connections: int = transport.DEFAULT_MAX_CONNECTIONS) -> SECCService:
     """Serve concurrent sessions on ``interface`` until ``close()``.
 
     A plain TCP server always runs unless ``tls_only`` (DIN SPEC 70121 has no TLS,
@@ -242,7 +243,8 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
     each EV with the security it asked for when offered.
 
     Idle connections end by the cores' V2G_SECC_Sequence_Timeout
-    (``config.sequence_timeout``), TLS handshakes after ``handshake_timeout``.  What
+    (``config.sequence_timeout``), TLS handshakes after ``handshake_timeout``; beyond
+    ``max_connections`` per server, connections are closed on arrival.  What
     peers do wrong is logged once per fault and rate-limited through ``faults`` (one
     :class:`~exi.v2g.faults.FaultLog` for the transport, SDP and the sessions).
 
@@ -269,11 +271,13 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
 
     if not tls_only or tls_context is None:
         service.servers.append(await transport.start_secc_server(factory, interface, port=port,
-                                                                 faults=faults, reuse_port=reuse_port))
+                                                                 faults=faults, reuse_port=reuse_port,
+                                                                 max_connections=max_connections))
     if tls_context is not None:
         service.servers.append(await transport.start_secc_server(
             factory, interface, port=tls_port, ssl=tls_context, tls_profile=tls_profile,
-            handshake_timeout=handshake_timeout, faults=faults, reuse_port=reuse_port))
+            handshake_timeout=handshake_timeout, faults=faults, reuse_port=reuse_port,
+            max_connections=max_connections))
     if sdp_enabled:
         service.sdp = await sdp.serve_sdp(interface, tls_port=service.tls_port, tcp_port=service.tcp_port,
                                           faults=faults)
