@@ -253,7 +253,8 @@ async def good_sessions(a, n: int) -> list:
         proto, mode = kinds[i % 3]
         secure = i % 10 == 9
         cfg = EVCCConfig(protocols=(proto,), mode=mode, loop_interval=0.1,
-                         max_charge_loops=a.loops)
+                         max_charge_loops=a.loops,
+                         msg_timeout=(lambda schema, req: a.msg_timeout) if a.msg_timeout else None)
         return await run_evcc(a.iface, cfg, ev=SimulatedEV(), host=a.host,
                               port=a.tls_port if secure else a.tcp_port,
                               ssl=ctx if secure else None)
@@ -300,6 +301,8 @@ def main(argv=None) -> None:
     q.add_argument("--tls-port", type=int, required=True)
     q.add_argument("--scale", type=float, default=1.0)
     q.add_argument("--loops", type=int, default=10)
+    q.add_argument("--msg-timeout", type=float, default=None,
+                   help="EVCC message timeout for every request (default: the standard's)")
     a = p.parse_args(argv)
     asyncio.run(run_secc(a) if a.cmd == "secc" else run_load(a))
 

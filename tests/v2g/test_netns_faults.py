@@ -38,7 +38,10 @@ def test_secc_under_faults(netns_pair, pki_iso2):
                              "--host", f"{pair.link_local('secc')}%{pair.iface['evcc']}",
                              "--tcp-port", str(info["tcp_port"]),
                              "--tls-port", str(info["tls_port"]),
-                             "--scale", "0.1", "--loops", "10"],
+                             "--scale", "0.1", "--loops", "10",
+                             # the standard's 0.25 s for CurrentDemand measures the CI
+                             # machine's load more than the SECC: the benchmark keeps it
+                             "--msg-timeout", "2"],
                     cwd=str(ROOT), env=env, timeout=120)
     assert load.returncode == 0, load.stderr[-3000:]
     res = json.loads(load.stdout.strip().splitlines()[-1])

@@ -158,7 +158,7 @@ class CoreHandler:
 
     def _ended(self, o: SessionEnded, connection_lost: bool) -> None:
         if o.ok:
-            self.log.info("%s session ended: %s", self.label, o.reason)
+            self.log.info("%s session ended (ok): %s", self.label, o.reason)
         elif connection_lost:
             # The transport has logged the connection's fault, if it was one; a session
             # that never started is not worth a line of its own.
