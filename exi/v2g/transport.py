@@ -31,6 +31,12 @@ EVCC::
 
 A malformed or oversize V2GTP header closes only the connection it arrived on (see
 ``exi.v2g.v2gtp`` for the rules); a handler that raises closes only its connection.
+
+The SECC side runs on an asyncio ``Protocol`` (no stream layer, nothing ever waits for a
+peer to read): V2G is request/response, so a request that arrives before the peer read
+our previous answer closes that connection; a TLS handshake is started per connection
+so that its failure is logged with the reason; what peers do wrong goes through one
+rate-limited :class:`~exi.v2g.faults.FaultLog`.  The EVCC side keeps asyncio streams.
 """
 from __future__ import annotations
 
