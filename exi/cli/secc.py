@@ -36,6 +36,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--trace", type=Path, help="append every message as a JSON line to FILE")
     p.add_argument("--keylog", type=Path, help="TLS key log file (for Wireshark)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes serving the same ports (SO_REUSEPORT), e.g. one per core")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--tls-port", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
     return p
 
@@ -55,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args, protocols) -> int:
+    from exi.v2g.session import workers
     from exi.v2g.session.drivers import Tracer, secc_tls_context, serve_secc
     from exi.v2g.session.secc import SECCConfig
     config = SECCConfig(protocols=protocols, priority=args.priority,
@@ -62,7 +67,9 @@ async def _main(args, protocols) -> int:
     ctx = secc_tls_context(args.pki, args.keylog) if args.tls else None
     tracer = Tracer(args.trace) if args.trace else None
     service = await serve_secc(args.interface, config, tls_context=ctx, tls_only=args.tls_only,
-                               tracer=tracer, port=args.port)
+                               tracer=tracer, port=args.port, freeze_gc=True,
+                               **workers.serve_options(args))
+    pool = workers.WorkerPool.start(args, sys.argv[1:], service.tcp_port, service.tls_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -79,6 +86,10 @@ async def _main(args, protocols) -> int:
         if tracer:
             tracer.close()
     st = service.stats
-    print(json.dumps({"event": "stopped", "requests": st.count, "late": st.late,
-                      "worst_ms": round(st.worst * 1000, 3)}), flush=True)
+    result = {"event": "stopped", "requests": st.count, "late": st.late,
+              "worst_ms": round(st.worst * 1000, 3)}
+    for w in pool.stop() if pool else []:
+        result.update(requests=result["requests"] + w["requests"], late=result["late"] + w["late"],
+                      worst_ms=max(result["worst_ms"], w["worst_ms"]))
+    print(json.dumps(result), flush=True)
     return 0

@@ -33,9 +33,12 @@ import ipaddress
 import socket
 import struct
 from dataclasses import dataclass, field, replace
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from exi.v2g import v2gtp
+
+if TYPE_CHECKING:
+    from exi.v2g.faults import FaultLog
 
 __all__ = [
     "SDP_PORT", "SDP_MULTICAST", "SDP_RESPONSE_TIMEOUT", "SDP_MAX_REQUESTS",
@@ -411,6 +414,7 @@ class SDPServer:
     emsp_ids: Optional[str] = None              # answer 0x9004 requests when set
     answered: int = 0
     discarded: int = 0
+    last_discard: str = ""                      # why the last datagram was discarded
 
     def __post_init__(self) -> None:
         if self.tls_port is None and self.tcp_port is None:
@@ -428,8 +432,9 @@ class SDPServer:
     def handle_datagram(self, data: bytes) -> Optional[bytes]:
         try:
             msg = decode(data)
-        except ValueError:
+        except ValueError as e:
             self.discarded += 1
+            self.last_discard = str(e)
             return None
         address = ipaddress.IPv6Address(ipaddress.IPv6Address(self.address).packed)  # no scope
         resp: Optional[SDPMessage] = None
@@ -446,6 +451,7 @@ class SDPServer:
             resp = EMSPSDPResponse(address, port, self.emsp_ids)
         if resp is None:                # a response, or a variant we do not serve
             self.discarded += 1
+            self.last_discard = f"{type(msg).__name__} not served here"
             return None
         self.answered += 1
         return encode(resp)
@@ -544,12 +550,15 @@ async def serve_sdp(interface: str, *, tls_port: Optional[int] = None,
                     tcp_port: Optional[int] = None, port: int = SDP_PORT,
                     address: Optional[ipaddress.IPv6Address] = None,
                     wireless: Optional[WirelessInfo] = None,
-                    emsp_ids: Optional[str] = None) -> SDPServerHandle:
+                    emsp_ids: Optional[str] = None,
+                    faults: Optional["FaultLog"] = None) -> SDPServerHandle:
     """SECC: answer SDP requests arriving on ``interface``.
 
     Joins ``ff02::1`` on the interface, listens on UDP ``port`` (15118) and answers each
     request by unicast with the interface's link-local address (or ``address``) and the
-    given TLS/TCP port.
+    given TLS/TCP port.  Discarded datagrams are logged through ``faults`` (one line
+    each, rate-limited), so a flood costs a bounded number of log lines; the kernel's
+    receive buffer bounds what waits to be read.
     """
     from exi.v2g.transport import interface_index, link_local_address
     loop = asyncio.get_running_loop()
@@ -572,6 +581,8 @@ async def serve_sdp(interface: str, *, tls_port: Optional[int] = None,
         out = core.handle_datagram(data)
         if out is not None:
             transport.sendto(out, addr)      # addr carries the EVCC's scope id
+        elif faults is not None:
+            faults.report("SDP", addr, f"datagram discarded: {core.last_discard}")
     proto.handler = on_datagram
     return SDPServerHandle(transport, core, interface)
 

@@ -31,6 +31,12 @@ EVCC::
 
 A malformed or oversize V2GTP header closes only the connection it arrived on (see
 ``exi.v2g.v2gtp`` for the rules); a handler that raises closes only its connection.
+
+The SECC side runs on an asyncio ``Protocol`` (no stream layer, nothing ever waits for a
+peer to read): V2G is request/response, so a request that arrives before the peer read
+our previous answer closes that connection; a TLS handshake is started per connection
+so that its failure is logged with the reason; what peers do wrong goes through one
+rate-limited :class:`~exi.v2g.faults.FaultLog`.  The EVCC side keeps asyncio streams.
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Union
 
 from exi.v2g import tls as _tls
+from exi.v2g.faults import FaultLog, peer_label
 from exi.v2g.v2gtp import (
     DEFAULT_MAX_PAYLOAD, TCP_PAYLOAD_TYPES, Action, Frame, V2GTPError, V2GTPFramer,
 )
@@ -229,7 +236,7 @@ class _Driver:
                 except V2GTPError as e:
                     if e.action is Action.CLOSE_CONNECTION:
                         return str(e)
-                    log.warning("%s: %s", info.peer, e)
+                    log.warning("%s V2GTP: %s", peer_label(info.peer), e)
                     frames = []
                 data = b""
                 for frame in frames:
@@ -251,28 +258,54 @@ async def _close_writer(writer: asyncio.StreamWriter) -> None:
 # ---------------------------------------------------------------------------------------
 # SECC server
 
+# Unsent answers a connection may queue before the transport reports it paused.  A peer
+# that does not read its responses cannot hold the SECC: nothing here ever waits for a
+# peer to read (no drain()), and a request arriving while our previous answer is still
+# queued is refused (see _SECCConnection).
+_WRITE_HIGH_WATER = 64 * 1024
+# A connection we close may take this long to hand over what we still send; then it is cut.
+_CLOSE_FLUSH_TIMEOUT = 2.0
+# listen() backlog: connect bursts (many EVs plugged in at once, or a flood) queue in the
+# kernel instead of being refused; the kernel caps it at net.core.somaxconn.
+DEFAULT_BACKLOG = 4096
+# Connections served at once; more are closed as they arrive (one fault line each,
+# rate-limited), so a flood of connections that never send costs bounded memory and
+# file descriptors until the sequence timer frees them.  Each process needs a file
+# descriptor per connection: raise `ulimit -n` above this.
+DEFAULT_MAX_CONNECTIONS = 4096
+
+
 class SECCServer:
     """A listening SECC: ``address``/``port`` to announce, ``close()`` to stop.
 
-    ``closed_reasons`` keeps the last reasons connections ended (for logs and tests).
+    ``closed_reasons`` keeps the last reasons connections ended (for logs and tests);
+    ``faults.counts`` counts what peers did wrong, per kind; ``accepted`` counts
+    connections.
     """
 
     def __init__(self, server: asyncio.base_events.Server, interface: str,
-                 address: ipaddress.IPv6Address, port: int, secure: bool):
+                 address: ipaddress.IPv6Address, port: int, secure: bool,
+                 faults: FaultLog):
         self._server = server
         self.interface = interface
         self.address = address
         self.port = port
         self.secure = secure
-        self.connections: set[asyncio.Task] = set()
+        self.faults = faults
+        self.connections: set["_SECCConnection"] = set()
         self.closed_reasons: list[str] = []
+        self.accepted = 0
 
     async def close(self) -> None:
         self._server.close()
-        for t in list(self.connections):
-            t.cancel()
-        await asyncio.gather(*self.connections, return_exceptions=True)
+        for conn in list(self.connections):
+            conn.abort("server closing")
+        for _ in range(100):                 # let connection_lost callbacks run
+            if not self.connections:
+                break
+            await asyncio.sleep(0.01)
         await self._server.wait_closed()
+        self.faults.flush()
 
     async def __aenter__(self) -> "SECCServer":
         return self
@@ -281,7 +314,360 @@ class SECCServer:
         await self.close()
 
 
-def _listen_socket(interface: str, port: Optional[int]) -> tuple[socket.socket, ipaddress.IPv6Address]:
+class _ServerOptions:
+    __slots__ = ("factory", "interface", "ssl", "profile", "max_payload", "handshake_timeout",
+                 "max_connections")
+
+    def __init__(self, factory, interface, ssl, profile, max_payload, handshake_timeout,
+                 max_connections):
+        self.factory = factory
+        self.interface = interface
+        self.ssl = ssl
+        self.profile = profile
+        self.max_payload = max_payload
+        self.handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
+
+
+def _tls_failure(e: BaseException) -> str:
+    """A handshake failure as one readable phrase (OpenSSL's reason when there is one)."""
+    verify = getattr(e, "verify_message", None)
+    if verify:                                 # we refused the peer's certificate
+        return f"peer certificate refused: {verify}"
+    reason = getattr(e, "reason", None) if isinstance(e, _ssl.SSLError) else None
+    if reason:
+        for prefix in ("TLSV1_ALERT_", "SSLV3_ALERT_", "TLSV13_ALERT_"):
+            if reason.startswith(prefix):      # the peer refused: it says why in an alert
+                return f"peer sent alert '{reason[len(prefix):].replace('_', ' ').lower()}'"
+        if reason == "NO_SHARED_CIPHER":
+            return ("no shared cipher (our certificate cannot serve the profile's cipher "
+                    "suites: check its curve and keyUsage)")
+        return reason.replace("_", " ").lower()
+    if isinstance(e, (ConnectionResetError, BrokenPipeError)):
+        # Python peers (and others) drop the connection without an alert when they
+        # refuse our chain.
+        return ("peer closed the connection during the handshake, without an alert (a "
+                "peer that refuses our certificate chain does this)")
+    return str(e) or type(e).__name__
+
+
+class _SECCConnection(asyncio.Protocol):
+    """One accepted connection: bytes -> framer -> handler -> bytes, no stream layer.
+
+    V2G is request/response: the EVCC sends its next request only after our response.
+    A request that arrives while our answer to the previous one is still unsent (the peer
+    does not read), or behind an answered request in the same read (pipelined), is a
+    protocol violation: the connection is closed, which no other connection notices.
+    """
+
+    def __init__(self, server: SECCServer, opts: _ServerOptions):
+        self.server = server
+        self.opts = opts
+        self.loop = asyncio.get_running_loop()
+        self.transport: Optional[asyncio.Transport] = None
+        self.peer: Any = None
+        self.handler: Any = None
+        self.framer: Optional[V2GTPFramer] = None
+        self.reason: Optional[str] = None      # set when we decided to close
+        self.received = 0                      # bytes from the peer
+        self._early = b""
+        self._handshaking = False
+        self._finished = False
+        self._answered = False                 # a response went out in this read
+        self._busy: Optional[asyncio.Future] = None   # a coroutine handler call
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_when = 0.0
+        self._get_timer = None
+
+    # -- asyncio callbacks ---------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        srv = self.server
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        srv.accepted += 1
+        if len(srv.connections) >= self.opts.max_connections:
+            self.reason = f"refused: {len(srv.connections)} connections already (max_connections)"
+            self._fault("too many connections", self.reason)
+            srv.closed_reasons.append(self.reason)
+            del srv.closed_reasons[:-100]
+            transport.abort()
+            return
+        srv.connections.add(self)
+        log.debug("%s connected", peer_label(self.peer))
+        if self.opts.ssl is not None:
+            transport.pause_reading()
+            self._handshaking = True
+            self._busy = asyncio.ensure_future(self._handshake(transport))
+        else:
+            self._start(transport, None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.reason is not None:
+            return
+        self.received += len(data)
+        if self.framer is None:
+            # TLS hands over the first records with the end of the handshake, before
+            # _handshake() resumes: kept for _start().
+            self._early += data
+            return
+        self._answered = False
+        self._feed(data)
+
+    def eof_received(self) -> bool:
+        return False                          # close our side too
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._handshaking:
+            return                            # _handshake() reports it
+        if self not in self.server.connections:
+            return                            # refused in connection_made
+        reason = self.reason
+        if reason is None:
+            if exc is not None:
+                reason = f"connection error: {exc!r}"
+                self._fault("connection error", reason)
+            elif self.framer is not None and self.framer.buffered:
+                reason = (f"peer closed the connection inside a V2GTP frame "
+                          f"({self.framer.buffered} bytes of it received)")
+                self._fault("incomplete frame", reason)
+            elif self.received == 0 and self.opts.ssl is not None:
+                reason = ("peer closed the connection right after the TLS handshake, without "
+                          "a request (a peer that refuses our certificate after the handshake "
+                          "does this)")
+                self._fault("silent connection", reason)
+            elif self.received == 0:
+                reason = "peer closed the connection without sending anything"
+                self._fault("silent connection", reason)
+            else:
+                reason = "peer closed the connection"
+        self._finish(reason)
+
+    def pause_writing(self) -> None:
+        log.debug("%s does not read its responses", peer_label(self.peer))
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- set-up --------------------------------------------------------------------------
+    async def _handshake(self, raw) -> None:
+        opts = self.opts
+        try:
+            tls_transport = await self.loop.start_tls(
+                raw, self, opts.ssl, server_side=True,
+                ssl_handshake_timeout=opts.handshake_timeout)
+            if tls_transport is None:
+                raise ConnectionResetError("peer closed the connection during the handshake")
+        except asyncio.CancelledError:
+            self._handshaking = False
+            self._finish("server closing")
+            raise
+        except Exception as e:                # noqa: BLE001 - every failure is the peer's
+            self._handshaking = False
+            reason = f"TLS handshake failed: {_tls_failure(e)}"
+            self._fault("TLS handshake failed", _tls_failure(e))
+            self.reason = reason
+            raw.abort()
+            self._finish(reason)
+            return
+        self._handshaking = False
+        self.transport = tls_transport
+        if self.reason is not None:           # closed while we waited
+            tls_transport.abort()
+            self._finish(self.reason)
+            return
+        peer_cert = None
+        if opts.profile is not None:
+            try:
+                peer_cert = _tls.check_session(
+                    tls_transport.get_extra_info("ssl_object"), opts.profile,
+                    require_peer_cert=opts.profile is _tls.Profile.ISO20)
+            except _tls.TLSPolicyError as e:
+                detail = e.args[0] if e.args else str(e)
+                self._close(f"TLS policy: {detail}", fault="TLS policy", detail=detail)
+                return
+        self._start(tls_transport, peer_cert)
+
+    def _start(self, transport, peer_cert) -> None:
+        opts = self.opts
+        transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
+        so = transport.get_extra_info("ssl_object")
+        info = ConnectionInfo(transport.get_extra_info("sockname"), self.peer, opts.interface,
+                              so.version() if so else None,
+                              (so.cipher() or (None,))[0] if so else None, peer_cert,
+                              opts.profile)
+        try:
+            self.handler = opts.factory(info)
+        except Exception as e:                # noqa: BLE001
+            self._handler_failed(e)
+            return
+        self._get_timer = getattr(self.handler, "get_timer", None)
+        self.framer = V2GTPFramer(max_payload=opts.max_payload, payload_types=TCP_PAYLOAD_TYPES)
+        made = getattr(self.handler, "connection_made", None)
+        if made is not None and not self._deliver(lambda: made(info, self.loop.time()), ()):
+            return
+        if self._early:
+            data, self._early = self._early, b""
+            self._feed(data)
+        else:
+            self._arm()
+
+    # -- frames in, answers out ----------------------------------------------------------
+    def _feed(self, data: bytes) -> None:
+        framer = self.framer
+        while True:
+            try:
+                frames = framer.feed(data)
+            except V2GTPError as e:
+                detail = str(e).replace("V2GTP: ", "", 1)
+                if e.action is Action.CLOSE_CONNECTION:
+                    self._close(str(e), fault="V2GTP", detail=detail)
+                    return
+                self._fault("V2GTP", detail)
+                frames = []
+            data = b""
+            if frames and not self._frames(frames):
+                return
+            if not framer.has_pending:
+                break
+        self._arm()
+
+    def _frames(self, frames: list) -> bool:
+        """Hand frames to the handler; False when the connection is closing or waits."""
+        for i, frame in enumerate(frames):
+            if self._answered or self.transport.get_write_buffer_size():
+                self._close("a request arrived before the peer read our response "
+                            "(V2G is request/response)", fault="pipelined request")
+                return False
+            if not self._deliver(lambda: self.handler.frame_received(frame, self.loop.time()),
+                                 frames[i + 1:]):
+                return False
+        return True
+
+    def _deliver(self, call, rest) -> bool:
+        """Run one handler call and send its outputs; False when closing or awaiting."""
+        try:
+            out = call()
+        except Exception as e:                # noqa: BLE001 - a handler bug ends its own connection
+            self._handler_failed(e)
+            return False
+        if type(out) is not list and inspect.isawaitable(out):
+            self.transport.pause_reading()
+            self._busy = asyncio.ensure_future(self._await(out, list(rest)))
+            return False
+        return self._send(out)
+
+    async def _await(self, pending, rest: list) -> None:
+        try:
+            out = await pending
+        except Exception as e:                # noqa: BLE001
+            self._handler_failed(e)
+            return
+        self._busy = None
+        if not self._send(out) or (rest and not self._frames(rest)):
+            return
+        self.transport.resume_reading()
+        self._arm()
+
+    def _send(self, outputs) -> bool:
+        if outputs is None:
+            return True
+        if isinstance(outputs, (Frame, Close)):
+            outputs = (outputs,)
+        write = self.transport.write
+        for item in outputs:
+            if isinstance(item, Close):
+                self._close("closed by handler")
+                return False
+            write((item if isinstance(item, Frame) else Frame(*item)).pack())
+            self._answered = True
+        return True
+
+    # -- timers --------------------------------------------------------------------------
+    def _arm(self) -> None:
+        # The handler's deadline mostly moves later (a sequence timer restarted by each
+        # response): keep the armed timer then, and look again when it fires.
+        if self._get_timer is None or self.reason is not None:
+            return
+        when = self._get_timer()
+        if when is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        if self._timer is not None:
+            if self._timer_when <= when:
+                return
+            self._timer.cancel()
+        self._timer_when = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.reason is not None or self._busy is not None:
+            return
+        when = self._get_timer()
+        if when is None:
+            return
+        now = self.loop.time()
+        if when > now:
+            self._arm()
+            return
+        if self._deliver(lambda: self.handler.handle_timer(now), ()):
+            self._arm()
+
+    # -- closing -------------------------------------------------------------------------
+    def _fault(self, kind: str, detail: str) -> None:
+        self.server.faults.report(kind, self.peer, detail)
+
+    def _handler_failed(self, e: Exception) -> None:
+        log.debug("handler of %s failed", peer_label(self.peer), exc_info=True)
+        self._close(f"handler error: {e!r}", fault="handler error")
+
+    def _close(self, reason: str, *, fault: Optional[str] = None,
+               detail: Optional[str] = None) -> None:
+        if self.reason is not None:
+            return
+        self.reason = reason
+        if fault is not None:
+            self._fault(fault, detail or reason)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        t = self.transport
+        t.close()                              # sends what is queued, then closes
+        if t.get_write_buffer_size():
+            self.loop.call_later(_CLOSE_FLUSH_TIMEOUT, t.abort)
+
+    def abort(self, reason: str) -> None:
+        if self._busy is not None:
+            self._busy.cancel()
+        if self.reason is None:
+            self.reason = reason
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _finish(self, reason: str) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        srv = self.server
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        srv.connections.discard(self)
+        srv.closed_reasons.append(reason)
+        del srv.closed_reasons[:-100]
+        log.debug("%s closed: %s", peer_label(self.peer), reason)
+        lost = getattr(self.handler, "connection_lost", None)
+        if lost is not None:
+            try:
+                lost(reason)
+            except Exception as e:            # noqa: BLE001
+                self._fault("handler error", f"connection_lost failed: {e!r}")
+
+
+def _listen_socket(interface: str, port: Optional[int],
+                   reuse_port: bool = False) -> tuple[socket.socket, ipaddress.IPv6Address]:
     addr = link_local_address(interface)
     index = interface_index(interface)
     bare = str(ipaddress.IPv6Address(addr.packed))
@@ -292,6 +678,8 @@ def _listen_socket(interface: str, port: Optional[int]) -> tuple[socket.socket, 
         s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:               # several processes serve one port
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             bind_to_device(s, interface)
             s.bind((bare, p, 0, index))
@@ -308,59 +696,33 @@ async def start_secc_server(factory: Callable[[ConnectionInfo], Any], interface:
                             tls_profile: Optional[Union[_tls.Profile, str]] = None,
                             max_payload: int = DEFAULT_MAX_PAYLOAD,
                             handshake_timeout: float = 10.0,
-                            backlog: int = 16) -> SECCServer:
+                            backlog: int = DEFAULT_BACKLOG,
+                            faults: Optional[FaultLog] = None,
+                            reuse_port: bool = False,
+                            max_connections: int = DEFAULT_MAX_CONNECTIONS) -> SECCServer:
     """Listen on the link-local address of ``interface``; one handler per connection.
 
     ``port``: fixed port, default a random free one in 49152-65535.  ``ssl``: a context
     from :func:`exi.v2g.tls.secc_context`; ``tls_profile`` then also applies the
-    profile's post-handshake checks (-20: the vehicle certificate).
+    profile's post-handshake checks (-20: the vehicle certificate).  A failed handshake
+    is logged with its reason (one WARNING line per fault, rate-limited: ``faults``).
+    ``reuse_port``: SO_REUSEPORT, so that worker processes listening on the same port
+    share its connections (the kernel spreads them).  ``max_connections``: more are
+    closed on arrival (see DEFAULT_MAX_CONNECTIONS).
     """
     profile = _tls.Profile(tls_profile) if isinstance(tls_profile, str) else tls_profile
-    sock, addr = _listen_socket(interface, port)
-    holder: dict[str, SECCServer] = {}
-
-    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        srv = holder["server"]
-        task = asyncio.current_task()
-        srv.connections.add(task)
-        reason = "?"
-        handler = None
-        try:
-            peer_cert = None
-            so = writer.get_extra_info("ssl_object")
-            if so is not None and profile is not None:
-                peer_cert = _tls.check_session(so, profile,
-                                               require_peer_cert=profile is _tls.Profile.ISO20)
-            info = _info(writer, interface, profile, peer_cert)
-            handler = factory(info)
-            framer = V2GTPFramer(max_payload=max_payload, payload_types=TCP_PAYLOAD_TYPES)
-            reason = await _Driver(reader, writer, framer).run(handler, info)
-        except _tls.TLSPolicyError as e:
-            reason = f"TLS policy: {e}"
-        except (ConnectionError, _ssl.SSLError, asyncio.IncompleteReadError) as e:
-            reason = f"connection error: {e!r}"
-        except asyncio.CancelledError:
-            reason = "server closing"
-            raise
-        except Exception as e:            # a handler bug ends its own connection only
-            log.exception("handler failed")
-            reason = f"handler error: {e!r}"
-        finally:
-            srv.closed_reasons.append(reason)
-            del srv.closed_reasons[:-100]
-            log.info("connection %s closed: %s", writer.get_extra_info("peername"), reason)
-            if handler is not None and hasattr(handler, "connection_lost"):
-                try:
-                    handler.connection_lost(reason)
-                except Exception:
-                    log.exception("connection_lost failed")
-            await _close_writer(writer)
-            srv.connections.discard(task)
-
-    server = await asyncio.start_server(on_connection, sock=sock, ssl=ssl, backlog=backlog,
-                                        ssl_handshake_timeout=handshake_timeout if ssl else None)
-    secc = SECCServer(server, interface, addr, sock.getsockname()[1], ssl is not None)
-    holder["server"] = secc
+    sock, addr = _listen_socket(interface, port, reuse_port)
+    opts = _ServerOptions(factory, interface, ssl, profile, max_payload, handshake_timeout,
+                          max_connections)
+    holder: list[SECCServer] = []
+    loop = asyncio.get_running_loop()
+    # TLS is started per connection (loop.start_tls) so that a failed handshake reaches
+    # us with its reason; asyncio's own TLS server drops it silently.
+    server = await loop.create_server(lambda: _SECCConnection(holder[0], opts), sock=sock,
+                                      backlog=backlog)
+    secc = SECCServer(server, interface, addr, sock.getsockname()[1], ssl is not None,
+                      faults or FaultLog(log))
+    holder.append(secc)
     return secc
 
 
@@ -407,7 +769,10 @@ class EVCCConnection:
         """Drive the connection with a frame handler until either side closes it."""
         if self._frames:
             raise RuntimeError("frames already received with receive(); run() needs a fresh connection")
-        reason = await _Driver(self.reader, self.writer, self.framer).run(handler, self.info)
+        try:
+            reason = await _Driver(self.reader, self.writer, self.framer).run(handler, self.info)
+        except (ConnectionError, _ssl.SSLError) as e:
+            reason = f"connection error: {e!r}"
         if hasattr(handler, "connection_lost"):
             handler.connection_lost(reason)
         await self.close()

@@ -170,6 +170,7 @@ def parse_datagram(data: bytes, *, max_payload: int = 0xFFFF,
         ptype, length = parse_header(data, max_payload=max_payload, payload_types=payload_types)
     except V2GTPError as e:
         e.action = Action.DISCARD
+        e.args = (str(e).replace(Action.CLOSE_CONNECTION.value, Action.DISCARD.value),)
         raise
     if len(data) - HEADER_LEN < length:
         raise V2GTPError(Reason.TRUNCATED, f"header says {length}, datagram has "
@@ -227,6 +228,17 @@ class V2GTPFramer:
         return self._pending_error is not None or (self._fatal is None and bool(self._rest))
 
     def feed(self, data: bytes) -> list[Frame]:
+        if (len(data) >= HEADER_LEN and not self._buf and self._need is None and not self._skip
+                and not self._rest and self._pending_error is None and self._fatal is None):
+            # The common case on a request/response link: exactly one whole frame.
+            try:
+                ptype, length = parse_header(data, max_payload=self.max_payload,
+                                             payload_types=self.payload_types)
+            except V2GTPError:
+                pass                       # the general path below keeps the error state
+            else:
+                if len(data) == HEADER_LEN + length:
+                    return [Frame(ptype, bytes(data[HEADER_LEN:]))]
         if self._pending_error is not None:
             err, self._pending_error = self._pending_error, None
             if err.action is Action.DISCARD:

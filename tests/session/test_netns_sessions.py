@@ -3,8 +3,10 @@ one per network namespace, joined by a veth pair (tests/netns.py), over TCP and 
 from __future__ import annotations
 
 import json
+import re
 import select
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,27 @@ def test_evcc_no_common_protocol(pair, pki, tmp_path):
         assert rc == 1 and res["response_code"] == "Failed_NoNegotiation", err[-2000:]
     finally:
         s.stop()
+
+
+def test_workers_share_one_port(pair, tmp_path):
+    """`--workers 2`: two processes listen on the announced port (SO_REUSEPORT), sessions
+    complete and the final statistics add up over the processes."""
+    s = SECCProcess(pair, ["--protocols", "iso2,din", "--workers", "2"], tmp_path / "t.jsonl")
+    try:
+        port = s.ready["tcp_port"]
+        for _ in range(150):
+            listeners = pair.run("secc", ["ss", "-Hltnp", f"sport = :{port}"]).stdout.splitlines()
+            if len(listeners) == 2:
+                break
+            time.sleep(0.1)
+        pids = {m for ln in listeners for m in re.findall(r"pid=(\d+)", ln)}
+        assert len(listeners) == 2 and len(pids) == 2, listeners
+        for proto in ("iso2", "din"):
+            # (addressed directly: the module's other SECC may answer SDP first)
+            rc, res, err = evcc(pair, "--protocol", proto, "--mode", "dc", "--loops", "3",
+                                "--loop-interval", "0.05", "--host", pair.link_local("secc"),
+                                "--port", str(port))
+            assert rc == 0 and res["ok"], err[-2000:]
+    finally:
+        stats = s.stop()
+    assert stats["requests"] >= 2 * 15 and stats["late"] == 0

@@ -51,7 +51,8 @@ async def run_secc(a) -> None:
     peers: list[str] = []
     server = await transport.start_secc_server(
         lambda info: EchoHandler(info, peers), a.iface, ssl=ctx,
-        tls_profile=a.profile if a.tls else None, max_payload=a.max_payload)
+        tls_profile=a.profile if a.tls else None, max_payload=a.max_payload,
+        max_connections=a.max_connections)
     sdp_handle = None
     if a.sdp:
         kw = {"tls_port": server.port} if a.tls else {"tcp_port": server.port}
@@ -190,6 +191,24 @@ async def run_evcc(a) -> None:
             await good.close()
             await bad.close()
             await third.close()
+        elif a.scenario == "cap":
+            # The SECC serves 3 connections at once: a 4th is closed on arrival, and a
+            # connection is accepted again once one of the 3 has gone.
+            conns = [await connect(a, host, port) for _ in range(3)]
+            result["served"] = [await echo(c, 0x8001, b"c%d" % i) for i, c in enumerate(conns)]
+            extra = await connect(a, host, port)
+            try:
+                await extra.send(0x8001, b"c4")
+                await extra.receive(timeout=5)
+                result["fourth_closed"] = False
+            except (transport.ConnectionClosed, ConnectionError):
+                result["fourth_closed"] = True
+            await conns.pop().close()
+            await asyncio.sleep(0.3)
+            async with await connect(a, host, port) as again:
+                result["after"] = await echo(again, 0x8001, b"c5")
+            for c in conns:
+                await c.close()
         result["ok"] = True
     except Exception as e:                      # reported to the test as data
         result.update(ok=False, error=type(e).__name__, message=str(e))
@@ -210,11 +229,12 @@ def main(argv=None) -> None:
         s.add_argument("--keylog")
         s.add_argument("--max-payload", type=int, default=65536)
     sub.choices["secc"].add_argument("--sdp", action="store_true")
+    sub.choices["secc"].add_argument("--max-connections", type=int, default=4096)
     e = sub.choices["evcc"]
     e.add_argument("--host")
     e.add_argument("--port", type=int)
     e.add_argument("--discover", action="store_true")
-    e.add_argument("--scenario", default="echo", choices=("echo", "oversize", "handler"))
+    e.add_argument("--scenario", default="echo", choices=("echo", "oversize", "handler", "cap"))
     s = sub.add_parser("sdp-server")
     s.add_argument("--iface", required=True)
     s.add_argument("--tls-port", type=int)

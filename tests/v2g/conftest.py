@@ -129,9 +129,10 @@ def pki_untrusted(tmp_path_factory) -> Path:
 
 
 def extra_leaf(pki_dir: Path, out: Path, *, curve: str, expired: bool = False,
+               not_yet_valid: bool = False, usage=("digital_signature", "key_agreement"),
                issuer: str = "cpoSubCA2") -> tuple[Path, Path]:
     """A leaf issued by one of the PKI's Sub-CA 2 (default: an SECC certificate) with a
-    chosen curve / validity.  Returns (chain file, key file)."""
+    chosen curve / validity / keyUsage.  Returns (chain file, key file)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from exi.v2g.pki import _name, issue, new_key
@@ -142,11 +143,13 @@ def extra_leaf(pki_dir: Path, out: Path, *, curve: str, expired: bool = False,
     now = dt.datetime.now(dt.timezone.utc)
     if expired:
         nb, na = now - dt.timedelta(days=90), now - dt.timedelta(days=30)
+    elif not_yet_valid:
+        nb, na = now + dt.timedelta(days=30), now + dt.timedelta(days=90)
     else:
         nb, na = now - dt.timedelta(hours=1), now + dt.timedelta(days=30)
     key = new_key(curve)
     cert = issue(_name("DE*EXI*E15118*9", "CPO", "exi15118 test"), key, issuer=ca,
-                 issuer_key=ca_key, kind="leaf", usage={"digital_signature", "key_agreement"},
+                 issuer_key=ca_key, kind="leaf", usage=set(usage),
                  not_before=nb, not_after=na)
     out.mkdir(parents=True, exist_ok=True)
     chain = out / "chain.pem"

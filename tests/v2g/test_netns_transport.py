@@ -124,6 +124,19 @@ def test_oversize_frame_closes_only_its_connection(peers):
     assert "inverse protocol version" in reasons
 
 
+def test_connections_beyond_max_are_closed_on_arrival(peers):
+    secc, ready = start_secc(peers, ["--max-connections", "3"])
+    try:
+        res = peers.run("evcc", ["--host", ready["address"], "--port", str(ready["port"]),
+                                 "--scenario", "cap"])
+    finally:
+        summary = secc.stop()
+    assert res["ok"], res
+    assert res["served"] == ["echo:c0", "echo:c1", "echo:c2"]
+    assert res["fourth_closed"] and res["after"] == "echo:c5"
+    assert "refused: 3 connections already (max_connections)" in summary["reasons"]
+
+
 # -- TLS --------------------------------------------------------------------------------
 
 def test_tls_iso2_handshake(peers, pki_iso2, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import gc
 import json
 import logging
 import ssl as _ssl
@@ -21,6 +22,7 @@ from typing import IO, Optional, Union
 
 import exi
 from exi.v2g import sdp, tls, transport
+from exi.v2g.faults import FaultLog, peer_label
 
 from .controllers import EVController
 from .events import (Close, MessageReceived, PowerDeliveryChanged, ProtocolNegotiated, Send,
@@ -85,8 +87,9 @@ class CoreHandler:
 
     def __init__(self, core: Union[SECCSession, EVCCSession], *, tracer: Optional[Tracer] = None,
                  label: str = "", setup_started: Optional[float] = None,
-                 stats: Optional[PerformanceStats] = None):
+                 stats: Optional[PerformanceStats] = None, faults: Optional[FaultLog] = None):
         self.core = core
+        self.faults = faults
         self.secc = isinstance(core, SECCSession)
         self.tracer = tracer
         self.label = label
@@ -96,8 +99,8 @@ class CoreHandler:
 
     def connection_made(self, info: transport.ConnectionInfo, now: float):
         if self.secc:
-            self.label = self.label or f"[{info.peer[0]}]:{info.peer[1]}"
-            self.log.info("%s connected%s", self.label, f" ({info.tls_version})" if info.secure else "")
+            self.label = self.label or peer_label(info.peer)
+            self.log.debug("%s connected%s", self.label, f" ({info.tls_version})" if info.secure else "")
             return self._emit(self.core.connection_made(now))
         return self._emit(self.core.start(now, self.setup_started))
 
@@ -122,18 +125,22 @@ class CoreHandler:
     def _emit(self, outputs: list, closing: bool = False) -> list:
         frames: list = []
         tx, rx = ("secc->evcc", "evcc->secc") if self.secc else ("evcc->secc", "secc->evcc")
+        debug = self.log.isEnabledFor(logging.DEBUG)
         for o in outputs:
             if isinstance(o, Send):
                 frames.append((o.payload_type, o.payload))
                 if self.tracer:
                     self.tracer.record(tx, o.schema, o.name, o.message, self.label)
-                body = o.message if o.schema == "sap" else _body(o.message)
-                code = getattr(body, "ResponseCode", None)
-                self.log.info("%s -> %s%s", self.label, o.name, f" {getattr(code, 'value', code)}" if code else "")
+                if debug:
+                    body = o.message if o.schema == "sap" else _body(o.message)
+                    code = getattr(body, "ResponseCode", None)
+                    self.log.debug("%s -> %s%s", self.label, o.name,
+                                   f" {getattr(code, 'value', code)}" if code else "")
             elif isinstance(o, MessageReceived):
                 if self.tracer:
                     self.tracer.record(rx, o.schema, o.name, o.message, self.label)
-                self.log.debug("%s <- %s", self.label, o.name)
+                if debug:
+                    self.log.debug("%s <- %s", self.label, o.name)
             elif isinstance(o, ProtocolNegotiated):
                 self.log.info("%s protocol %s (SchemaID %s, %s)", self.label, o.schema, o.schema_id,
                               o.response_code)
@@ -142,12 +149,26 @@ class CoreHandler:
             elif isinstance(o, PowerDeliveryChanged):
                 self.log.info("%s power delivery: %s", self.label, o.progress)
             elif isinstance(o, SessionEnded):
-                (self.log.info if o.ok else self.log.warning)(
-                    "%s session ended (%s): %s", self.label, "ok" if o.ok else "failed", o.reason)
+                self._ended(o, closing)
             elif isinstance(o, Close) and not closing:
                 frames.append(transport.CLOSE)
                 break
         return frames
+
+
+    def _ended(self, o: SessionEnded, connection_lost: bool) -> None:
+        if o.ok:
+            self.log.info("%s session ended (ok): %s", self.label, o.reason)
+        elif connection_lost:
+            # The transport has logged the connection's fault, if it was one; a session
+            # that never started is not worth a line of its own.
+            started = getattr(self.core, "session_id", None) is not None
+            self.log.log(logging.INFO if started else logging.DEBUG,
+                         "%s session ended (failed): %s", self.label, o.reason)
+        elif self.faults is not None:
+            self.faults.report("session failed", self.label, o.reason)
+        else:
+            self.log.warning("%s session ended (failed): %s", self.label, o.reason)
 
 
 def _body(msg):
@@ -182,6 +203,7 @@ class SECCService:
         self.tracer = tracer
         self.stats = stats
         self.sessions: list[SECCSession] = []
+        self.faults: Optional[FaultLog] = None
 
     @property
     def tcp_port(self) -> Optional[int]:
@@ -196,6 +218,8 @@ class SECCService:
             self.sdp.close()
         for s in self.servers:
             await s.close()
+        if self.faults is not None:
+            self.faults.flush()
 
     async def __aenter__(self):
         return self
@@ -207,15 +231,35 @@ class SECCService:
 async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
                      tls_context: Optional[_ssl.SSLContext] = None, tls_only: bool = False,
                      tracer: Optional[Tracer] = None, port: Optional[int] = None,
-                     sdp_enabled: bool = True, keep_sessions: bool = False) -> SECCService:
+                     sdp_enabled: bool = True, keep_sessions: bool = False,
+                     handshake_timeout: float = 10.0, tls_profile: str = "iso2",
+                     faults: Optional[FaultLog] = None, freeze_gc: bool = False,
+                     tls_port: Optional[int] = None, reuse_port: bool = False,
+                     max_connections: int = transport.DEFAULT_MAX_CONNECTIONS) -> SECCService:
     """Serve concurrent sessions on ``interface`` until ``close()``.
 
     A plain TCP server always runs unless ``tls_only`` (DIN SPEC 70121 has no TLS,
     [V2G-DC-618] (2nd-hand)); with ``tls_context`` a TLS server runs too and SDP answers
-    each EV with the security it asked for when offered."""
+    each EV with the security it asked for when offered.
+
+    Idle connections end by the cores' V2G_SECC_Sequence_Timeout
+    (``config.sequence_timeout``), TLS handshakes after ``handshake_timeout``; beyond
+    ``max_connections`` per server, connections are closed on arrival.  What
+    peers do wrong is logged once per fault and rate-limited through ``faults`` (one
+    :class:`~exi.v2g.faults.FaultLog` for the transport, SDP and the sessions).
+
+    ``freeze_gc`` (for a process that is the SECC, as ``exi15118 secc``): once listening,
+    move everything made so far (modules, codec tables) out of the garbage collector's
+    reach (``gc.freeze()``), so its full collections scan only the sessions' objects and
+    stop pausing the event loop for milliseconds.
+
+    ``reuse_port`` (with fixed ``port``/``tls_port``): listen with SO_REUSEPORT so that
+    worker processes share the ports (:mod:`exi.v2g.session.workers`)."""
     config = config or SECCConfig()
     stats = PerformanceStats()
+    faults = faults or FaultLog(logging.getLogger("exi.v2g.secc.faults"))
     service = SECCService([], None, config, tracer, stats)
+    service.faults = faults
     counter = [0]
 
     def factory(info: transport.ConnectionInfo):
@@ -223,15 +267,23 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
         core = SECCSession(config, name=f"conn{counter[0]}")
         if keep_sessions:
             service.sessions.append(core)
-        return CoreHandler(core, tracer=tracer, stats=stats)
+        return CoreHandler(core, tracer=tracer, stats=stats, faults=faults)
 
     if not tls_only or tls_context is None:
-        service.servers.append(await transport.start_secc_server(factory, interface, port=port))
+        service.servers.append(await transport.start_secc_server(factory, interface, port=port,
+                                                                 faults=faults, reuse_port=reuse_port,
+                                                                 max_connections=max_connections))
     if tls_context is not None:
         service.servers.append(await transport.start_secc_server(
-            factory, interface, ssl=tls_context, tls_profile="iso2"))
+            factory, interface, port=tls_port, ssl=tls_context, tls_profile=tls_profile,
+            handshake_timeout=handshake_timeout, faults=faults, reuse_port=reuse_port,
+            max_connections=max_connections))
     if sdp_enabled:
-        service.sdp = await sdp.serve_sdp(interface, tls_port=service.tls_port, tcp_port=service.tcp_port)
+        service.sdp = await sdp.serve_sdp(interface, tls_port=service.tls_port, tcp_port=service.tcp_port,
+                                          faults=faults)
+    if freeze_gc:
+        gc.collect()
+        gc.freeze()
     return service
 
 
