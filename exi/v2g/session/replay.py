@@ -283,6 +283,11 @@ def replay_secc(session: RecordedSession, *, store: Optional[SessionStore] = Non
             return ReplayResult("secc", session, False, reached, len(recs),
                                 f"our SECC sent {ours.name}, recorded {recorded.name}", _at(r, i), core.ended)
         reached = i + 2 if recorded is not None else i + 1
+    last = recs[-1]
+    if last.name == "SessionStopRes" and not _failed(_code(last)) and (core.ended is None or not core.ended.ok):
+        return ReplayResult("secc", session, False, len(recs), len(recs),
+                            "recorded SessionStop, our SECC did not end the session normally",
+                            _at(last, len(recs) - 1), core.ended)
     return ReplayResult("secc", session, True, len(recs), len(recs), "", None, core.ended)
 
 
