@@ -170,3 +170,17 @@ def test_pause_and_resume_as_recorded(replays):
     for r in audi[1:] + dspace[1:]:
         names = [x.name for x in r.session.records if x.direction == "EVCC->SECC"]
         assert names[:3] == ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq"]
+
+
+def test_summary_and_evcc_report_the_same_cablecheck_violation(replays):
+    """The Kona's charger needed 56 s of CableCheck (V2G_EVCC_CableCheck_Timeout 40 s):
+    `exi15118 decode --summary` and the tolerant EVCC both report it, from one table."""
+    import exi.capture
+    from exi.capture.summary import summarize
+    label = E + "Hyundai/Kona_2017/din_spec_70121/kona1.dump"
+    s = summarize(exi.capture.read(os.path.join(CAPTURES, label)))
+    late = [x for x in s["sessions"][0]["late_responses"] if x["timer"] == "V2G_EVCC_CableCheck_Timeout"]
+    assert len(late) == 1 and late[0]["limit"] == 40.0 and late[0]["response_time"] > 55
+    evcc = replays[("evcc", label + "#0")]
+    assert evcc.ok
+    assert [v.limit for v in evcc.violations if v.timer == "V2G_EVCC_CableCheck_Timeout"] == [40.0]
