@@ -17,7 +17,11 @@ DIN SPEC 70121 or ISO 15118-2 is one :class:`RecordedSession`.
 
 Both return a :class:`ReplayResult`: whether the core ran to the recorded end (every
 request/response of the recording answered/sent as recorded, up to the end of the
-capture or the charger's first FAILED response), and where and why not.
+capture or the charger's first FAILED response), and where and why not.  Time is the
+recorded time: requests reach the SECC when the car sent them, responses reach the EVCC
+when the charger sent them, and the EVCC's repeated requests (Ongoing, loops) leave when
+the recorded car sent its next one; the EVCC runs with ``late_responses="tolerate"``, so
+its ``violations`` list what the recorded charger was late with.
 
     for rec in recorded_sessions("capture.pcapng"):
         print(rec.label, replay_secc(rec).summary(), replay_evcc(rec).summary())
@@ -224,11 +228,9 @@ def _recorded_tuples(session: RecordedSession) -> list:
     return []
 
 
-def _sid_map(session: RecordedSession, ids: dict):
-    """Substitute SessionIDs: the recorded charger's -> ours (``ids``)."""
-    def fix(sid):
-        return ids.get(bytes(sid), sid) if sid is not None else sid
-    return fix
+def _our_session_id(ids: dict, sid):
+    """The SessionID our SECC gave for one the recorded charger gave (else unchanged)."""
+    return ids.get(bytes(sid), sid) if sid is not None else sid
 
 
 def replay_secc(session: RecordedSession, *, store: Optional[SessionStore] = None,
@@ -240,7 +242,6 @@ def replay_secc(session: RecordedSession, *, store: Optional[SessionStore] = Non
     core = SECCSession(cfg, RecordedEVSE(session), name=session.label)
     recs = session.records[:session.end]
     recorded_sid = session.session_id
-    fix = _sid_map(session, ids)
     t0 = recs[0].time
     core.connection_made(t0)
     reached = 0
@@ -256,10 +257,10 @@ def replay_secc(session: RecordedSession, *, store: Optional[SessionStore] = Non
         msg = exi.decode(r.exi, r.schema)
         if r.schema != "sap":
             if msg.Header is not None and (r.name != "SessionSetupReq" or bytes(msg.Header.SessionID or b"") in ids):
-                msg.Header.SessionID = fix(msg.Header.SessionID)
+                msg.Header.SessionID = _our_session_id(ids, msg.Header.SessionID)
             body = getattr(msg.Body, r.name)
             if hasattr(body, "SessionID") and r.name == "MeteringReceiptReq":
-                body.SessionID = fix(body.SessionID)
+                body.SessionID = _our_session_id(ids, body.SessionID)
         out = core.receive(exi.encode(msg, validate=False), r.time)
         for e in out:
             if isinstance(e, SessionEstablished) and recorded_sid is not None:
