@@ -1038,7 +1038,9 @@ class Encoder:
             if exi_is_exact_int(item):
                 overflow = 0
                 x = exi_as_longlong(item, cython.address(overflow))
-                if overflow or x < cp.lo or x > cp.hi:
+                # validate=False writes every value the n bits hold (what the decoder
+                # accepts, e.g. PhasesInUse=4 from a real car), not only the facet range.
+                if overflow or x < cp.lo or x > (cp.hi if self.validate else cp.lo + (1 << cp.nbits) - 1):
                     raise self.located(EncodeError(f"value {cython.cast(object, item)} out of range "
                                                    f"[{cp.lo}, {cp.hi}]"), cython.cast(object, cp.qname))
                 if width + cp.nbits + 2 <= 56:
@@ -1092,7 +1094,7 @@ class Encoder:
         if p.simple:
             dt = p.dt
             if dt.kind == DT_NBIT and type(item) is int:
-                if not dt.lo_c <= item <= dt.hi_c:
+                if not dt.lo_c <= item <= (dt.hi_c if self.validate else dt.lo_c + (1 << dt.nbits) - 1):
                     raise self.located(EncodeError(f"value {item} out of range [{dt.lo}, {dt.hi}]"), p.qname)
                 w.write((code << (dt.nbits + 2)) | ((item - dt.lo_c) << 1), st.width + dt.nbits + 2)
                 return p.next
@@ -1191,7 +1193,7 @@ class Encoder:
         if kind == DT_NBIT:
             if type(v) is not int and (not isinstance(v, int) or isinstance(v, bool)):
                 raise EncodeError(f"expected an integer, got {v!r}")
-            if v < dt.lo or v > dt.hi:
+            if v < dt.lo or v > (dt.hi if self.validate else dt.lo + (1 << dt.nbits) - 1):
                 raise EncodeError(f"value {v} out of range [{dt.lo}, {dt.hi}]")
             w.write(v - dt.lo_c, dt.nbits)
         elif kind == DT_ENUM:
@@ -1334,11 +1336,12 @@ def encode_document(schema, obj, qname, validate):
 def encode(message, *, validate=True):
     """Encode a message object of a global element class (e.g. din.V2G_Message).
 
-    Values that cannot be represented (an n-bit integer out of range, a value that is not
-    one of the enumeration's) are always refused.  With validate=True (the default) the
-    other facets are checked too (length and range facets of strings, binaries and
-    integers); validate=False writes what a non-validating reference encoder writes, which
-    is how real-world streams with out-of-facet values re-encode byte for byte."""
+    Values that cannot be represented (an n-bit integer beyond its n bits, a value that is
+    not one of the enumeration's) are always refused.  With validate=True (the default)
+    the facets are checked too (length and range facets of strings, binaries and
+    integers, the range of n-bit integers); validate=False writes what a non-validating
+    reference encoder writes -- whatever the decoder accepts -- which is how real-world
+    streams with out-of-facet values re-encode byte for byte."""
     root = _ROOT_OF_CLASS.get(type(message))
     if root is None:
         if isinstance(message, Message) and not isinstance(message, ElementValue) and \

@@ -188,6 +188,15 @@ def write_summary(summary: dict, out: TextIO, as_json: bool = False) -> None:
                     sources.append(t["limit_source"])
             for src in sources:
                 out.write(f"    limits: {src}\n")
+        if s.get("late_responses"):
+            groups: dict = {}
+            for x in s["late_responses"]:
+                g = groups.setdefault((x.get("timer", "limit"), x["message"]), [0, 0.0, x["limit"]])
+                g[0] += 1
+                g[1] = max(g[1], x["response_time"])
+            out.write(f"  timer violations ({len(s['late_responses'])}):\n")
+            for (timer, msg), (n, worst, lim) in groups.items():
+                out.write(f"    {timer} {msg}: {n} over {lim:g} s (worst {worst:.3f} s)\n")
         if s["problems"]:
             out.write(f"  errors and FAILED response codes ({len(s['problems'])}):\n")
             for p in s["problems"]:

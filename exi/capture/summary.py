@@ -4,21 +4,13 @@ A session is one TCP (or decrypted TLS) stream carrying V2GTP.  Response time = 
 of a SECC->EVCC "<X>Res" minus time of the EVCC->SECC "<X>Req" it answers (same
 stream, next response of that name), compared with the standard's limit for X.
 
-Limits (seconds).  Where they come from, honestly:
-- ISO 15118-2:2014 Table 109 "V2G_SECC_Msg_Performance_Time": 1.5 s in general,
-  4.5 s for ServiceDetail, PaymentDetails, PowerDelivery, CertificateInstallation and
-  CertificateUpdate, 0.025 s for CurrentDemand (the EVCC's V2G_EVCC_Msg_Timeout of the
-  same table is 2 / 5 / 0.25 s; RISE-V2G's TimeRestrictions carries the same EVCC
-  values).  The per-message requirements ([V2G2-538] and the "respond ... within
-  V2G_SECC_Msg_Performance_Time" requirements of clause 8.8) refer to this table.
-- DIN SPEC 70121:2014 clause 9.6, Table 76 "V2G_EVCC_Msg_Timeout": 2 s in general,
-  CurrentDemand 0.5 s.  Read from a third-party implementation, not from the DIN
-  text; DIN states no separate SECC figure we could verify, so the EVCC timeout is
-  the limit shown for DIN.
-- ISO 15118-20: Table 215 (2 s EVCC timeout, charge loops 0.5 s per Tables 216-218);
-  the SECC performance figures are taken as -2's pattern (1.5 s / 0.025 s) and marked
-  as such.
-Correct the LIMITS table, not the code, when someone reads the standards again.
+Limits come from the one timer table of the session layer
+(exi.v2g.session.timers.MESSAGE_TIMERS / PHASE_TIMERS), which the EVCC and SECC cores
+use too: ``limit`` is V2G_EVCC_Msg_Timeout (a response later than that ends a session
+run by the standard's limits), ``performance_time`` is V2G_SECC_Msg_Performance_Time.
+``late_responses`` lists every response over either timer (``timer`` says which) and
+every CableCheck / PreCharge loop longer than its V2G_EVCC_*_Timeout.  Each row carries
+the table's source and how sure it is.
 """
 from __future__ import annotations
 
@@ -27,29 +19,16 @@ from collections import Counter, OrderedDict, defaultdict
 from typing import Iterable, Optional
 
 from ..registry import SCHEMAS
+from ..v2g.session import timers
 from ._net import join
 from .reader import EVCC_TO_SECC, SECC_TO_EVCC, MessageRecord
 
-ISO2_SECC = "ISO 15118-2:2014 Table 109 V2G_SECC_Msg_Performance_Time"
-DIN_EVCC = "DIN SPEC 70121:2014 Table 76 V2G_EVCC_Msg_Timeout (unverified against the DIN text)"
-ISO20_SECC = "ISO 15118-20 V2G_SECC_Msg_Performance_Time, assumed as in ISO 15118-2 Table 109"
-
-LIMITS = {
-    "iso2": ({"default": 1.5, "ServiceDetail": 4.5, "PaymentDetails": 4.5, "PowerDelivery": 4.5,
-              "CertificateInstallation": 4.5, "CertificateUpdate": 4.5, "CurrentDemand": 0.025}, ISO2_SECC),
-    "din": ({"default": 2.0, "CurrentDemand": 0.5}, DIN_EVCC),
-    "iso20": ({"default": 1.5, "AC_ChargeLoop": 0.025, "DC_ChargeLoop": 0.025, "WPT_ChargeLoop": 0.025},
-              ISO20_SECC),
-    "sap": ({"default": 1.5}, "ISO 15118-2:2014 Table 109 (supportedAppProtocol)"),
-}
-
-
-def limit_for(schema: Optional[str], base: str) -> tuple[Optional[float], str]:
-    fam = "iso20" if schema and schema.startswith("iso20") else schema
-    if fam not in LIMITS:
+def limit_for(schema: Optional[str], base: str,
+              timer: str = timers.EVCC_MSG_TIMEOUT) -> tuple[Optional[float], str]:
+    """(seconds, source) of ``timer`` for message ``base`` from the session timer table."""
+    if not schema:
         return None, ""
-    table, source = LIMITS[fam]
-    return table.get(base, table["default"]), source
+    return timers.message_timer(schema, timer, base)
 
 
 def _body(rec: MessageRecord) -> dict:
@@ -87,6 +66,18 @@ class _Session:
         self.times: dict = defaultdict(list)
         self.late: list = []
         self.problems: list = []
+        self.loop: Optional[list] = None        # [message, start, last] of a CableCheck/PreCharge loop
+
+    def close_loop(self, base: Optional[str] = None) -> None:
+        """A CableCheck/PreCharge loop ended (another request, or the stream's end)."""
+        if self.loop is None or self.loop[0] == base:
+            return
+        name, start, last = self.loop
+        self.loop = None
+        for timer, loop, limit in timers.PHASE_TIMERS:
+            if loop == name and last - start > limit:
+                self.late.append({"time": last, "frame": None, "message": name + "Req",
+                                  "response_time": round(last - start, 6), "limit": limit, "timer": timer})
 
 
 def summarize(records: Iterable[MessageRecord]) -> dict:
@@ -133,25 +124,35 @@ def summarize(records: Iterable[MessageRecord]) -> dict:
                                "error": f"ResponseCode {code}"})
         if r.name.endswith("Req") and r.direction == EVCC_TO_SECC:
             s.pending[r.name[:-3]] = r
+            s.close_loop(r.name[:-3])
+            if r.name in ("CableCheckReq", "PreChargeReq") and r.time and s.loop is None:
+                s.loop = [r.name[:-3], r.time, r.time]
         elif r.name.endswith("Res") and r.direction == SECC_TO_EVCC:
             base = r.name[:-3]
             req = s.pending.pop(base, None)
             if req is not None and r.time and req.time:
                 dt = r.time - req.time
                 s.times[(base, r.schema)].append(dt)
-                lim, _src = limit_for(r.schema, base)
-                if lim is not None and dt > lim:
-                    s.late.append({"time": r.time, "frame": r.frame, "message": r.name,
-                                   "response_time": round(dt, 6), "limit": lim})
+                if s.loop is not None and s.loop[0] == base:
+                    s.loop[2] = r.time
+                for timer in (timers.SECC_PERFORMANCE_TIME, timers.EVCC_MSG_TIMEOUT):
+                    lim, _src = limit_for(r.schema, base, timer)
+                    if lim is not None and dt > lim:
+                        s.late.append({"time": r.time, "frame": r.frame, "message": r.name,
+                                       "response_time": round(dt, 6), "limit": lim, "timer": timer})
     out = []
     for s in sessions.values():
+        s.close_loop()
         rt = []
         for (base, schema), vals in s.times.items():
             lim, src = limit_for(schema, base)
+            perf, perf_src = limit_for(schema, base, timers.SECC_PERFORMANCE_TIME)
             rt.append({"message": base, "count": len(vals), "min": round(min(vals), 6),
                        "median": round(statistics.median(vals), 6), "max": round(max(vals), 6),
                        "limit": lim, "over_limit": sum(v > lim for v in vals) if lim else 0,
-                       "limit_source": src})
+                       "limit_source": src, "performance_time": perf,
+                       "over_performance_time": sum(v > perf for v in vals) if perf else 0,
+                       "performance_time_source": perf_src})
         info = SCHEMAS.get(s.protocol) if s.protocol else None
         out.append({
             "stream": s.stream, "transport": s.transport, "evcc": s.evcc, "secc": s.secc,

@@ -33,7 +33,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="SESSIONID", help="-2: resume a paused session (hex SessionID)")
     p.add_argument("--renegotiate-after", type=int, help="-2: renegotiate after N loop requests")
     p.add_argument("--precharge-tolerance", type=float, default=20.0,
-                   help="V: PreCharge is done when the charger's voltage is this close to the battery's (20)")
+                   help="V: PreCharge is done when the charger's voltage is this close to the battery's "
+                        "(20, the IEC 61851-23 precharge tolerance)")
+    p.add_argument("--tolerate-late", action="store_true",
+                   help="go on when the charger breaks a timer (V2G_EVCC_Msg_Timeout, CableCheck, ...), "
+                        "as many real cars do; every violation is logged and traced")
     p.add_argument("--soc", type=float, default=30.0, help="initial state of charge, %% (30)")
     p.add_argument("--host", help="skip SDP: SECC address (fe80::...)")
     p.add_argument("--port", type=int, help="skip SDP: SECC port")
@@ -74,7 +78,8 @@ async def _main(args, protocols):
                         loop_interval=args.loop_interval, stop="pause" if args.pause else "terminate",
                         resume_session_id=bytes.fromhex(args.resume) if args.resume else None,
                         renegotiate_after=args.renegotiate_after,
-                        precharge_tolerance=args.precharge_tolerance)
+                        precharge_tolerance=args.precharge_tolerance,
+                        late_responses="tolerate" if args.tolerate_late else "enforce")
     ctx = evcc_tls_context(args.pki, args.keylog) if args.tls else None
     tracer = Tracer(args.trace) if args.trace else None
     try:

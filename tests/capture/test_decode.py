@@ -188,14 +188,20 @@ def test_summary(codec, tmp_path, samples):
     assert a["EVCCID"] == "FCA47A14A391" and a["EVSEID"]
     assert a["messages"]["CurrentDemandReq"] == 2
     cd = [t for t in a["response_times"] if t["message"] == "CurrentDemand"][0]
-    assert cd["count"] == 2 and cd["over_limit"] == 2 and cd["limit"] == 0.5
-    assert [x["message"] for x in a["late_responses"]] == ["CurrentDemandRes"] * 2
+    # One timer table (exi.v2g.session.timers) for the cores and the summary: DIN
+    # CurrentDemand V2G_EVCC_Msg_Timeout is 0.25 s in both (the summary said 0.5 s).
+    from exi.v2g.session import timers
+    assert cd["limit"] == timers.evcc_msg_timeout("din", "CurrentDemandReq") == 0.25
+    assert cd["count"] == 2 and cd["over_limit"] == 2 and cd["over_performance_time"] == 2
+    assert [(x["message"], x["timer"]) for x in a["late_responses"]] == \
+        [("CurrentDemandRes", "V2G_SECC_Msg_Performance_Time"), ("CurrentDemandRes", "V2G_EVCC_Msg_Timeout")] * 2
     assert a["problems"] == []
     assert b["protocol"] is None
     assert any("Failed_NoNegotiation" in p["error"] for p in b["problems"])
     text = io.StringIO()
     render.write_summary(s, text)
-    assert "EVCCID: FCA47A14A391" in text.getvalue() and "Table 76" in text.getvalue()
+    assert "EVCCID: FCA47A14A391" in text.getvalue() and "Table 75" in text.getvalue()
+    assert "V2G_EVCC_Msg_Timeout CurrentDemandRes: 2 over 0.25 s" in text.getvalue()
 
 
 def _run_cli(argv, stdin=None):

@@ -22,6 +22,7 @@ PURE_SELECTION = [
     "tests/codec/test_bits.py",
     "tests/codec/test_threads.py",
     "tests/codec/test_message_lifetime.py",
+    "tests/codec/test_validate_false.py",
     f"{HYP}::test_exactly_at_max_occurs",
     "tests/codec/test_implementation.py::test_loaded_implementation",
 ] + [f"{HYP}::test_roundtrip[{t}]" for t in (

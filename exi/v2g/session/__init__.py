@@ -5,7 +5,7 @@ the deviations from the standards."""
 from .controllers import (ACLimits, DCLimits, EVController, EVSEController, MeterReading,
                           SchedulePeriod, SimulatedEV, SimulatedEVSE)
 from .events import (Close, Event, MessageReceived, PowerDeliveryChanged, ProtocolNegotiated,
-                     Send, SessionEnded, SessionEstablished)
+                     Send, SessionEnded, SessionEstablished, TimerViolation)
 from .evcc import EVCCConfig, EVCCSession
 from .machine import EVCCState, SECCState, diagram
 from .secc import SECCConfig, SECCSession, SessionStore
@@ -13,7 +13,7 @@ from .secc import SECCConfig, SECCSession, SessionStore
 __all__ = [
     "ACLimits", "DCLimits", "EVController", "EVSEController", "MeterReading", "SchedulePeriod",
     "SimulatedEV", "SimulatedEVSE", "Close", "Event", "MessageReceived", "PowerDeliveryChanged",
-    "ProtocolNegotiated", "Send", "SessionEnded", "SessionEstablished", "EVCCConfig",
+    "ProtocolNegotiated", "Send", "SessionEnded", "SessionEstablished", "TimerViolation", "EVCCConfig",
     "EVCCSession", "EVCCState", "SECCState", "diagram", "SECCConfig", "SECCSession",
     "SessionStore",
 ]

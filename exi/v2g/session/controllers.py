@@ -102,6 +102,21 @@ class EVController(abc.ABC):
     def ready(self) -> bool:
         return True
 
+    def precharge_complete(self, now: float, evse_voltage: float) -> Optional[bool]:
+        """Whether PreCharge is done, judged by the EV (its own inlet measurement);
+        None: the EVCC compares ``evse_voltage`` with :meth:`battery_voltage` using
+        ``EVCCConfig.precharge_tolerance``."""
+        return None
+
+    def stop_requested(self, now: float) -> bool:
+        """The driver or the car wants to end the session before charging is complete
+        (unplug button, an error on the car)."""
+        return False
+
+    def renegotiation_requested(self, now: float) -> bool:
+        """-2: the EV wants a new schedule (PowerDelivery Renegotiate) now."""
+        return False
+
 
 class EVSEController(abc.ABC):
     """The charger side: power modules, isolation monitor, meter, authorization."""

@@ -26,7 +26,7 @@ from exi.v2g.faults import FaultLog, peer_label
 
 from .controllers import EVController
 from .events import (Close, MessageReceived, PowerDeliveryChanged, ProtocolNegotiated, Send,
-                     SessionEnded, SessionEstablished)
+                     SessionEnded, SessionEstablished, TimerViolation)
 from .evcc import EVCCConfig, EVCCSession
 from .secc import SECCConfig, SECCSession
 from .timers import secc_performance_time
@@ -53,6 +53,16 @@ class Tracer:
             content = {"error": repr(e)}
         line = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"),
                 "direction": direction, "schema": schema, "message": name, "content": content}
+        if session:
+            line["connection"] = session
+        self._f.write(json.dumps(line, default=str) + "\n")
+
+    def event(self, kind: str, session: str = "", **fields) -> None:
+        """A JSON line that is not a message (e.g. a tolerated timer violation)."""
+        if self._f is None:
+            return
+        line = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"),
+                "event": kind, **fields}
         if session:
             line["connection"] = session
         self._f.write(json.dumps(line, default=str) + "\n")
@@ -148,6 +158,10 @@ class CoreHandler:
                 self.log.info("%s session %s %s", self.label, o.session_id.hex().upper(), o.response_code)
             elif isinstance(o, PowerDeliveryChanged):
                 self.log.info("%s power delivery: %s", self.label, o.progress)
+            elif isinstance(o, TimerViolation):
+                self.log.warning("%s timer violation tolerated: %s (%g s): %s", self.label, o.timer, o.limit, o.detail)
+                if self.tracer:
+                    self.tracer.event("timer_violation", self.label, timer=o.timer, limit=o.limit, detail=o.detail)
             elif isinstance(o, SessionEnded):
                 self._ended(o, closing)
             elif isinstance(o, Close) and not closing:

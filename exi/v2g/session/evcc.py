@@ -28,7 +28,7 @@ from . import timers
 from ._msg import ZERO_SESSION, val, din, fv, iso2, message_name, pv, sap, v2g
 from .controllers import EVController, SimulatedEV
 from .events import (Close, MessageReceived, PowerDeliveryChanged, ProtocolNegotiated, Send,
-                     SessionEnded, SessionEstablished)
+                     SessionEnded, SessionEstablished, TimerViolation)
 from .machine import (EVCC_EXPECTS, EVCC_STATE_AFTER, EVCC_TABLES, SAP_REQ, EVCCState,
                       check_transition)
 
@@ -38,6 +38,17 @@ log = logging.getLogger("exi.v2g.session.evcc")
 E = EVCCState
 _STOP_CODES = {"EVSE_Shutdown", "EVSE_EmergencyShutdown", "EVSE_Malfunction",
                "EVSE_UtilityInterruptEvent"}
+
+
+# PreCharge is done when the charger's output is within this of the battery voltage.
+# IEC 61851-23 (DC charging; referred to by DIN SPEC 70121 and ISO 15118-2 for PreCharge)
+# has the charger adjust its output to the EV's target within +-20 V before the EV closes
+# its contactors (2nd-hand: EP 4140800 A1 [0003]; clause number unverified).  Real cars
+# judge it on their own inlet measurement and left PreCharge 25-135 V from the voltage the
+# charger reported (captures): a car with its own measurement overrides
+# EVController.precharge_complete; the window is EVCCConfig.precharge_tolerance
+# (`exi15118 evcc --precharge-tolerance V`).
+PRECHARGE_TOLERANCE_V = 20.0
 
 
 @dataclass
@@ -51,15 +62,28 @@ class EVCCConfig:
     resume_session_id: Optional[bytes] = None    # SessionSetupReq with this SessionID
     renegotiate_after: Optional[int] = None      # -2: EV-initiated renegotiation
     request_service_details: bool = True         # -2: ServiceDetailReq for listed services
-    precharge_tolerance: float = 20.0            # V: PreCharge done within this
+    precharge_tolerance: float = PRECHARGE_TOLERANCE_V  # V: PreCharge done within this
     welding_safe_voltage: float = 60.0           # V: WeldingDetection done below this
-    max_welding_requests: int = 50
+    max_welding_requests: int = 50               # 0: no WeldingDetection
+    # An EV stopping before the charge loop (EVController.stop_requested) after the
+    # CableCheck of a DC session: True switches the output off with
+    # PowerDelivery(Stop) first, False ends with SessionStop at once.
+    early_stop_power_off: bool = False
+    # -2 DC renegotiation: run CableCheck and PreCharge again after the new
+    # ChargeParameterDiscovery (RISE-V2G does) instead of going to PowerDelivery.
+    recheck_after_renegotiation: bool = False
     communication_setup_timeout: float = timers.V2G_EVCC_COMMUNICATION_SETUP_TIMEOUT
     ongoing_timeout: float = timers.V2G_EVCC_ONGOING_TIMEOUT
     cable_check_timeout: float = timers.V2G_EVCC_CABLE_CHECK_TIMEOUT
     pre_charge_timeout: float = timers.V2G_EVCC_PRE_CHARGE_TIMEOUT
     ready_to_charge_timeout: float = timers.V2G_EVCC_READY_TO_CHARGE_TIMEOUT
     msg_timeout: Optional[Callable[[str, str], float]] = None   # override (schema, request)
+    # What a late charger gets: "enforce" (the standard: the session ends when a timer
+    # expires) or "tolerate" (as many real cars do: every expiry is reported as a
+    # TimerViolation event and in ``violations``, and the EVCC waits on, at most
+    # ``late_response_limit`` seconds for one response).
+    late_responses: str = "enforce"
+    late_response_limit: float = timers.V2G_SECC_SEQUENCE_TIMEOUT
 
     def transfer_mode(self, schema: str) -> str:
         if self.energy_transfer_mode:
@@ -71,6 +95,7 @@ _TIMER_NAMES = {
     "msg": "V2G_EVCC_Msg_Timeout", "setup": "V2G_EVCC_CommunicationSetup_Timeout",
     "ongoing": "V2G_EVCC_Ongoing_Timeout", "cable_check": "V2G_EVCC_CableCheck_Timeout",
     "pre_charge": "V2G_EVCC_PreCharge_Timeout", "ready": "V2G_EVCC_ReadyToCharge_Timeout",
+    "late": "late_response_limit (V2G_EVCC_Msg_Timeout tolerated)",
 }
 
 
@@ -104,6 +129,9 @@ class EVCCSession:
         self._ac_voltage = 230.0
         self._evse_max_current: Optional[float] = None
         self._last_meter = None
+        self.violations: list[TimerViolation] = []     # tolerated expiries
+        self.isolation_refused = False                 # stopped: CableCheck without isolation
+        self._limits: dict[str, float] = {}            # timer key -> its duration
 
     # -- driver interface ---------------------------------------------------------------
     def start(self, now: float, setup_started: Optional[float] = None) -> list:
@@ -141,8 +169,21 @@ class EVCCSession:
                 del self._timers["send"]
                 return self._send(name, build(now), now)
             what = self._timers[key][1]
+            if self.config.late_responses == "tolerate" and key not in ("late", "send"):
+                return self._tolerate(key, what, now)
             return self._end(now, False, f"{_TIMER_NAMES[key]} expired: {what}")
         return []
+
+    def _tolerate(self, key: str, what: str, now: float) -> list:
+        """A timer expired and the config says go on: report it, keep waiting."""
+        deadline, _ = self._timers.pop(key)
+        v = TimerViolation(_TIMER_NAMES[key], self._limits.get(key, 0.0), what)
+        self.violations.append(v)
+        log.warning("%s: tolerated: %s expired: %s", self.name, v.timer, what)
+        if key == "msg":
+            self._arm("late", deadline - self._limits.get(key, 0.0) + self.config.late_response_limit,
+                      f"no response to {self._last_request} within {self.config.late_response_limit:g} s")
+        return [v]
 
     def connection_lost(self, reason: str, now: Optional[float] = None) -> list:
         if self.result is not None:
@@ -178,6 +219,7 @@ class EVCCSession:
             return out + self._end(now, False, f"unexpected {name} (waiting for "
                                                f"{expected if self._pending is None else 'nothing'})")
         self._timers.pop("msg", None)
+        self._timers.pop("late", None)
         code = val(body.ResponseCode)
         if code.upper().startswith("FAILED"):
             return out + self._end(now, False, f"SECC answered {self._last_request} with {code}", code=code)
@@ -211,27 +253,36 @@ class EVCCSession:
         self.state = EVCC_STATE_AFTER[schema if schema != "sap" else "iso2"][req]
         self._last_request = req
         timeout = (self.config.msg_timeout or timers.evcc_msg_timeout)(schema, req)
-        self._arm("msg", now + timeout, f"no response to {req} within {timeout:g} s")
+        self._timers.pop("late", None)
+        self._arm("msg", now + timeout, f"no response to {req} within {timeout:g} s", timeout)
         self._arm_phase_timers(req, now)
         return [Send(exi.encode(msg), schema, req, msg)]
 
-    def _arm(self, key: str, deadline: float, what: str) -> None:
+    def _arm(self, key: str, deadline: float, what: str, limit: Optional[float] = None) -> None:
         self._timers[key] = (deadline, what)
+        if limit is not None:
+            self._limits[key] = limit
 
     def _arm_phase_timers(self, req: str, now: float) -> None:
         c = self.config
         if req == "CableCheckReq" and "cable_check" not in self._timers:
-            self._arm("cable_check", now + c.cable_check_timeout, "CableCheck not finished")
+            self._arm("cable_check", now + c.cable_check_timeout, "CableCheck not finished",
+                      c.cable_check_timeout)
         elif req == "PreChargeReq" and "pre_charge" not in self._timers:
-            self._arm("pre_charge", now + c.pre_charge_timeout, "PreCharge did not reach the battery voltage")
+            self._arm("pre_charge", now + c.pre_charge_timeout, "PreCharge did not reach the battery voltage",
+                      c.pre_charge_timeout)
         elif req == "ChargeParameterDiscoveryReq" and self.schema == "din" and "ready" not in self._timers \
                 and self._progress is None:
-            self._arm("ready", now + c.ready_to_charge_timeout, "no PowerDelivery(ReadyToCharge)")
+            self._arm("ready", now + c.ready_to_charge_timeout, "no PowerDelivery(ReadyToCharge)",
+                      c.ready_to_charge_timeout)
 
     def _ongoing(self, processing, now: float, what: str) -> bool:
-        if val(processing) == "Ongoing":
+        # -2 EVSEProcessing also has Ongoing_WaitingForCustomerInteraction (an
+        # authorization that waits for the driver): it is ongoing too.
+        if str(val(processing)).startswith("Ongoing"):
             if "ongoing" not in self._timers:
-                self._arm("ongoing", now + self.config.ongoing_timeout, f"{what} still Ongoing")
+                self._arm("ongoing", now + self.config.ongoing_timeout, f"{what} still Ongoing",
+                          self.config.ongoing_timeout)
             return True
         self._timers.pop("ongoing", None)
         return False
@@ -276,6 +327,34 @@ class EVCCSession:
     def _fail(self, now, out, reason):
         out.extend(self._end(now, False, reason))
         return None
+
+    def _early_stop(self, now, powered: bool = False):
+        """The EV ends the session before the charge loop (driver, car fault)."""
+        if not self.ev.stop_requested(now):
+            return None
+        self.stop_reason = "the EV stopped before charging"
+        self._timers.pop("ongoing", None)
+        for k in ("cable_check", "pre_charge", "ready"):
+            self._timers.pop(k, None)
+        if powered and self.config.early_stop_power_off:
+            return self._power_delivery("Stop")
+        return self._session_stop()
+
+    def _isolation_refused(self, res):
+        """PreCharge only after a CableCheck that reports the isolation Valid (or
+        Warning) with the EVSE ready (DIN SPEC 70121 / -2 CableCheck; requirement ids
+        unverified).  Otherwise the EVCC switches the output off with
+        PowerDelivery(Stop) and ends the session, as a real car (Audi Q4) did."""
+        st = res.DC_EVSEStatus
+        iso = str(val(getattr(st, "EVSEIsolationStatus", None)))
+        code = str(val(getattr(st, "EVSEStatusCode", None)))
+        if iso in ("Valid", "Warning") and code == "EVSE_Ready":
+            return None
+        self.stop_reason = (f"CableCheck finished without a valid isolation result "
+                            f"(EVSEIsolationStatus {iso}, EVSEStatusCode {code})")
+        self.isolation_refused = True
+        log.warning("%s: refusing PreCharge: %s", self.name, self.stop_reason)
+        return self._power_delivery("Stop")
 
     # -- DC helpers ---------------------------------------------------------------------------
     def _dc_status(self, m):
@@ -340,7 +419,7 @@ class EVCCSession:
             return self._power_delivery("Stop")
         if self.schema == "iso2" and (notification == "ReNegotiation" or (
                 self.config.renegotiate_after is not None and self.renegotiations == 0
-                and self.loops >= self.config.renegotiate_after)):
+                and self.loops >= self.config.renegotiate_after) or self.ev.renegotiation_requested(now)):
             self.renegotiations += 1
             return self._power_delivery("Renegotiate")
         return None
@@ -423,8 +502,8 @@ class EVCCSession:
 
     def _on_iso2_AuthorizationRes(self, res, msg, now, out):
         if self._ongoing(res.EVSEProcessing, now, "Authorization"):
-            return "AuthorizationReq", lambda now: iso2.AuthorizationReqType(), True
-        return "ChargeParameterDiscoveryReq", self._iso2_cpd, False
+            return self._early_stop(now) or ("AuthorizationReq", lambda now: iso2.AuthorizationReqType(), True)
+        return self._early_stop(now) or ("ChargeParameterDiscoveryReq", self._iso2_cpd, False)
 
     def _iso2_cpd(self, now):
         mode = self.config.transfer_mode("iso2")
@@ -449,7 +528,10 @@ class EVCCSession:
 
     def _on_iso2_ChargeParameterDiscoveryRes(self, res, msg, now, out):
         if self._ongoing(res.EVSEProcessing, now, "ChargeParameterDiscovery"):
-            return "ChargeParameterDiscoveryReq", self._iso2_cpd, True
+            return self._early_stop(now) or ("ChargeParameterDiscoveryReq", self._iso2_cpd, True)
+        stop = self._early_stop(now)
+        if stop is not None:
+            return stop
         tuples = res.SAScheduleList.SAScheduleTuple if res.SAScheduleList else []
         if not tuples:
             return self._fail(now, out, "ChargeParameterDiscoveryRes Finished without SAScheduleList")
@@ -460,24 +542,33 @@ class EVCCSession:
         if res.AC_EVSEChargeParameter is not None:
             self._ac_voltage = fv(res.AC_EVSEChargeParameter.EVSENominalVoltage) or 230.0
             self._evse_max_current = fv(res.AC_EVSEChargeParameter.EVSEMaxCurrent)
-        if self.config.mode == "dc" and not self._renegotiating:
+        if self.config.mode == "dc" and (not self._renegotiating or self.config.recheck_after_renegotiation):
+            self._renegotiating = False
             return "CableCheckReq", self._cable_check(iso2), False
         self._renegotiating = False
         return self._power_delivery("Start")
 
     def _on_iso2_CableCheckRes(self, res, msg, now, out):
         if val(res.EVSEProcessing) == "Ongoing":
-            return "CableCheckReq", self._cable_check(iso2), True
+            return self._early_stop(now, True) or ("CableCheckReq", self._cable_check(iso2), True)
         self._timers.pop("cable_check", None)
-        return "PreChargeReq", self._pre_charge(iso2), False
+        return self._isolation_refused(res) or self._early_stop(now, True) or \
+            ("PreChargeReq", self._pre_charge(iso2), False)
 
     def _precharged(self, res, now) -> bool:
-        done = abs(fv(res.EVSEPresentVoltage) - self.ev.battery_voltage()) <= self.config.precharge_tolerance
+        # The EV may judge PreCharge itself (real cars measure their inlet); otherwise
+        # the charger's EVSEPresentVoltage must be within the window of the battery's.
+        done = self.ev.precharge_complete(now, fv(res.EVSEPresentVoltage))
+        if done is None:
+            done = abs(fv(res.EVSEPresentVoltage) - self.ev.battery_voltage()) <= self.config.precharge_tolerance
         if done:
             self._timers.pop("pre_charge", None)
         return done
 
     def _on_iso2_PreChargeRes(self, res, msg, now, out):
+        stop = self._early_stop(now, True)
+        if stop is not None:
+            return stop
         if self._precharged(res, now):
             return self._power_delivery("Start")
         return "PreChargeReq", self._pre_charge(iso2), True
@@ -492,7 +583,7 @@ class EVCCSession:
             self._renegotiating = True
             return "ChargeParameterDiscoveryReq", self._iso2_cpd, False
         self.ev.update(now, 0.0, 0.0)
-        if self.config.mode == "dc":
+        if self.config.mode == "dc" and self.config.max_welding_requests > 0:
             return "WeldingDetectionReq", self._welding(iso2), False
         return self._session_stop()
 
@@ -554,8 +645,9 @@ class EVCCSession:
 
     def _on_din_ContractAuthenticationRes(self, res, msg, now, out):
         if self._ongoing(res.EVSEProcessing, now, "ContractAuthentication"):
-            return "ContractAuthenticationReq", lambda now: din.ContractAuthenticationReqType(), True
-        return "ChargeParameterDiscoveryReq", self._din_cpd, False
+            return self._early_stop(now) or (
+                "ContractAuthenticationReq", lambda now: din.ContractAuthenticationReqType(), True)
+        return self._early_stop(now) or ("ChargeParameterDiscoveryReq", self._din_cpd, False)
 
     def _din_cpd(self, now):
         lim = self.ev.dc_limits()
@@ -572,16 +664,20 @@ class EVCCSession:
 
     def _on_din_ChargeParameterDiscoveryRes(self, res, msg, now, out):
         if self._ongoing(res.EVSEProcessing, now, "ChargeParameterDiscovery"):
-            return "ChargeParameterDiscoveryReq", self._din_cpd, True
-        return "CableCheckReq", self._cable_check(din), False
+            return self._early_stop(now) or ("ChargeParameterDiscoveryReq", self._din_cpd, True)
+        return self._early_stop(now) or ("CableCheckReq", self._cable_check(din), False)
 
     def _on_din_CableCheckRes(self, res, msg, now, out):
         if val(res.EVSEProcessing) == "Ongoing":
-            return "CableCheckReq", self._cable_check(din), True
+            return self._early_stop(now, True) or ("CableCheckReq", self._cable_check(din), True)
         self._timers.pop("cable_check", None)
-        return "PreChargeReq", self._pre_charge(din), False
+        return self._isolation_refused(res) or self._early_stop(now, True) or \
+            ("PreChargeReq", self._pre_charge(din), False)
 
     def _on_din_PreChargeRes(self, res, msg, now, out):
+        stop = self._early_stop(now, True)
+        if stop is not None:
+            return stop
         if self._precharged(res, now):
             return self._power_delivery("Start")
         return "PreChargeReq", self._pre_charge(din), True
@@ -592,7 +688,9 @@ class EVCCSession:
             self._timers.pop("ready", None)
             return "CurrentDemandReq", self._current_demand(din), True
         self.ev.update(now, 0.0, 0.0)
-        return "WeldingDetectionReq", self._welding(din), False
+        if self.config.max_welding_requests > 0:
+            return "WeldingDetectionReq", self._welding(din), False
+        return self._session_stop()
 
     def _on_din_CurrentDemandRes(self, res, msg, now, out):
         self.ev.update(now, fv(res.EVSEPresentVoltage), fv(res.EVSEPresentCurrent))

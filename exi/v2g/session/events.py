@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 __all__ = ["Event", "Send", "MessageReceived", "ProtocolNegotiated", "SessionEstablished",
-           "PowerDeliveryChanged", "SessionEnded", "Close"]
+           "PowerDeliveryChanged", "TimerViolation", "SessionEnded", "Close"]
 
 
 class Event:
@@ -53,6 +53,15 @@ class SessionEstablished(Event):
 @dataclass(frozen=True)
 class PowerDeliveryChanged(Event):
     progress: str                  # "Start", "Stop", "Renegotiate"
+
+
+@dataclass(frozen=True)
+class TimerViolation(Event):
+    """The peer broke a timer of the standard and the core went on because it was told to
+    (``EVCCConfig.late_responses="tolerate"``): which timer, its limit, and what was late."""
+    timer: str                     # e.g. "V2G_EVCC_Msg_Timeout"
+    limit: float                   # seconds
+    detail: str
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,11 @@ class SECCConfig:
     receipt_required: bool = False
     receipt_every: int = 3
     offer_value_added_services: bool = True
+    # -2: more value-added services to list in ServiceDiscoveryRes and accept in
+    # ServiceDetail/PaymentServiceSelection: (ServiceID, ServiceName, ServiceCategory).
+    extra_services: tuple = ()
+    # The SAScheduleTupleID of the one schedule offered (1..255 in -2, 1..255 DIN).
+    sa_schedule_tuple_id: int = 1
     session_id_factory: Callable[[], bytes] = field(default=lambda: secrets.token_bytes(8))
 
 
@@ -331,7 +336,8 @@ class SECCSession:
             RelativeTimeInterval=iso2.RelativeTimeIntervalType(start=p.start, duration=p.duration),
             PMax=pv("iso2", p.max_power, "W")) for p in self.evse.schedule()]
         return iso2.SAScheduleListType(SAScheduleTuple=[iso2.SAScheduleTupleType(
-            SAScheduleTupleID=1, PMaxSchedule=iso2.PMaxScheduleType(PMaxScheduleEntry=entries))])
+            SAScheduleTupleID=self.config.sa_schedule_tuple_id,
+            PMaxSchedule=iso2.PMaxScheduleType(PMaxScheduleEntry=entries))])
 
     # response builders: every mandatory field is filled whatever the code ([V2G2-736])
     def _r_iso2_SessionSetupReq(self, code, now):
@@ -343,6 +349,10 @@ class SECCSession:
             services = iso2.ServiceListType(Service=[iso2.ServiceType(
                 ServiceID=_INTERNET_SERVICE_ID, ServiceName="Internet", ServiceCategory="Internet",
                 FreeService=True)])
+        extra = [iso2.ServiceType(ServiceID=i, ServiceName=n, ServiceCategory=c, FreeService=True)
+                 for i, n, c in self.config.extra_services if category in (None, c)]
+        if extra:
+            services = iso2.ServiceListType(Service=(services.Service if services else []) + extra)
         return iso2.ServiceDiscoveryResType(
             ResponseCode=code,
             PaymentOptionList=iso2.PaymentOptionListType(PaymentOption=["ExternalPayment"]),
@@ -393,7 +403,7 @@ class SECCSession:
 
     def _r_iso2_ChargingStatusReq(self, code, now, notification="None", receipt=None, meter=None):
         return iso2.ChargingStatusResType(
-            ResponseCode=code, EVSEID=self.evse.evse_id(), SAScheduleTupleID=self.tuple_id or 1,
+            ResponseCode=code, EVSEID=self.evse.evse_id(), SAScheduleTupleID=self.tuple_id or self.config.sa_schedule_tuple_id,
             EVSEMaxCurrent=pv("iso2", self.evse.ac_limits().max_current, "A"),
             MeterInfo=meter, ReceiptRequired=receipt, AC_EVSEStatus=self._iso2_ac_status(notification))
 
@@ -422,7 +432,7 @@ class SECCSession:
             EVSEMaximumVoltageLimit=pv("iso2", lim.max_voltage, "V"),
             EVSEMaximumCurrentLimit=pv("iso2", lim.max_current, "A"),
             EVSEMaximumPowerLimit=pv("iso2", lim.max_power, "W"),
-            EVSEID=self.evse.evse_id(), SAScheduleTupleID=self.tuple_id or 1,
+            EVSEID=self.evse.evse_id(), SAScheduleTupleID=self.tuple_id or self.config.sa_schedule_tuple_id,
             MeterInfo=meter, ReceiptRequired=receipt)
 
     def _r_iso2_WeldingDetectionReq(self, code, now):
@@ -440,8 +450,12 @@ class SECCSession:
     def _iso2_ServiceDiscoveryReq(self, req, msg, now):
         return self._r_iso2_ServiceDiscoveryReq("OK", now, req.ServiceCategory), S.PAYMENT_SELECTION, []
 
+    def _offered_services(self) -> set:
+        return ({_CHARGE_SERVICE_ID} | ({_INTERNET_SERVICE_ID} if self.config.offer_value_added_services else set())
+                | {i for i, _, _ in self.config.extra_services})
+
     def _iso2_ServiceDetailReq(self, req, msg, now):
-        offered = {_CHARGE_SERVICE_ID} | ({_INTERNET_SERVICE_ID} if self.config.offer_value_added_services else set())
+        offered = self._offered_services()
         if req.ServiceID not in offered:
             # [V2G2-425] (2nd-hand)
             raise Failed("FAILED_ServiceIDInvalid", f"ServiceDetailReq for unknown ServiceID {req.ServiceID}")
@@ -459,7 +473,7 @@ class SECCSession:
         ids = [s.ServiceID for s in (req.SelectedServiceList.SelectedService if req.SelectedServiceList else [])]
         if _CHARGE_SERVICE_ID not in ids:
             raise Failed("FAILED_NoChargeServiceSelected", "the charge service was not selected")
-        offered = {_CHARGE_SERVICE_ID} | ({_INTERNET_SERVICE_ID} if self.config.offer_value_added_services else set())
+        offered = self._offered_services()
         if any(i not in offered for i in ids):
             raise Failed("FAILED_ServiceSelectionInvalid", f"selected services {ids}, offered {sorted(offered)}")
         return self._r_iso2_PaymentServiceSelectionReq("OK", now), S.AUTHORIZATION, []
@@ -499,6 +513,8 @@ class SECCSession:
         return self._r_iso2_CableCheckReq("OK", now, "Finished"), S.PRE_CHARGE, []
 
     def _iso2_PreChargeReq(self, req, msg, now):
+        if self.mode != "DC":
+            raise Failed("FAILED_SequenceError", "PreChargeReq in an AC session")
         # Precharge current is limited to 2 A ([V2G2-...] unverified; DIN SPEC 70121 same).
         self.evse.set_output(now, fv(req.EVTargetVoltage), min(fv(req.EVTargetCurrent), 2.0), False)
         return self._r_iso2_PreChargeReq("OK", now), S.PRE_CHARGE, []
@@ -510,7 +526,7 @@ class SECCSession:
         if progress == "Start":
             if self.state is S.CHARGING:
                 raise Failed("FAILED_SequenceError", "PowerDelivery Start while charging")
-            if req.SAScheduleTupleID != 1:
+            if req.SAScheduleTupleID != self.config.sa_schedule_tuple_id:
                 raise Failed("FAILED_TariffSelectionInvalid", f"SAScheduleTupleID {req.SAScheduleTupleID} was not offered")
             entries = [(e.ChargingProfileEntryStart, fv(e.ChargingProfileEntryMaxPower))
                        for e in (req.ChargingProfile.ProfileEntry if req.ChargingProfile else [])]
@@ -617,12 +633,15 @@ class SECCSession:
             RelativeTimeInterval=din.RelativeTimeIntervalType(start=p.start, duration=p.duration),
             PMax=int(min(p.max_power, 32767))) for p in self.evse.schedule()[:12]]
         return din.SAScheduleListType(SAScheduleTuple=[din.SAScheduleTupleType(
-            SAScheduleTupleID=1, PMaxSchedule=din.PMaxScheduleType(PMaxScheduleID=1, PMaxScheduleEntry=entries))])
+            SAScheduleTupleID=self.config.sa_schedule_tuple_id,
+            PMaxSchedule=din.PMaxScheduleType(PMaxScheduleID=1, PMaxScheduleEntry=entries))])
 
     def _r_din_ChargeParameterDiscoveryReq(self, code, now, processing="Finished", schedules=None):
+        # The DIN schema makes SAScheduleList mandatory (unlike -2's choice), also with
+        # Ongoing and FAILED: send the schedule we have, as real DIN chargers do.
         lim = self.evse.dc_limits()
         return din.ChargeParameterDiscoveryResType(
-            ResponseCode=code, EVSEProcessing=processing, SAScheduleList=schedules,
+            ResponseCode=code, EVSEProcessing=processing, SAScheduleList=schedules or self._din_schedule(),
             DC_EVSEChargeParameter=din.DC_EVSEChargeParameterType(
                 DC_EVSEStatus=self._din_dc_status(now),
                 EVSEMaximumCurrentLimit=pv("din", lim.max_current, "A"),
@@ -714,16 +733,19 @@ class SECCSession:
             if self.state is not S.PRE_CHARGE:
                 raise Failed("FAILED_SequenceError", "PowerDelivery ReadyToChargeState=true while charging")
             if req.ChargingProfile is not None:
-                if req.ChargingProfile.SAScheduleTupleID != 1:
+                if req.ChargingProfile.SAScheduleTupleID != self.config.sa_schedule_tuple_id:
                     raise Failed("FAILED_TariffSelectionInvalid",
                                  f"SAScheduleTupleID {req.ChargingProfile.SAScheduleTupleID} was not offered")
                 self._check_charging_profile(
                     [(e.ChargingProfileEntryStart, float(e.ChargingProfileEntryMaxPower or 0))
                      for e in req.ChargingProfile.ProfileEntry or []], min(self._pmax(), 32767))
-            self.tuple_id = 1
+            self.tuple_id = self.config.sa_schedule_tuple_id
             self._power_on(now, self.evse.present_voltage(now), 0.0)
             return self._r_din_PowerDeliveryReq("OK", now), S.CHARGING, [PowerDeliveryChanged("Start")]
-        if self.state is not S.CHARGING:
+        # ReadyToChargeState=false is accepted in the charge loop and, as the -2 table
+        # does for ChargeProgress=Stop, in PreCharge (a car that gives up before
+        # charging switches the output off this way).
+        if self.state not in (S.CHARGING, S.PRE_CHARGE):
             raise Failed("FAILED_SequenceError", "PowerDelivery ReadyToChargeState=false before charging")
         self.evse.set_output(now, 0.0, 0.0, False)
         return self._r_din_PowerDeliveryReq("OK", now), S.POWER_STOPPED, [PowerDeliveryChanged("Stop")]
