@@ -152,6 +152,8 @@ def run(args) -> int:
         try:
             schema, result = _decode(_payload(text), args.schema, args.fragment)
         except exi.DecodeError as e:
+            if getattr(args, "debug", False):
+                raise
             _report(f"{where}{e}")
             status = BAD_INPUT
             continue
