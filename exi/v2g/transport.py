@@ -340,8 +340,9 @@ async def start_secc_server(factory: Callable[[ConnectionInfo], Any], interface:
         except (ConnectionError, _ssl.SSLError, asyncio.IncompleteReadError) as e:
             reason = f"connection error: {e!r}"
         except asyncio.CancelledError:
+            # SECCServer.close(): end here, without re-raising; Python 3.11's start_server
+            # callback would log a cancelled connection task as an error with a traceback
             reason = "server closing"
-            raise
         except Exception as e:            # a handler bug ends its own connection only
             log.exception("handler failed")
             reason = f"handler error: {e!r}"
