@@ -112,9 +112,10 @@ def _counted(records, counter: list):
 
 
 def run(args: argparse.Namespace, out=None, err=None) -> int:
-    """0: done; 1: the capture cannot be read, or is damaged (decoded as far as possible,
-    stderr says where); 2: cannot run (usage, missing file or tool).  Undecodable
-    messages are reported in the output itself."""
+    """0: done (a capture cut off inside its last record is decoded up to there, with a
+    warning); 1: the capture cannot be read, or is damaged before its end (decoded as far
+    as possible, stderr says where); 2: cannot run (usage, missing file or tool).
+    Undecodable messages are reported in the output itself."""
     out = out or sys.stdout
     err = err or sys.stderr
     path = getattr(args, "capture", None) or getattr(args, "input", None) or getattr(args, "file", None)
@@ -169,8 +170,15 @@ def _report(reader, damage: list, shown: int, name: str, path: str, args, err) -
     st = reader.stats
     if damage and not st["frames"]:
         return _fail(err, f"{name}: cannot read it: {_damage_text(damage[0])}", 1)
+    status = 0
     for d in damage:
-        after = "the next good record was found and read" if st["frames"] > d.frame else "decoding stopped there"
+        if st["frames"] <= d.frame and "truncated" in (d.error or ""):
+            # the usual end of a capture stopped while writing: nothing after it is lost
+            _warn(err, f"{name}: cut off at byte {d.offset} (frame {d.frame}): {_damage_text(d)}; "
+                       "everything before it is decoded")
+            continue
+        status = 1
+        after = "decoding went on at the next good record" if st["frames"] > d.frame else "decoding stopped there"
         _warn(err, f"{name}: damaged at byte {d.offset} (near frame {d.frame}): {_damage_text(d)}; {after}")
     if not st["messages"] and not shown:
         if path != "-":
@@ -184,7 +192,7 @@ def _report(reader, damage: list, shown: int, name: str, path: str, args, err) -
     if st["errors"] and st["errors"] == st["messages"] and st["messages"]:
         first = "EXI codec not available" if reader.decoder.calls == 0 else "no message decoded"
         _warn(err, f"{first}: every message has an error")
-    return 1 if damage else 0
+    return status
 
 
 def _damage_text(r) -> str:

@@ -50,16 +50,34 @@ def test_truncated_pcapng_is_an_error(cli, tmp_path, example):
     assert r.err.count("\n") == 1
 
 
-def test_damaged_capture_decodes_up_to_the_damage(cli, tmp_path, example):
+def test_capture_cut_off_decodes_up_to_the_cut(cli, tmp_path, example):
     data = open(example, "rb").read()
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(data[:3000])
     r = cli("decode", cut)
-    assert r.code == 1
+    assert r.code == 0
     records = [json.loads(x) for x in r.out.splitlines()]
     assert len(records) > 10 and all(x["frame"] > 0 for x in records)
-    assert re.fullmatch(r"exi15118 decode: warning: \S+cut.pcap: damaged at byte 2939 \(near frame \d+\): "
-                        r"truncated packet: .*; decoding stopped there\n", r.err), r.err
+    assert re.fullmatch(r"exi15118 decode: warning: \S+cut.pcap: cut off at byte 2939 \(frame 26\): "
+                        r"truncated packet: 154 bytes announced, 45 in file; everything before it is decoded\n",
+                        r.err), r.err
+
+
+def test_damage_inside_a_capture(cli, tmp_path, example):
+    data = bytearray(open(example, "rb").read())
+    off, n = 24, 0
+    while n < 20:                              # the record header of frame 21
+        off += 16 + struct.unpack_from("<I", data, off + 8)[0]
+        n += 1
+    struct.pack_into("<II", data, off + 8, 0x7FFFFFF0, 0x7FFFFFF0)
+    f = tmp_path / "damaged.pcap"
+    f.write_bytes(bytes(data))
+    r = cli("decode", f, "--format", "table")
+    assert r.code == 1
+    assert "WeldingDetectionRes" in r.out         # read on after the damage
+    assert re.fullmatch(rf"exi15118 decode: warning: \S+damaged.pcap: damaged at byte {off} \(near frame 20\): "
+                        r"corrupt record header \(caplen \d+, len \d+\); decoding went on at the next good "
+                        r"record\n", r.err), r.err
 
 
 # --- item 2: what an argument is ------------------------------------------------------
