@@ -122,11 +122,14 @@ def write_xml(records: Iterable[MessageRecord], out: TextIO, t0: Optional[float]
     return n
 
 
-UNITS = {"Voltage": "V", "Current": "A", "Power": "W", "Energy": "Wh"}
+UNITS = {"Voltage": "V", "Current": "A", "Power": "W", "Energy": "Wh", "EAmount": "Wh"}
 # (label, keys searched for in the message body, in this order)
 DETAILS = (("target", ("EVTargetVoltage", "EVTargetCurrent", "EVTargetPower")),
            ("present", ("EVSEPresentVoltage", "EVSEPresentCurrent")),
-           ("EV present", ("EVPresentVoltage",)))
+           ("EV present", ("EVPresentVoltage",)),
+           ("EV max", ("EVMaxVoltage", "EVMaxCurrent")),            # AC: -2 AC_EVChargeParameter
+           ("EVSE max", ("EVSEMaxCurrent",)),
+           ("EV energy", ("EAmount",)))
 
 
 def physical(v, key: str = "") -> str:

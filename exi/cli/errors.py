@@ -7,10 +7,11 @@ Tracebacks only with ``--debug``.
 
 Exit codes (also in README.md, "Command line"):
   0    done
-  1    bad input (unreadable or damaged capture, not hex, undecodable EXI, an encode error),
-       or a session that did not end normally
+  1    bad input (unreadable capture or one damaged before its end, not hex, undecodable
+       EXI, an encode error), or a session that did not end normally
   2    usage: options that do not fit together or do not apply, a file or folder named
-       on the command line that does not exist or cannot be used (e.g. a PKI folder)
+       on the command line that does not exist or cannot be used (e.g. a PKI folder), a
+       missing tool (tshark)
   130  interrupted (Ctrl-C); the EVCC ends its session first and prints its result line
 """
 from __future__ import annotations
