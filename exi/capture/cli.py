@@ -71,13 +71,13 @@ def _warn(err, message: str) -> None:
     err.write(f"{PROG}: warning: {message}\n")
 
 
-def _unreadable(path: str) -> Optional[str]:
+def unreadable(path: str) -> Optional[str]:
     """Why `path` cannot be read as a capture at all, or None."""
     if os.path.isdir(path):
         return f"{path} is a directory: give a pcap/pcapng file"
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            head = f.read(8)
     except OSError as e:
         return f"{path}: {e.strerror}"
     if not head:
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
     if path != "-" and not os.path.exists(path):
         return _fail(err, f"{path}: no such file", 2)
     if path != "-":
-        problem = _unreadable(path)
+        problem = unreadable(path)
         if problem:
             return _fail(err, problem, 1)
     keylog = getattr(args, "keylog", None)

@@ -69,20 +69,16 @@ def _shorten(text: str, n: int = 40) -> str:
 
 def _check_file(path: str) -> None:
     """A file named on the command line must be a capture; say what it is otherwise."""
+    problem = capture_cli.unreadable(path)
+    if problem is None:
+        return
     if os.path.isdir(path):
-        raise usage(f"{path} is a directory: give a pcap/pcapng file")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-    except OSError as e:
-        raise CLIError(f"{path}: {e.strerror}") from None
-    if not head:
-        raise CLIError(f"{path}: empty file, not a pcap/pcapng capture")
-    if not capture_cli.is_capture_magic(head):
-        hint = ""
-        if _hex_problem(head.decode("latin-1")) is None:
-            hint = "; to decode hex lines from a file: exi15118 decode --schema SCHEMA - < FILE"
-        raise CLIError(f"{path}: not a pcap/pcapng capture (it starts with {head[:8].hex(' ')}){hint}")
+        raise usage(problem)
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head and _hex_problem(head.decode("latin-1")) is None:
+        problem += "; to decode hex lines from a file: exi15118 decode --schema SCHEMA - < FILE"
+    raise CLIError(problem)
 
 
 def classify(inputs: list[str]) -> str:
