@@ -39,7 +39,7 @@ def kind(linktype: int, b: bytes) -> str:
         proto, _src, _dst, sport, dport = p[:5]
         if proto == UDP:
             return UDP_PORTS.get(dport) or UDP_PORTS.get(sport) or "other UDP"
-        return "TCP without V2G"
+        return "TCP"
     et, off = _ethertype(linktype, b)
     if et in ETHERTYPES:
         return ETHERTYPES[et]
