@@ -25,7 +25,9 @@ from exi.registry import SCHEMAS
 AUTO_ORDER = ("sap", "din", "iso2", "iso20_cm", "iso20_dc", "iso20_ac", "iso20_wpt", "iso20_acdp")
 HEXDIGITS = frozenset(string.hexdigits)
 
-# options that only make sense for one kind of input: dest -> flag as the user typed it
+# Options that only make sense for one kind of input: dest -> flag as the user typed it.
+# A new capture option goes into capture_cli.add_arguments and its dest into CAPTURE_ONLY;
+# a new kind of input (a folder, a live interface) is decided in classify().
 CAPTURE_ONLY = {"summary": "--summary", "filter": "--filter", "keylog": "--keylog"}
 HEX_ONLY = {"schema": "--schema", "fragment": "--fragment"}
 HEX_FORMATS = ("json", "jsonl", "xml")
