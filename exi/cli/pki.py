@@ -109,8 +109,9 @@ def check_secc_pki(pki: Path, pw: Optional[str]) -> None:
     leaf = chain[0]
     try:
         tls.check_peer_certificate(leaf, "iso2")
-    except tls.TLSPolicyError as e:
-        raise usage(f"--pki {pki} cannot serve ISO 15118-2 TLS: SECC certificate {e} (an iso2 PKI: "
+    except tls.TLSPolicyError as e:             # an SSLError: str() would show its args tuple
+        reason = e.args[0] if e.args else e.__class__.__name__
+        raise usage(f"--pki {pki} cannot serve ISO 15118-2 TLS: SECC certificate {reason} (an iso2 PKI: "
                     "`exi15118 pki create --profile iso2 --out DIR`)") from None
     root_file = pki / "certs" / "v2gRootCA.pem"
     issuers = chain[1:] + ([x509.load_pem_x509_certificate(root_file.read_bytes())] if root_file.is_file() else [])

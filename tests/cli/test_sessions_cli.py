@@ -49,7 +49,8 @@ def test_pki_that_does_not_exist(cli):
 def test_pki_of_the_wrong_profile(cli, pkis):
     r = cli("secc", "-i", "lo", "--tls", "--pki", pkis["iso20"])
     assert r.code == 2 and "cannot serve ISO 15118-2 TLS: SECC certificate" in r.err
-    assert "ISO 15118-2 needs a secp256r1 key, got secp521r1" in r.err and "--profile iso2" in r.err
+    assert "ISO 15118-2 needs a secp256r1 key, got secp521r1 (an iso2 PKI" in r.err and "--profile iso2" in r.err
+    assert "('" not in r.err
 
 
 def test_pki_whose_chain_does_not_reach_its_root(cli, pkis):
