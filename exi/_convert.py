@@ -426,11 +426,20 @@ def from_xml(text, schema: str) -> Message:
     """Parse namespace-qualified XML (str or bytes) into a message object."""
     from lxml import etree
     s = get_schema(schema)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    # V2G messages have no DTD; entity declarations would read local files (external
+    # entities) or expand without bound (billion laughs): refuse them, saying why.
+    refused = EncodeError("XML with a DOCTYPE is refused: V2G messages have no DTD, and its entity "
+                          "declarations could read local files or expand without bound")
     try:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-        root = etree.fromstring(text.encode("utf-8") if isinstance(text, str) else text, parser)
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
+        root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as e:
+        if b"<!DOCTYPE" in data:
+            raise refused from None
         raise EncodeError(f"not well-formed XML: {e}") from None
+    if root.getroottree().docinfo.internalDTD is not None or root.getroottree().docinfo.doctype:
+        raise refused
     qn = etree.QName(root)
     key = (qn.namespace or "", qn.localname)
     q = s.qname_index.get(key)

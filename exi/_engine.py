@@ -1162,6 +1162,9 @@ class Encoder:
             plan = None
         if plan is None:
             names = ", ".join(g.names[i] for i, _, _ in pending)
+            missing = self.missing_first(st, {i for i, _, _ in pending}, g.names)
+            if missing:
+                raise EncodeError(f"missing required element {missing} (given: {names or 'nothing'})")
             raise EncodeError(f"the children ({names}) cannot be put in an order the content "
                               f"model allows; expected first: {self.expected(st, g.names)}")
         for k in plan:
@@ -1173,6 +1176,20 @@ class Encoder:
                 from . import _generic
                 st = _generic.encode_wildcard_items(self, st, [item], None)
         return st
+
+    def missing_first(self, st: State, given, names) -> str:
+        """The element(s) this state needs next when none of them is given and the element
+        cannot end here ("" otherwise): what a missing required field looks like."""
+        firsts = []
+        for pp in st.prods:
+            p: Prod = pp
+            if p.kind == P_EE:
+                return ""
+            if p.kind == P_SE and p.field >= 0:
+                if p.field in given:
+                    return ""
+                firsts.append(names[p.field])
+        return " or ".join(dict.fromkeys(firsts))
 
     def expected(self, st: State, names):
         out = []

@@ -140,19 +140,19 @@ def run(inputs: list, *, recursive: bool, jobs: Optional[int], fmt: Optional[str
     fmt = fmt or "jsonl"
     files = collect(inputs, recursive)
     if not files:
-        err.write(f"exi15118 decode: no capture files in {', '.join(inputs)}"
+        err.write(f"exi15118 decode: error: no capture files in {', '.join(inputs)}"
                   f"{'' if recursive else ' (use --recursive to descend into subdirectories)'}\n")
         return 1
     writer = None
     if fmt == "parquet":
         from . import dataset
         if not out_dir:
-            err.write("exi15118 decode: --format parquet needs --out DIR (the dataset directory)\n")
+            err.write("exi15118 decode: error: --format parquet needs --out DIR (the dataset directory)\n")
             return 2
         try:
             writer = dataset.DatasetWriter(out_dir)
         except (dataset.MissingPyarrow, FileExistsError, OSError) as e:
-            err.write(f"exi15118 decode: {e}\n")
+            err.write(f"exi15118 decode: error: {e}\n")
             return 2
     options = {"format": fmt, "summary": summary, "summary_json": summary_json, "keylog": keylog,
                "filter": filter}
@@ -177,7 +177,7 @@ def run(inputs: list, *, recursive: bool, jobs: Optional[int], fmt: Optional[str
             if error is not None:
                 failed += 1
                 progress.update(done, totals["messages"])
-                err.write(f"\rexi15118 decode: {name}: {error}\n")
+                err.write(f"\rexi15118 decode: error: {name}: {error}\n")
                 continue
             if writer is not None:
                 writer.add(output)

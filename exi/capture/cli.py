@@ -16,17 +16,24 @@ from ._pcap import is_capture as _magic_ok
 from .reader import CaptureReader, TsharkMissing
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dump")
+PROG = "exi15118 decode"
+
+
+def is_capture_magic(head: bytes) -> bool:
+    return _magic_ok(head)
+
+
+def peek_stdin(n: int = 4) -> bytes:
+    """The first bytes of stdin without consuming them (b"" when stdin is empty)."""
+    buf = sys.stdin.buffer
+    return buf.peek(n)[:n] if hasattr(buf, "peek") else b""
 
 
 def is_capture(path: str) -> bool:
-    """True for FILE.pcap/.pcapng (or any file with pcap/pcapng magic), and for "-" when
-    stdin starts with pcap magic (peeked, not consumed)."""
+    """True for a file with pcap/pcapng magic, and for "-" when stdin starts with it
+    (peeked, not consumed)."""
     if path == "-":
-        buf = sys.stdin.buffer
-        head = buf.peek(4)[:4] if hasattr(buf, "peek") else b""
-        return _magic_ok(head)
-    if path.lower().endswith(CAPTURE_SUFFIXES):
-        return True
+        return _magic_ok(peek_stdin(4))
     try:
         with open(path, "rb") as f:
             return _magic_ok(f.read(4))
@@ -65,55 +72,144 @@ def add_arguments(parser: argparse.ArgumentParser, positional: bool = True) -> N
         help="with --format parquet: the dataset directory to write (part-NNNNN.parquet files)")
 
 
+def _fail(err, message: str, code: int) -> int:
+    err.write(f"{PROG}: error: {message}\n")
+    return code
+
+
+def _warn(err, message: str) -> None:
+    err.write(f"{PROG}: warning: {message}\n")
+
+
+def unreadable(path: str) -> Optional[str]:
+    """Why `path` cannot be read as a capture at all, or None."""
+    if os.path.isdir(path):
+        return f"{path} is a directory: give a pcap/pcapng file"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        return f"{path}: {e.strerror}"
+    if not head:
+        return f"{path}: empty file, not a pcap/pcapng capture"
+    if not _magic_ok(head):
+        return f"{path}: not a pcap/pcapng capture (it starts with {head.hex(' ')})"
+    return None
+
+
+def _first_frame_time(path: str) -> Optional[float]:
+    """Time of the capture's first frame: "elapsed" counts from it."""
+    from ._pcap import FrameError, iter_frames
+    with open(path, "rb") as f:
+        for item in iter_frames(f):
+            return None if item.__class__ is FrameError else item[1]
+    return None
+
+
+def _set_aside_damage(records, damage: list):
+    """Damage of the file itself goes to stderr (after the output), not into the records."""
+    for r in records:
+        if r.stream is None and not r.transport:
+            damage.append(r)
+        else:
+            yield r
+
+
+def _counted(records, counter: list):
+    for r in records:
+        counter[0] += 1
+        yield r
+
+
 def run(args: argparse.Namespace, out=None, err=None) -> int:
-    """0: done (undecodable frames are reported in the output); 2: cannot run."""
+    """0: done (a capture cut off inside its last record is decoded up to there, with a
+    warning); 1: the capture cannot be read, or is damaged before its end (decoded as far
+    as possible, stderr says where); 2: cannot run (usage, missing file or tool).
+    Undecodable messages are reported in the output itself."""
     out = out or sys.stdout
     err = err or sys.stderr
     path = getattr(args, "capture", None) or getattr(args, "input", None) or getattr(args, "file", None)
     fmt = getattr(args, "format", None)
     fmt = {"json": "jsonl", None: None}.get(fmt, fmt)
     if fmt is not None and fmt not in render.FORMATS:
-        err.write(f"error: --format {fmt} is not available for captures (use {', '.join(render.FORMATS)})\n")
-        return 2
-    if path is None and not getattr(args, "live", None):
-        err.write("error: no capture file given\n")
-        return 2
+        return _fail(err, f"--format {fmt} is not available for captures (use {', '.join(render.FORMATS)})", 2)
+    live = getattr(args, "live", None)
+    if path is None and not live:
+        return _fail(err, "no capture file given", 2)
     if path is not None and path != "-" and not os.path.exists(path):
-        err.write(f"error: {path}: no such file\n")
-        return 2
+        return _fail(err, f"{path}: no such file", 2)
+    if path is not None and path != "-":
+        problem = unreadable(path)
+        if problem:
+            return _fail(err, problem, 1)
     keylog = getattr(args, "keylog", None)
-    if keylog and not os.path.exists(keylog) and not getattr(args, "live", None):   # live: may come later
-        err.write(f"error: key log {keylog}: no such file\n")
-        return 2
+    if keylog and not os.path.exists(keylog) and not live:      # live: it may be written later
+        return _fail(err, f"key log {keylog}: no such file", 2)
+    name = "stdin" if path == "-" else path
+    t0 = None if path in ("-", None) else _first_frame_time(path)
+    summary_wanted = getattr(args, "summary", False)
     progress = render.Progress(err)
     reader = CaptureReader(keylog, progress=progress)
-    live = getattr(args, "live", None)
     if live or path == "-":
         out = _LineFlush(out)               # each record leaves as soon as it is decoded
     if live:
         return _run_live(args, reader, fmt, out, err)
-    records = render.filtered(reader.read(path), render.matcher(getattr(args, "filter", None)))
+    damage: list = []
+    shown = [0]
+    records = _set_aside_damage(reader.read(path), damage)
+    records = _counted(render.filtered(records, render.matcher(getattr(args, "filter", None))), shown)
     try:
-        if getattr(args, "summary", False):
+        if summary_wanted:
             from .summary import summarize
+            if fmt == "table":                  # the table, then the summary below it
+                records = render.table_rows(records, out, t0)
             summary = summarize(records)
             progress.close()
+            if fmt == "table":
+                out.write("\n")
             render.write_summary(summary, out, as_json=(fmt == "jsonl"))
         else:
-            render.write(records, fmt or "jsonl", out)
+            render.write(records, fmt or "jsonl", out, t0)
             progress.close()
     except TsharkMissing as e:
         progress.close()
-        err.write(f"error: {e}\n")
-        return 2
+        return _fail(err, str(e), 2)
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:               # Ctrl-C on a stream: stop quietly
         return 130
-    if reader.stats["errors"] and reader.stats["errors"] == reader.stats["messages"] and reader.stats["messages"]:
+    out.flush()
+    return _report(reader, damage, shown[0], name, path, args, err)
+
+
+def _report(reader, damage: list, shown: int, name: str, path: str, args, err) -> int:
+    """What the output alone does not say: damage, nothing found, nothing decoded."""
+    st = reader.stats
+    if damage and not st["frames"]:
+        return _fail(err, f"{name}: cannot read it: {_damage_text(damage[0])}", 1)
+    status = 0
+    for d in damage:
+        if st["frames"] <= d.frame and "truncated" in (d.error or ""):
+            # the usual end of a capture stopped while writing: nothing after it is lost
+            _warn(err, f"{name}: cut off at byte {d.offset} (frame {d.frame}): {_damage_text(d)}; "
+                       "everything before it is decoded")
+            continue
+        status = 1
+        after = "decoding went on at the next good record" if st["frames"] > d.frame else "decoding stopped there"
+        _warn(err, f"{name}: damaged at byte {d.offset} (near frame {d.frame}): {_damage_text(d)}; {after}")
+    if not st["messages"]:
+        if path != "-":
+            from .inventory import describe
+            held = describe(path)
+        else:
+            held = f"{st['frames']} frames"
+        _warn(err, f"{name}: no V2G messages: {held}")
+    elif not shown and getattr(args, "filter", None):
+        _warn(err, f"no message matches --filter {args.filter} ({st['messages']} messages in {name})")
+    if st["errors"] and st["errors"] == st["messages"] and st["messages"]:
         first = "EXI codec not available" if reader.decoder.calls == 0 else "no message decoded"
-        err.write(f"warning: {first}: every message has an error\n")
-    return 0
+        _warn(err, f"{first}: every message has an error")
+    return status
 
 
 class _LineFlush:
@@ -141,8 +237,7 @@ def _run_live(args, reader, fmt, out, err) -> int:
     try:
         cap = Live(args.live).__enter__()
     except LiveCaptureError as e:
-        err.write(f"exi15118 decode: {e}\n")
-        return 2
+        return _fail(err, str(e), 2)
 
     def stop(_signo, _frame):
         cap.stop()
@@ -153,7 +248,7 @@ def _run_live(args, reader, fmt, out, err) -> int:
     try:
         def spool_path():
             if reader.keylog and not os.path.exists(reader.keylog):
-                err.write(f"exi15118 decode: key log {reader.keylog} was not written during the capture\n")
+                _warn(err, f"key log {reader.keylog} was not written during the capture")
                 reader.keylog = None
             return cap.close_spool()
         records = render.filtered(reader.read_frames(cap.frames(), path=spool_path),
@@ -164,8 +259,7 @@ def _run_live(args, reader, fmt, out, err) -> int:
         else:
             render.write(records, fmt or "jsonl", out)
     except TsharkMissing as e:
-        err.write(f"exi15118 decode: {e}\n")
-        return 2
+        return _fail(err, str(e), 2)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -176,6 +270,11 @@ def _run_live(args, reader, fmt, out, err) -> int:
         cap.__exit__(None, None, None)
     err.write(f"{reader.stats['frames']} frames captured on {args.live}\n")
     return 0
+
+
+def _damage_text(r) -> str:
+    text = r.error or ""
+    return text.split(": ", 1)[1] if text.startswith("capture file damaged") and ": " in text else text
 
 
 def main(argv: Optional[list] = None) -> int:

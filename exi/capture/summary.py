@@ -23,12 +23,15 @@ from ..v2g.session import timers
 from ._net import join
 from .reader import EVCC_TO_SECC, SECC_TO_EVCC, MessageRecord
 
+
 def limit_for(schema: Optional[str], base: str,
               timer: str = timers.EVCC_MSG_TIMEOUT) -> tuple[Optional[float], str]:
     """(seconds, source) of ``timer`` for message ``base`` from the session timer table."""
     if not schema:
         return None, ""
-    return timers.message_timer(schema, timer, base)
+    seconds, source = timers.message_timer(schema, timer, base)
+    # how sure each citation is stays in timers.py; the output names the table only
+    return seconds, source.split(" (")[0] if source else source
 
 
 def _body(rec: MessageRecord) -> dict:

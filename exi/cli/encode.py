@@ -3,14 +3,18 @@
     exi15118 encode --schema din message.json
     exi15118 encode --schema iso2 message.xml
     exi15118 decode --schema din HEX | exi15118 encode --schema din -
+
+XML with a DOCTYPE (entity declarations) is refused: V2G messages have none.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import exi
+from exi.cli.errors import CLIError, usage
 from exi.registry import SCHEMAS
 
 
@@ -25,20 +29,46 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
-    stripped = text.lstrip()
+def _read_text(name: str) -> str:
+    where = "stdin" if name == "-" else name
+    if name != "-":
+        if os.path.isdir(name):
+            raise usage(f"{name} is a directory: give an XML or JSON file")
+        if not os.path.exists(name):
+            raise usage(f"{name}: no such file")
+    data = sys.stdin.buffer.read() if name == "-" else open(name, "rb").read()
+    if not data.strip():
+        raise CLIError(f"{where} is empty (expected XML or JSON)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CLIError(f"{where} is not UTF-8 text (byte {e.start} is 0x{data[e.start]:02x}): "
+                       "expected XML or JSON") from None
+
+
+def _message(text: str, schema: str, where: str):
+    stripped = text.lstrip("\ufeff \t\r\n")
     if stripped.startswith("<"):
-        msg = exi.from_xml(stripped, args.schema)
-    else:
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            print(f"exi15118 encode: neither XML nor JSON: {e}", file=sys.stderr)
-            return 2
-        if isinstance(doc, dict) and set(doc) == {"schema", "message"}:
-            doc = doc["message"]
-        msg = exi.from_dict(doc, args.schema)
+        return exi.from_xml(stripped, schema)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CLIError(f"{where} is neither XML nor JSON (JSON: {e.msg} at line {e.lineno} "
+                       f"column {e.colno})") from None
+    if isinstance(doc, dict) and set(doc) == {"schema", "message"}:      # `decode --schema auto`
+        doc = doc["message"]
+    if not isinstance(doc, dict) or len(doc) != 1:
+        got = (f"an object with {len(doc)} keys" if isinstance(doc, dict)
+               else {list: "a list", type(None): "null", str: "a string", bool: "a boolean"}.get(
+                   type(doc), "a number"))
+        raise CLIError(f"{where}: expected a JSON object with one key, the root element "
+                       f"(e.g. {{\"V2G_Message\": {{...}}}}), got {got}")
+    return exi.from_dict(doc, schema)
+
+
+def run(args) -> int:
+    where = "stdin" if args.file == "-" else args.file
+    msg = _message(_read_text(args.file), args.schema, where)
     data = exi.encode(msg, validate=not args.no_validate)
     if args.v2gtp:
         from exi.registry import payload_type_for_schema

@@ -2,9 +2,16 @@
 
     exi15118 evcc --interface eth1 --protocol din|iso2 --mode ac|dc [--tls --pki DIR] [--trace FILE]
 
-Finds the charger by SDP, runs the session with a simulated battery
-(exi.v2g.session.controllers.SimulatedEV) and exits 0 after a normal SessionStop
-(Terminate or Pause), 1 otherwise.  The last stdout line is a JSON summary.
+Finds the charger by SDP (one line at info level, each repeated request at debug), runs
+the session with a simulated battery (exi.v2g.session.controllers.SimulatedEV) and exits
+0 after a normal SessionStop (Terminate or Pause), 1 otherwise.  The last stdout line is
+a JSON result: {"event": "result", "ok": ..., "reason": ..., "paused": ..., "session_id":
+..., "response_code": ..., "interrupted": ...}.
+
+Ctrl-C ends the session as a car does: in the charge loop PowerDelivery(Stop),
+WeldingDetection (DC) and SessionStop(Terminate); before the charge loop, or at a second
+Ctrl-C, the connection is closed.  Then the result line, and exit code 130.
+DIN SPEC 70121 has no TLS: with --tls only ISO 15118-2 is offered.
 """
 from __future__ import annotations
 
@@ -15,7 +22,11 @@ import logging
 import sys
 from pathlib import Path
 
+from exi.cli import pki as pki_cli
+from exi.cli.errors import INTERRUPTED, usage
 from exi.cli.secc import LOG_FORMAT
+
+STOP_GRACE = 10.0       # s: how long a Ctrl-C stop may take before the connection is closed
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -48,43 +59,83 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _session_id(text: str) -> bytes:
+    digits = text.strip()
+    try:
+        sid = bytes.fromhex(digits)
+    except ValueError:
+        sid = b""
+    if not sid or len(sid) > 8 or len(digits) != 2 * len(sid):
+        raise usage(f"--resume: a SessionID is 1 to 8 bytes in hex (e.g. 4758FDD348A5EB24), not {text!r}")
+    return sid
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     protocols = tuple(x.strip() for x in args.protocol.split(",") if x.strip())
     if not protocols or any(x not in ("din", "iso2") for x in protocols):
-        print(f"exi15118 evcc: --protocol must be din, iso2 or a list of them, not {args.protocol!r}",
-              file=sys.stderr)
-        return 2
+        raise usage(f"--protocol must be din, iso2 or a list of them, not {args.protocol!r}")
     if "din" in protocols and args.mode == "ac":
-        print("exi15118 evcc: DIN SPEC 70121 is DC only", file=sys.stderr)
-        return 2
-    if args.tls and args.pki is None:
-        print("exi15118 evcc: --tls needs --pki DIR (create one with `exi15118 pki create --out DIR`)",
-              file=sys.stderr)
-        return 2
-    result = asyncio.run(_main(args, protocols))
+        raise usage("DIN SPEC 70121 is DC only")
+    if args.tls:
+        if args.pki is None:
+            raise usage("--tls needs --pki DIR (create one with `exi15118 pki create --out DIR`)")
+        if protocols == ("din",):
+            raise usage("DIN SPEC 70121 has no TLS: use --tls with --protocol iso2")
+        if "din" in protocols:
+            logging.getLogger("exi.v2g.session").warning("DIN SPEC 70121 has no TLS: offering iso2 only")
+            protocols = tuple(x for x in protocols if x != "din")
+        pki_cli.check_evcc_pki(args.pki)
+    resume = _session_id(args.resume) if args.resume else None
+    result, interrupted = asyncio.run(_main(args, protocols, resume))
     print(json.dumps({"event": "result", "ok": result.ok, "reason": result.reason,
                       "paused": result.paused,
                       "session_id": result.session_id.hex().upper() if result.session_id else None,
-                      "response_code": result.response_code}), flush=True)
+                      "response_code": result.response_code, "interrupted": interrupted}), flush=True)
+    if interrupted:
+        return INTERRUPTED
     return 0 if result.ok else 1
 
 
-async def _main(args, protocols):
+async def _main(args, protocols, resume):
+    import signal
+
     from exi.v2g.session.controllers import SimulatedEV
     from exi.v2g.session.drivers import Tracer, evcc_tls_context, run_evcc
-    from exi.v2g.session.evcc import EVCCConfig
+    from exi.v2g.session.evcc import EVCCConfig, EVCCSession
+    from exi.v2g.session.events import SessionEnded
     config = EVCCConfig(protocols=protocols, mode=args.mode, max_charge_loops=args.loops,
                         loop_interval=args.loop_interval, stop="pause" if args.pause else "terminate",
-                        resume_session_id=bytes.fromhex(args.resume) if args.resume else None,
-                        renegotiate_after=args.renegotiate_after,
+                        resume_session_id=resume, renegotiate_after=args.renegotiate_after,
                         precharge_tolerance=args.precharge_tolerance,
                         late_responses="tolerate" if args.tolerate_late else "enforce")
     ctx = evcc_tls_context(args.pki, args.keylog) if args.tls else None
     tracer = Tracer(args.trace) if args.trace else None
+    core = EVCCSession(config, SimulatedEV(soc_pct=args.soc), name="evcc")
+    task = asyncio.ensure_future(run_evcc(args.interface, config, ssl=ctx, tracer=tracer,
+                                          host=args.host, port=args.port, core=core))
+    loop = asyncio.get_running_loop()
+    log = logging.getLogger("exi.v2g.session.evcc")
+    interrupts = []
+
+    def on_interrupt():
+        interrupts.append(loop.time())
+        if len(interrupts) == 1 and core.request_stop("interrupted (Ctrl-C)"):
+            log.info("Ctrl-C: stopping the session (PowerDelivery Stop, SessionStop); Ctrl-C again to quit")
+            loop.call_later(STOP_GRACE, task.cancel)
+        else:
+            log.info("Ctrl-C: closing the connection")
+            task.cancel()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_interrupt)
     try:
-        return await run_evcc(args.interface, config, ev=SimulatedEV(soc_pct=args.soc), ssl=ctx,
-                              tracer=tracer, host=args.host, port=args.port)
+        result = await task
+    except asyncio.CancelledError:
+        where = "before the session started (SDP, connection)" if core.state.name == "IDLE" else \
+            f"while waiting for {core.state.value}: connection closed"
+        result = core.result or SessionEnded(False, f"interrupted (Ctrl-C) {where}", False,
+                                             core.session_id if any(core.session_id) else None)
     finally:
         if tracer:
             tracer.close()
+    return result, bool(interrupts)

@@ -7,8 +7,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Optional
+
+from exi.cli.errors import BAD_INPUT, USAGE, CLIError, error, usage
+
+PASSWORD_ENV = "EXI15118_PKI_PASSWORD"
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -43,19 +49,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         from exi.v2g.pki import create_pki, write_pki
     except ImportError as e:            # cryptography missing
-        print(f"exi15118 pki needs the 'cryptography' package: pip install cryptography ({e})",
-              file=sys.stderr)
-        return 2
+        error("pki", f"needs the 'cryptography' package: pip install cryptography ({e.name} missing)")
+        return USAGE
     out: Path = args.out
-    if out.exists() and any(out.iterdir()) and not args.force:
-        print(f"{out} is not empty; use --force to overwrite", file=sys.stderr)
-        return 1
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        error("pki", f"--out {out} is not an empty folder; use --force to overwrite")
+        return BAD_INPUT
     try:
         extra = {"ocsp_url": args.ocsp_url} if getattr(args, "ocsp_url", None) else {}
         pki = create_pki(args.profile, curve=args.curve, **extra)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        error("pki", str(e))
+        return USAGE
     files = write_pki(pki, out, password=args.password)
     print(f"{args.profile} PKI ({pki.curve}): {len(pki.certs)} certificates, "
           f"{len(files)} files in {out} (see {out / 'README.md'})")
@@ -82,3 +87,90 @@ def run_ocsp(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+# --- checks at start-up of `secc`/`evcc --pki DIR` -----------------------------------------
+
+def add_password_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pki-password", metavar="PW", default=None,
+                   help=f"password of encrypted PKI keys (or set {PASSWORD_ENV}); never asked on the terminal")
+
+
+def password(args) -> Optional[str]:
+    return args.pki_password if args.pki_password is not None else os.environ.get(PASSWORD_ENV)
+
+
+def _folder(pki: Path) -> Path:
+    if not pki.exists():
+        raise usage(f"--pki {pki}: no such folder")
+    if not pki.is_dir():
+        raise usage(f"--pki {pki}: not a folder (give the folder `exi15118 pki create --out DIR` wrote)")
+    return pki
+
+
+def _need(pki: Path, rel: str) -> Path:
+    f = pki / rel
+    if not f.is_file():
+        raise usage(f"--pki {pki}: {rel} is missing (not a folder written by `exi15118 pki create`?)")
+    return f
+
+
+def check_evcc_pki(pki: Path) -> None:
+    """The EVCC needs the V2G root it trusts."""
+    from cryptography import x509
+    root = _need(_folder(pki), "certs/v2gRootCA.pem")
+    try:
+        x509.load_pem_x509_certificate(root.read_bytes())
+    except ValueError:
+        raise usage(f"--pki {pki}: certs/v2gRootCA.pem is not a PEM certificate") from None
+
+
+def check_secc_pki(pki: Path, pw: Optional[str]) -> None:
+    """Refuse, saying why, a PKI folder that cannot serve ISO 15118-2 TLS: files missing, a
+    key of the wrong profile, a chain that does not lead to the V2G root EVs trust, an
+    expired certificate, an encrypted key without (or with a wrong) password."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from exi.v2g import tls
+    _folder(pki)
+    chain_file = _need(pki, "certs/seccChain.pem")
+    key_file = _need(pki, "private_keys/seccLeaf.key")
+    try:
+        chain = x509.load_pem_x509_certificates(chain_file.read_bytes())
+    except ValueError:
+        raise usage(f"--pki {pki}: certs/seccChain.pem holds no PEM certificate") from None
+    leaf = chain[0]
+    try:
+        tls.check_peer_certificate(leaf, "iso2")
+    except tls.TLSPolicyError as e:             # an SSLError: str() would show its args tuple
+        reason = e.args[0] if e.args else e.__class__.__name__
+        raise usage(f"--pki {pki} cannot serve ISO 15118-2 TLS: SECC certificate {reason} (an iso2 PKI: "
+                    "`exi15118 pki create --profile iso2 --out DIR`)") from None
+    root_file = pki / "certs" / "v2gRootCA.pem"
+    issuers = chain[1:] + ([x509.load_pem_x509_certificate(root_file.read_bytes())] if root_file.is_file() else [])
+    for cert, issuer in zip(chain, issuers):
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except Exception as e:         # noqa: BLE001 - InvalidSignature (no message), ValueError, TypeError
+            raise usage(f"--pki {pki}: the SECC chain is broken: {cert.subject.rfc4514_string()} is not "
+                        f"issued by {issuer.subject.rfc4514_string()}{': ' + str(e) if str(e) else ''}; "
+                        "EVs trusting certs/v2gRootCA.pem would refuse every handshake") from None
+    data = key_file.read_bytes()
+    try:
+        key = serialization.load_pem_private_key(data, pw.encode() if pw is not None else None)
+    except TypeError:
+        raise usage(f"--pki {pki}: private_keys/seccLeaf.key is encrypted: give --pki-password PW or set "
+                    f"{PASSWORD_ENV}" if pw is None else
+                    f"--pki {pki}: private_keys/seccLeaf.key is not encrypted, but a password was given") from None
+    except ValueError:
+        raise usage(f"--pki {pki}: cannot read private_keys/seccLeaf.key: wrong password, or not a PEM key") from None
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(serialization.Encoding.DER, pub) != \
+            leaf.public_key().public_bytes(serialization.Encoding.DER, pub):
+        raise usage(f"--pki {pki}: private_keys/seccLeaf.key does not belong to the certificate in "
+                    "certs/seccChain.pem")
+
+
+__all__ = ["register", "run", "add_password_option", "password", "check_secc_pki", "check_evcc_pki",
+           "CLIError"]

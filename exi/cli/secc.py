@@ -3,8 +3,14 @@
     exi15118 secc --interface eth1 [--protocols din,iso2] [--tls --pki DIR] [--trace FILE]
 
 Answers SDP on the interface, serves DIN SPEC 70121 DC and ISO 15118-2 AC/DC (EIM)
-sessions with a simulated power stage (exi.v2g.session.controllers.SimulatedEVSE), and
-prints one line "ready ..." on stdout once it listens.  SIGINT/SIGTERM stop it.
+sessions with a simulated power stage (exi.v2g.session.controllers.SimulatedEVSE).  Once
+it listens it prints one JSON line on stdout:
+    {"event": "ready", "interface": ..., "tcp_port": ..., "tls_port": ..., "protocols": [...]}
+Ctrl-C (SIGINT) or SIGTERM stop it: open sessions are closed, then it prints
+    {"event": "stopped", "requests": ..., "late": ..., "worst_ms": ...}
+and exits 0.  DIN SPEC 70121 has no TLS: TLS connections are offered ISO 15118-2 only.
+With --tls the PKI folder is checked at start-up (see `exi15118 pki create`); an
+encrypted key needs --pki-password or the EXI15118_PKI_PASSWORD environment variable.
 """
 from __future__ import annotations
 
@@ -15,6 +21,9 @@ import logging
 import signal
 import sys
 from pathlib import Path
+
+from exi.cli import pki as pki_cli
+from exi.cli.errors import usage
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -29,6 +38,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="who decides among common protocols (default: the EV's Priority)")
     p.add_argument("--tls", action="store_true", help="also serve TLS (ISO 15118-2 profile)")
     p.add_argument("--pki", type=Path, help="PKI folder from `exi15118 pki create` (with --tls)")
+    pki_cli.add_password_option(p)
     p.add_argument("--tls-only", action="store_true", help="no plain TCP server")
     p.add_argument("--port", type=int, help="fixed TCP port (default: random dynamic port)")
     p.add_argument("--receipt-required", action="store_true",
@@ -49,12 +59,17 @@ def run(args: argparse.Namespace) -> int:
     protocols = tuple(x.strip() for x in args.protocols.split(",") if x.strip())
     bad = [x for x in protocols if x not in ("din", "iso2")]
     if bad or not protocols:
-        print(f"exi15118 secc: unsupported protocol(s) {bad}: choose from din, iso2", file=sys.stderr)
-        return 2
+        raise usage(f"--protocols: unsupported {', '.join(bad) or 'empty list'}: choose from din, iso2")
+    if args.tls_only and not args.tls:
+        raise usage("--tls-only needs --tls")
     if args.tls and args.pki is None:
-        print("exi15118 secc: --tls needs --pki DIR (create one with `exi15118 pki create --out DIR`)",
-              file=sys.stderr)
-        return 2
+        raise usage("--tls needs --pki DIR (create one with `exi15118 pki create --out DIR`)")
+    if args.pki is not None and not args.tls:
+        raise usage("--pki is used with --tls only")
+    if args.tls and "iso2" not in protocols:
+        raise usage("DIN SPEC 70121 has no TLS: --tls serves ISO 15118-2 (--protocols iso2 or iso2,din)")
+    if args.tls:
+        pki_cli.check_secc_pki(args.pki, pki_cli.password(args))
     return asyncio.run(_main(args, protocols))
 
 
@@ -64,23 +79,26 @@ async def _main(args, protocols) -> int:
     from exi.v2g.session.secc import SECCConfig
     config = SECCConfig(protocols=protocols, priority=args.priority,
                         receipt_required=args.receipt_required)
-    ctx = secc_tls_context(args.pki, args.keylog) if args.tls else None
+    stop = asyncio.Event()              # Ctrl-C/SIGTERM from here on: a clean stop, no traceback
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    ctx = secc_tls_context(args.pki, args.keylog, pki_cli.password(args)) if args.tls else None
     tracer = Tracer(args.trace) if args.trace else None
     service = await serve_secc(args.interface, config, tls_context=ctx, tls_only=args.tls_only,
                                tracer=tracer, port=args.port, freeze_gc=True,
                                **workers.serve_options(args))
     pool = workers.WorkerPool.start(args, sys.argv[1:], service.tcp_port, service.tls_port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     print(json.dumps({"event": "ready", "interface": args.interface, "tcp_port": service.tcp_port,
                       "tls_port": service.tls_port, "protocols": list(protocols)}), flush=True)
     logging.getLogger("exi.v2g.session").info(
         "SECC ready on %s: tcp port %s, tls port %s, protocols %s", args.interface,
         service.tcp_port, service.tls_port, ",".join(protocols))
+    log = logging.getLogger("exi.v2g.session")
     try:
         await stop.wait()
+        open_sessions = sum(len(s.connections) for s in service.servers)
+        log.info("SECC stopping%s", f": closing {open_sessions} open session(s)" if open_sessions else "")
     finally:
         await service.close()
         if tracer:

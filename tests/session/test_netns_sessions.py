@@ -82,7 +82,7 @@ def test_full_session(pair, secc, pki, tmp_path, proto, mode, tls):
     lines = [json.loads(x) for x in trace.read_text().splitlines()]
     names = [x["message"] for x in lines]
     assert names[0] == "supportedAppProtocolReq" and names[-1] == "SessionStopRes"
-    assert {x["direction"] for x in lines} == {"evcc->secc", "secc->evcc"}
+    assert {x["direction"] for x in lines} == {"EVCC->SECC", "SECC->EVCC"}
     assert all(x["schema"] in ("sap", proto) and x["time"] for x in lines)
     setup = next(x for x in lines if x["message"] == "SessionSetupRes")
     assert setup["content"]["V2G_Message"]["Header"]["SessionID"] == res["session_id"]

@@ -11,6 +11,7 @@ Everything protocol-related happens in the cores; this module moves frames, pass
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as _dt
 import gc
 import json
@@ -38,9 +39,12 @@ log = logging.getLogger("exi.v2g.session")
 
 
 class Tracer:
-    """JSON lines: time, direction, schema, message name, content (exi.to_dict)."""
+    """JSON lines: time (ISO 8601), elapsed (s since the first line), direction
+    ("EVCC->SECC"/"SECC->EVCC"), schema, message name, content (exi.to_dict) — the keys
+    and names of `exi15118 decode` on a capture."""
 
     def __init__(self, target: Union[str, Path, IO[str], None]):
+        self._t0: Optional[_dt.datetime] = None
         self._own = isinstance(target, (str, Path))
         self._f = open(target, "a", buffering=1) if self._own else target
 
@@ -51,8 +55,12 @@ class Tracer:
             content = exi.to_dict(message)
         except Exception as e:           # noqa: BLE001 - a trace never breaks a session
             content = {"error": repr(e)}
-        line = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"),
-                "direction": direction, "schema": schema, "message": name, "content": content}
+        now = _dt.datetime.now(_dt.timezone.utc)
+        if self._t0 is None:
+            self._t0 = now
+        line = {"time": now.isoformat(timespec="microseconds"),
+                "elapsed": round((now - self._t0).total_seconds(), 6),
+                "direction": direction.upper(), "schema": schema, "message": name, "content": content}
         if session:
             line["connection"] = session
         self._f.write(json.dumps(line, default=str) + "\n")
@@ -193,10 +201,17 @@ def _body(msg):
 # ---------------------------------------------------------------------------------------
 # TLS from a PKI folder written by exi.v2g.pki / `exi15118 pki create`
 
-def secc_tls_context(pki: Union[str, Path], keylog=None) -> _ssl.SSLContext:
+def secc_tls_context(pki: Union[str, Path], keylog=None, password: Optional[str] = None) -> _ssl.SSLContext:
+    """``password`` decrypts an encrypted key; without one an encrypted key is an error
+    (ssl would otherwise ask on the terminal)."""
     pki = Path(pki)
+
+    def no_prompt():
+        if password is None:
+            raise ValueError(f"{pki / 'private_keys' / 'seccLeaf.key'} is encrypted and no password was given")
+        return password
     return tls.secc_context("iso2", pki / "certs" / "seccChain.pem", pki / "private_keys" / "seccLeaf.key",
-                            keylog=keylog)
+                            password=no_prompt, keylog=keylog)
 
 
 def evcc_tls_context(pki: Union[str, Path], keylog=None) -> _ssl.SSLContext:
@@ -276,9 +291,14 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
     service.faults = faults
     counter = [0]
 
+    # DIN SPEC 70121 has no TLS ([V2G-DC-618] (2nd-hand)): a TLS connection is not offered DIN
+    tls_config = dataclasses.replace(config, protocols=tuple(p for p in config.protocols if p != "din"))
+    if tls_context is not None and not tls_config.protocols:
+        raise ValueError("DIN SPEC 70121 has no TLS: serve TLS with ISO 15118-2 (protocols iso2 or iso2,din)")
+
     def factory(info: transport.ConnectionInfo):
         counter[0] += 1
-        core = SECCSession(config, name=f"conn{counter[0]}")
+        core = SECCSession(tls_config if info.secure else config, name=f"conn{counter[0]}")
         if keep_sessions:
             service.sessions.append(core)
         return CoreHandler(core, tracer=tracer, stats=stats, faults=faults)
@@ -307,17 +327,21 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
 async def run_evcc(interface: str, config: Optional[EVCCConfig] = None, *, ev: Optional[EVController] = None,
                    ssl: Optional[_ssl.SSLContext] = None, tracer: Optional[Tracer] = None,
                    host: Optional[str] = None, port: Optional[int] = None,
-                   sdp_max_requests: int = sdp.SDP_MAX_REQUESTS) -> SessionEnded:
-    """One whole session: SDP, TCP/TLS, the session core.  Returns how it ended."""
+                   sdp_max_requests: int = sdp.SDP_MAX_REQUESTS,
+                   core: Optional[EVCCSession] = None) -> SessionEnded:
+    """One whole session: SDP, TCP/TLS, the session core.  Returns how it ended.
+    ``core``: a session made by the caller (to call ``request_stop`` on it)."""
     config = config or EVCCConfig()
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    core = EVCCSession(config, ev, name="evcc")
+    core = core or EVCCSession(config, ev, name="evcc")
     if host is None:
         want = sdp.Security.TLS if ssl is not None else sdp.Security.NONE
+        client = _ProgressSDPClient(sdp.SDPRequest(want, sdp.Transport.TCP), max_requests=sdp_max_requests)
+        log.info("SDP: looking for a charger on %s (%s, up to %d requests %g s apart)", interface,
+                 want.name, client.max_requests, client.timeout)
         try:
-            resp = await sdp.discover(interface, sdp.SDPRequest(want, sdp.Transport.TCP),
-                                      max_requests=sdp_max_requests)
+            resp = await sdp.discover(interface, client=client)
         except sdp.SDPTimeout as e:
             return SessionEnded(False, f"SDP failed: {e}")
         log.info("SDP: SECC at [%s]:%s (%s)", resp.host, resp.port, resp.security.name)
@@ -336,3 +360,13 @@ async def run_evcc(interface: str, config: Optional[EVCCConfig] = None, *, ev: O
     if core.result is None:
         return SessionEnded(False, f"connection ended before the session did: {reason}")
     return core.result
+
+
+class _ProgressSDPClient(sdp.SDPClient):
+    """Logs each repeated SDP request (debug level)."""
+
+    def handle_timer(self, now: float):
+        out = super().handle_timer(now)
+        if out is not None:
+            log.debug("SDP: no answer yet, request %d of %d", self.requests_sent, self.max_requests)
+        return out

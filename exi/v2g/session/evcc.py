@@ -115,6 +115,7 @@ class EVCCSession:
         self.renegotiations = 0
         self.receipts = 0
         self.stop_reason: Optional[str] = None
+        self.stop_requested: Optional[str] = None          # request_stop()
         self._timers: dict[str, tuple[float, str]] = {}   # name -> (deadline, what)
         self._pending: Optional[tuple[str, Callable]] = None
         self._last_request: Optional[str] = None
@@ -151,6 +152,19 @@ class EVCCSession:
             self._offered[prio] = schema
         check_transition(EVCC_TABLES["iso2"], E.IDLE, "start", E.SUPPORTED_APP_PROTOCOL)
         return self._send(SAP_REQ, sap.supportedAppProtocolReq(AppProtocol=protocols), now)
+
+    STOPPABLE = (E.POWER_DELIVERY, E.CHARGING_STATUS, E.CURRENT_DEMAND, E.METERING_RECEIPT,
+                 E.WELDING_DETECTION, E.SESSION_STOP)
+
+    def request_stop(self, reason: str) -> bool:
+        """End the session as a car does when its driver stops charging: from the charge
+        loop (or on the way into it) the next loop response leads to PowerDelivery(Stop),
+        WeldingDetection (DC) and SessionStop(Terminate).  False when the state has no such
+        way out (before the charge loop): the caller closes the connection instead."""
+        if self.result is not None or self.state not in self.STOPPABLE:
+            return False
+        self.stop_requested = reason
+        return True
 
     def next_deadline(self) -> Optional[float]:
         if self.result is not None:
@@ -405,7 +419,9 @@ class EVCCSession:
         notification = val((dc_status or ac_status).EVSENotification) if (dc_status or ac_status) else "None"
         code = val(dc_status.EVSEStatusCode) if dc_status is not None else ""
         stop_reason = None
-        if notification == "StopCharging":
+        if self.stop_requested:
+            stop_reason = self.stop_requested
+        elif notification == "StopCharging":
             stop_reason = "SECC asked to stop (EVSENotification StopCharging)"
         elif code in _STOP_CODES:
             stop_reason = f"EVSE status {code}"
@@ -460,11 +476,11 @@ class EVCCSession:
     def _session_stop(self):
         if self.schema == "din":
             return "SessionStopReq", lambda now: din.SessionStopType(), False
-        mode = "Pause" if self.config.stop == "pause" else "Terminate"
+        mode = "Pause" if self.config.stop == "pause" and not self.stop_requested else "Terminate"
         return "SessionStopReq", lambda now: iso2.SessionStopReqType(ChargingSession=mode), False
 
     def _session_stopped(self, res, msg, now, out):
-        paused = self.schema == "iso2" and self.config.stop == "pause"
+        paused = self.schema == "iso2" and self.config.stop == "pause" and not self.stop_requested
         out.extend(self._end(now, True, f"SessionStop ({'Pause' if paused else 'Terminate'})" +
                              (f" after: {self.stop_reason}" if self.stop_reason else ""),
                              paused=paused))
