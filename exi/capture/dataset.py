@@ -54,6 +54,7 @@ _FIELDS = {
 }
 _WANTED = {name: col for col, names in _FIELDS.items() for name in names}
 _NUMERIC = {"target_voltage", "target_current", "present_voltage", "present_current", "soc"}
+_MAX_US = (1 << 63) - 1
 
 
 def _json_default(o):
@@ -130,7 +131,10 @@ def rows(records: Iterable, file: str) -> dict:
         kv = key_values(c) if c else {}
         cols["file"].append(file)
         cols["frame"].append(r.frame)
-        cols["time"].append(None if t is None else int(round(t * 1e6)))
+        us = None if t is None else int(round(t * 1e6))
+        # a damaged or odd capture clock (pcapng if_tsresol/if_tsoffset) can put a frame
+        # beyond the int64 microseconds of the column: that time is left empty, the row kept
+        cols["time"].append(us if us is not None and -_MAX_US <= us <= _MAX_US else None)
         cols["elapsed"].append(None if t is None else round(t - first, 6))
         cols["stream"].append(r.stream)
         cols["session"].append(_session(c) if r.transport != "homeplug" else None)

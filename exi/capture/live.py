@@ -21,13 +21,14 @@ import tempfile
 import time
 from typing import Iterator, Optional
 
+from .stream import SPOOL_LIMIT        # one bound for both kinds of unbounded input
+
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 SO_TIMESTAMPNS = 35             # Linux; the control message type is the same number
 ARPHRD_TO_LINKTYPE = {1: 1, 772: 1, 0xFFFE: 101}   # Ethernet, loopback (Ethernet framing), none: raw IP
-SPOOL_LIMIT = 512 << 20
 POLL = 0.2                      # seconds between checks of the stop flag
 
 

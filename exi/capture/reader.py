@@ -211,13 +211,11 @@ class CaptureReader:
     def read_frames(self, frames: Iterable, path=None) -> Iterator[MessageRecord]:
         """Records from (frame_no, time, linktype, bytes) tuples, e.g. a live interface;
         TLS streams are decrypted at the end from the pcap file `path` (or the path that
-        calling `path` returns once the frames are exhausted) when there is one."""
+        calling `path` returns once the frames are exhausted); without one they are
+        reported as not decrypted."""
         yield from self._count(self._plain(frames, 0))
-        if self.tls_streams and path is not None:
-            if callable(path):
-                path = path()
-            if path is not None:
-                yield from self._count(self._decrypt(path))
+        if self.tls_streams:
+            yield from self._count(self._decrypt(path() if callable(path) else path))
 
     @cython.locals(r=MessageRecord)
     def _count(self, recs: Iterable[MessageRecord]) -> Iterator[MessageRecord]:
@@ -496,7 +494,8 @@ class CaptureReader:
                              dport, "udp", ptype, None, False, name, content, err, 0, body)
 
     # --- TLS ----------------------------------------------------------------------
-    def _decrypt(self, path: str) -> Iterator[MessageRecord]:
+    def _decrypt(self, path: Optional[str]) -> Iterator[MessageRecord]:
+        """Records of the TLS streams (path None: the input was not kept)."""
         from . import tls
         lines = list(self.keylog_lines)
         if self.keylog:
@@ -511,6 +510,11 @@ class CaptureReader:
                                       "server": _net.endpoint_text(*st.ep[1 - c]),
                                       "decrypted": False, "bytes": 0})
         info = {s["stream"]: s for s in self.tls_sessions}
+        if path is None:
+            for st in self.tls_streams:
+                yield self._tls_problem(st, "TLS stream not decrypted: no copy of the input was kept "
+                                            f"(a stream keeps at most {stream.SPOOL_LIMIT >> 20} MiB)")
+            return
         if not lines:
             for st in self.tls_streams:
                 yield self._tls_problem(st, "TLS stream not decrypted: no key log (pass --keylog FILE, "

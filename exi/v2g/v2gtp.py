@@ -95,6 +95,7 @@ class V2GTPError(ValueError):
     def __init__(self, reason: Reason, detail: str, *, action: Action,
                  payload_type: Optional[int] = None, length: Optional[int] = None):
         self.reason = reason
+        self.detail = detail
         self.action = action
         self.payload_type = payload_type
         self.length = length
@@ -169,9 +170,8 @@ def parse_datagram(data: bytes, *, max_payload: int = 0xFFFF,
     try:
         ptype, length = parse_header(data, max_payload=max_payload, payload_types=payload_types)
     except V2GTPError as e:
-        e.action = Action.DISCARD
-        e.args = (str(e).replace(Action.CLOSE_CONNECTION.value, Action.DISCARD.value),)
-        raise
+        raise V2GTPError(e.reason, e.detail, action=Action.DISCARD, payload_type=e.payload_type,
+                         length=e.length) from None
     if len(data) - HEADER_LEN < length:
         raise V2GTPError(Reason.TRUNCATED, f"header says {length}, datagram has "
                          f"{len(data) - HEADER_LEN}", action=Action.DISCARD,

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -160,6 +161,34 @@ def test_existing_dataset_is_not_overwritten(tmp_path):
     code, _out, err = _run(EXAMPLE, fmt="parquet")
     assert code == 2 and "--out" in err
 
+
+
+def _pcapng_block(btype, body):
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+
+def test_time_out_of_the_timestamp_range_keeps_the_rows(tmp_path, duck):
+    """A capture clock in whole seconds (if_tsresol 0) counting from 2^62: the rows are
+    written with an empty time instead of the whole capture failing on the column."""
+    import dpkt
+    with open(EXAMPLE, "rb") as fh:
+        frames = [buf for _ts, buf in dpkt.pcap.Reader(fh)]
+    data = _pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    data += _pcapng_block(1, struct.pack("<HHI", 1, 0, 65535) + struct.pack("<HHB3x", 9, 1, 0)
+                          + struct.pack("<HH", 0, 0))
+    for i, buf in enumerate(frames):
+        ts = (1 << 62) + i
+        data += _pcapng_block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF,
+                                             len(buf), len(buf)) + buf)
+    capture = tmp_path / "far_future.pcapng"
+    capture.write_bytes(data)
+    out = str(tmp_path / "ds")
+    code, _out, err = _run(str(capture), fmt="parquet", out_dir=out)
+    assert code == 0, err
+    [(n, timed, messages)] = duck.sql(f"SELECT count(*), count(time), count(DISTINCT message) "
+                                      f"FROM '{out}/*.parquet'").fetchall()
+    assert (n, timed) == (64, 0) and messages > 10
 
 def test_empty_directory_says_so(tmp_path):
     code, _out, err = _run(str(tmp_path))

@@ -133,3 +133,23 @@ def test_regular_file_on_stdin_is_read_as_a_file():
                            capture_output=True, cwd=REPO, timeout=BOUND)
     assert r.returncode == 0, r.stderr
     assert [json.loads(ln)["frame"] for ln in r.stdout.splitlines()] == expected_frames(EXAMPLE)
+
+
+def test_tls_streams_of_an_input_too_long_to_keep_are_reported(shared_captures, monkeypatch):
+    """A stream longer than the copy kept for decryption: its TLS streams come out as
+    "not decrypted" problems, and the plaintext records as usual."""
+    path = os.path.join(shared_captures, "dspace-group+dsV2Gshark", "Wireshark", "dsV2Gshark_examples",
+                        "ISO-2_DC_PnC_TLS_Contract_DS5366_RiseV2G.pcapng")
+    with open(path, "rb") as f:
+        data = f.read()
+    monkeypatch.setattr(stream, "SPOOL_LIMIT", 4096)
+    recs = list(exi.capture.CaptureReader().read(__import__("io").BytesIO(data)))
+    problems = [r for r in recs if r.transport == "tls"]
+    assert problems and all("no copy of the input was kept" in r.error for r in problems)
+    assert any(r.name == "SECCDiscoveryRes" for r in recs)
+    # a frame source without any copy (read_frames, no path): reported the same way
+    with open(path, "rb") as f:
+        from exi.capture._pcap import iter_frames
+        frames = list(iter_frames(f))
+    recs = list(exi.capture.CaptureReader().read_frames(iter(frames)))
+    assert [r.error for r in recs if r.transport == "tls"] == [r.error for r in problems]

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import exi
@@ -184,6 +185,15 @@ def test_ocsp_responses_are_checked_strictly(pki):
     flipped[-10] ^= 1
     assert refused(bytes(flipped)) == "FAILED_CertChainError"              # bad signature
     assert refused(responder.respond(b"junk")) == "FAILED_CertChainError"  # malformedRequest
+    # a well-formed request whose CertID hash OID is unknown: malformedRequest, not a crash
+    req = bytearray(ocsp.ocsp.OCSPRequestBuilder().add_certificate(leaf, sub2, hashes.SHA1())
+                    .build().public_bytes(Encoding.DER))
+    sha1_oid = bytes.fromhex("06052b0e03021a")
+    req[req.index(sha1_oid) + 6] = 0x1b                                    # 1.3.14.3.2.27
+    assert ocsp.ocsp.load_der_ocsp_response(responder.respond(bytes(req))).response_status == \
+        ocsp.ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    with pytest.raises(ValueError, match="unsupported hashAlgorithm"):
+        ocsp.request_from_data(ocsp.OCSPRequestData("MD5", "00", "11", "1", ""))
     with pytest.raises(CertificateError, match="no OCSP response"):
         ocsp.check_chain([leaf, sub2], sub1, [good, None])
 

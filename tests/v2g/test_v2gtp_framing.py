@@ -179,3 +179,4 @@ def test_parse_datagram():
         with pytest.raises(V2GTPError) as ei:
             parse_datagram(bad)
         assert ei.value.reason is reason and ei.value.action is Action.DISCARD
+        assert str(ei.value).endswith(f"({Action.DISCARD.value})")    # the message says so too

@@ -107,7 +107,9 @@ def chain_request_data(chain: Sequence[Cert], root: Cert) -> list[OCSPRequestDat
 def request_from_data(data: OCSPRequestData) -> bytes:
     """A DER OCSPRequest from OCPP request data (what a CSMS sends to the responder)."""
     alg = {"SHA256": hashes.SHA256(), "SHA384": hashes.SHA384(),
-           "SHA512": hashes.SHA512()}[data.hash_algorithm]
+           "SHA512": hashes.SHA512()}.get(data.hash_algorithm)
+    if alg is None:
+        raise ValueError(f"OCSP request data: unsupported hashAlgorithm {data.hash_algorithm!r}")
     return ocsp.OCSPRequestBuilder().add_certificate_by_hash(
         bytes.fromhex(data.issuer_name_hash), bytes.fromhex(data.issuer_key_hash),
         int(data.serial_number, 16), alg).build().public_bytes(serialization.Encoding.DER)
@@ -313,12 +315,13 @@ class OCSPResponder:
         with the RFC 6960 error statuses)."""
         try:
             req = ocsp.load_der_ocsp_request(request_der)
+            alg = req.hash_algorithm        # an unknown hash OID raises here, not at parse
         except Exception:
             return _error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         issuer = None
         for cert, _key in self.issuers:
-            if (req.issuer_name_hash == _hash(req.hash_algorithm, cert.subject.public_bytes())
-                    and req.issuer_key_hash == _hash(req.hash_algorithm, _spki_bits(cert))):
+            if (req.issuer_name_hash == _hash(alg, cert.subject.public_bytes())
+                    and req.issuer_key_hash == _hash(alg, _spki_bits(cert))):
                 issuer = cert
                 break
         if issuer is None:
@@ -327,7 +330,7 @@ class OCSPResponder:
             nonce = req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
         except x509.ExtensionNotFound:
             nonce = None
-        return self._respond_one(req.serial_number, issuer, req.hash_algorithm, nonce, _utc(now))
+        return self._respond_one(req.serial_number, issuer, alg, nonce, _utc(now))
 
     def _respond_one(self, serial, issuer, alg, nonce, now) -> bytes:
         key = next(k for c, k in self.issuers if c == issuer)
