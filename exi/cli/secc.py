@@ -24,7 +24,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--interface", "-i", required=True, help="network interface (needs an fe80:: address)")
     p.add_argument("--protocols", default="iso2,din",
-                   help="supported protocols in preference order (din, iso2; default iso2,din)")
+                   help="supported protocols in preference order (din, iso2, iso20; default iso2,din)")
+    p.add_argument("--iso20-plain-tcp", action="store_true",
+                   help="TEST OPTION: select ISO 15118-20 on plain TCP too (for test tools such as the "
+                        "iso15118 package's simulators; the standard forbids it, [V2G20-2356])")
     p.add_argument("--priority", choices=("ev", "secc"), default="ev",
                    help="who decides among common protocols (default: the EV's Priority)")
     p.add_argument("--tls", action="store_true", help="also serve TLS (ISO 15118-2 profile)")
@@ -43,9 +46,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     protocols = tuple(x.strip() for x in args.protocols.split(",") if x.strip())
-    bad = [x for x in protocols if x not in ("din", "iso2")]
+    bad = [x for x in protocols if x not in ("din", "iso2", "iso20")]
     if bad or not protocols:
-        print(f"exi15118 secc: unsupported protocol(s) {bad}: choose from din, iso2", file=sys.stderr)
+        print(f"exi15118 secc: unsupported protocol(s) {bad}: choose from din, iso2, iso20", file=sys.stderr)
         return 2
     if args.tls and args.pki is None:
         print("exi15118 secc: --tls needs --pki DIR (create one with `exi15118 pki create --out DIR`)",
@@ -55,14 +58,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args, protocols) -> int:
-    from exi.v2g.session.drivers import Tracer, secc_tls_context, serve_secc
+    from exi.v2g.session.drivers import Tracer, pki_profile, secc_tls_context, serve_secc
     from exi.v2g.session.secc import SECCConfig
     config = SECCConfig(protocols=protocols, priority=args.priority,
-                        receipt_required=args.receipt_required)
+                        receipt_required=args.receipt_required, iso20_plain_tcp=args.iso20_plain_tcp)
     ctx = secc_tls_context(args.pki, args.keylog) if args.tls else None
     tracer = Tracer(args.trace) if args.trace else None
     service = await serve_secc(args.interface, config, tls_context=ctx, tls_only=args.tls_only,
-                               tracer=tracer, port=args.port)
+                               tracer=tracer, port=args.port,
+                               tls_profile=pki_profile(args.pki) if args.tls else "iso2")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import hashlib
 import json
 import logging
 import ssl as _ssl
@@ -95,6 +96,11 @@ class CoreHandler:
         self.log = logging.getLogger("exi.v2g.session." + ("secc" if self.secc else "evcc"))
 
     def connection_made(self, info: transport.ConnectionInfo, now: float):
+        # What the connection is decides whether ISO 15118-20 may run on it.
+        self.core.tls_version = info.tls_version
+        if self.secc and info.peer_certificate is not None:
+            from cryptography.hazmat.primitives.serialization import Encoding
+            self.core.peer_cert_digest = hashlib.sha512(info.peer_certificate.public_bytes(Encoding.DER)).digest()
         if self.secc:
             self.label = self.label or f"[{info.peer[0]}]:{info.peer[1]}"
             self.log.info("%s connected%s", self.label, f" ({info.tls_version})" if info.secure else "")
@@ -127,7 +133,7 @@ class CoreHandler:
                 frames.append((o.payload_type, o.payload))
                 if self.tracer:
                     self.tracer.record(tx, o.schema, o.name, o.message, self.label)
-                body = o.message if o.schema == "sap" else _body(o.message)
+                body = o.message if o.schema == "sap" or o.schema.startswith("iso20") else _body(o.message)
                 code = getattr(body, "ResponseCode", None)
                 self.log.info("%s -> %s%s", self.label, o.name, f" {getattr(code, 'value', code)}" if code else "")
             elif isinstance(o, MessageReceived):
@@ -158,14 +164,31 @@ def _body(msg):
 # ---------------------------------------------------------------------------------------
 # TLS from a PKI folder written by exi.v2g.pki / `exi15118 pki create`
 
+def pki_profile(pki: Union[str, Path]) -> str:
+    """"iso20" for a folder from ``pki create --profile iso20`` (it has a vehicle
+    certificate), else "iso2"."""
+    return "iso20" if (Path(pki) / "private_keys" / "vehicleLeaf.key").exists() else "iso2"
+
+
 def secc_tls_context(pki: Union[str, Path], keylog=None) -> _ssl.SSLContext:
+    """TLS server context of the PKI folder's profile; -20: TLS 1.3 and the vehicle
+    certificate required ([V2G20-2400]), trusted up to the OEM or V2G root."""
     pki = Path(pki)
-    return tls.secc_context("iso2", pki / "certs" / "seccChain.pem", pki / "private_keys" / "seccLeaf.key",
-                            keylog=keylog)
+    profile = pki_profile(pki)
+    trust = [p for p in (pki / "certs" / "oemRootCA.pem", pki / "certs" / "v2gRootCA.pem") if p.exists()]
+    return tls.secc_context(profile, pki / "certs" / "seccChain.pem", pki / "private_keys" / "seccLeaf.key",
+                            keylog=keylog, trust=trust if profile == "iso20" else None)
 
 
 def evcc_tls_context(pki: Union[str, Path], keylog=None) -> _ssl.SSLContext:
-    return tls.evcc_context("iso2", Path(pki) / "certs" / "v2gRootCA.pem", keylog=keylog)
+    """TLS client context of the PKI folder's profile; -20 presents the vehicle
+    certificate ([V2G20-2339])."""
+    pki = Path(pki)
+    if pki_profile(pki) == "iso20":
+        return tls.evcc_context("iso20", pki / "certs" / "v2gRootCA.pem", keylog=keylog,
+                                certfile=pki / "certs" / "vehicleChain.pem",
+                                keyfile=pki / "private_keys" / "vehicleLeaf.key")
+    return tls.evcc_context("iso2", pki / "certs" / "v2gRootCA.pem", keylog=keylog)
 
 
 # ---------------------------------------------------------------------------------------
@@ -207,7 +230,8 @@ class SECCService:
 async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
                      tls_context: Optional[_ssl.SSLContext] = None, tls_only: bool = False,
                      tracer: Optional[Tracer] = None, port: Optional[int] = None,
-                     sdp_enabled: bool = True, keep_sessions: bool = False) -> SECCService:
+                     sdp_enabled: bool = True, keep_sessions: bool = False,
+                     tls_profile: str = "iso2") -> SECCService:
     """Serve concurrent sessions on ``interface`` until ``close()``.
 
     A plain TCP server always runs unless ``tls_only`` (DIN SPEC 70121 has no TLS,
@@ -229,7 +253,7 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
         service.servers.append(await transport.start_secc_server(factory, interface, port=port))
     if tls_context is not None:
         service.servers.append(await transport.start_secc_server(
-            factory, interface, ssl=tls_context, tls_profile="iso2"))
+            factory, interface, ssl=tls_context, tls_profile=tls_profile))
     if sdp_enabled:
         service.sdp = await sdp.serve_sdp(interface, tls_port=service.tls_port, tcp_port=service.tcp_port)
     return service
@@ -241,7 +265,7 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
 async def run_evcc(interface: str, config: Optional[EVCCConfig] = None, *, ev: Optional[EVController] = None,
                    ssl: Optional[_ssl.SSLContext] = None, tracer: Optional[Tracer] = None,
                    host: Optional[str] = None, port: Optional[int] = None,
-                   sdp_max_requests: int = sdp.SDP_MAX_REQUESTS) -> SessionEnded:
+                   sdp_max_requests: int = sdp.SDP_MAX_REQUESTS, tls_profile: str = "iso2") -> SessionEnded:
     """One whole session: SDP, TCP/TLS, the session core.  Returns how it ended."""
     config = config or EVCCConfig()
     loop = asyncio.get_running_loop()
@@ -260,7 +284,7 @@ async def run_evcc(interface: str, config: Optional[EVCCConfig] = None, *, ev: O
         host, port = resp.host, resp.port
     try:
         conn = await transport.connect_evcc(host, port, interface=interface, ssl=ssl,
-                                            tls_profile="iso2" if ssl is not None else None)
+                                            tls_profile=tls_profile if ssl is not None else None)
     except (OSError, _ssl.SSLError, asyncio.TimeoutError) as e:
         return SessionEnded(False, f"cannot connect to [{host}]:{port}: {e!r}")
     if conn.info.secure:

@@ -49,6 +49,7 @@ class ISO20SECCSettings:
     """What a -20 SECC offers (``SECCConfig.iso20``)."""
     services: tuple = SERVICES               # energy services offered (of the negotiated set)
     schedule_tuples: int = 3                 # scheduled mode: ScheduleTuples offered (1..3)
+    schedule_tuple_ids: tuple = ()           # their ids (default 1..n; 1..255 allowed)
     service_renegotiation: bool = True
     pause_allowed: bool = True
     standby_allowed: bool = True
@@ -295,12 +296,14 @@ class ISO20SECC:
         """Up to three ScheduleTuples (ids 1..n): full power, 2/3 and 1/3 of it, each with
         a one-level price schedule ([V2G20-2176] wants a price schedule)."""
         pmax = max((p.max_power for p in self.evse.schedule()), default=self.evse.dc_limits().max_power)
-        n = max(1, min(3, self.settings.schedule_tuples))
-        self.tuple_ids = tuple(range(1, n + 1))
+        ids = tuple(self.settings.schedule_tuple_ids)[:3] or \
+            tuple(range(1, max(1, min(3, self.settings.schedule_tuples)) + 1))
+        n = len(ids)
+        self.tuple_ids = ids
         t0 = self.settings.unix_time(now)
         tuples = []
-        for tid in self.tuple_ids:
-            power = pmax * (n + 1 - tid) / n
+        for k, tid in enumerate(self.tuple_ids):
+            power = pmax * (n - k) / n
             entry = CM.PowerScheduleEntryType(Duration=86400, Power=rn(CM, power))
             sched = CM.ChargingScheduleType(
                 PowerSchedule=CM.PowerScheduleType(TimeAnchor=t0, PowerScheduleEntries=CM.PowerScheduleEntryListType(
@@ -316,7 +319,7 @@ class ISO20SECC:
                         CM.PowerScheduleEntryType(Duration=86400, Power=rn(CM, -power))])))
             tuples.append(CM.ScheduleTupleType(ScheduleTupleID=tid, ChargingSchedule=sched,
                                                DischargingSchedule=discharge))
-        self._tuple_power = {tid: pmax * (n + 1 - tid) / n for tid in self.tuple_ids}
+        self._tuple_power = {tid: pmax * (n - k) / n for k, tid in enumerate(self.tuple_ids)}
         return CM.Scheduled_SEResControlModeType(ScheduleTuple=tuples)
 
     def _on_PowerDeliveryReq(self, req, now):
