@@ -295,3 +295,19 @@ def test_tables_draw():
     text = diagram(SECC_TABLE, "mermaid", "SECC iso20")
     assert "CHARGING --> POWER_STOPPED: PowerDeliveryReq" in text
     assert SECC20State.ENDED.name in text
+
+
+def test_dynamic_bpt_discharge_drains_the_battery():
+    ev = SimulatedEV(soc_pct=60.0)
+    evse = SimulatedEVSE(bidirectional=True)
+    pair, result = run("dc_bpt", "dynamic", ev=ev, evse=evse, max_charge_loops=10,
+                       secc=SECCConfig(protocols=("iso20",), iso20=ISO20SECCSettings(discharge_power=11000)))
+    assert result.ok, result.reason
+    currents = [e.message.EVSEPresentCurrent for e in pair.log if e.name == "DC_ChargeLoopRes"]
+    assert currents[-1].Value < 0, "the EVSE sinks power"
+    assert ev.soc_pct < 60.0 and ev.energy_wh < 0
+    # A unidirectional EVSE never discharges, whatever the setting.
+    ev = SimulatedEV(soc_pct=60.0)
+    pair, result = run("dc_bpt", "dynamic", ev=ev, max_charge_loops=5,
+                       secc=SECCConfig(protocols=("iso20",), iso20=ISO20SECCSettings(discharge_power=11000)))
+    assert result.ok and ev.soc_pct > 60.0

@@ -53,6 +53,9 @@ class ISO20SECCSettings:
     service_renegotiation: bool = True
     pause_allowed: bool = True
     standby_allowed: bool = True
+    # Dynamic BPT: discharge the EV at this power (W) instead of charging it, within the
+    # EV's and the EVSE's discharge limits (the EVSE must be bidirectional).  0: charge.
+    discharge_power: float = 0.0
     # Header TimeStamp (Unix seconds) from the core's time; the cores read no clock, so
     # the driver passes a wall-clock mapping here when it has one.
     unix_time: Callable[[float], int] = field(default=lambda now: int(now))
@@ -480,6 +483,10 @@ class ISO20SECC:
             if fr(mode.EVTargetEnergyRequest) <= 0:
                 p = min(p, fr(mode.EVMinimumChargePower))
             i = min(fr(mode.EVMaximumChargeCurrent), lim.max_current, p / v if v > 1 else 0.0)
+            if self.bpt and self.settings.discharge_power > 0 and getattr(self.evse, "bidirectional", False):
+                dp, di = self._discharge_limits()
+                p_dis = min(self.settings.discharge_power, fr(mode.EVMaximumDischargePower), dp)
+                i = -min(fr(mode.EVMaximumDischargeCurrent), di, p_dis / v if v > 1 else 0.0)
         else:
             mode = req.BPT_Scheduled_DC_CLReqControlMode if self.bpt else req.Scheduled_DC_CLReqControlMode
             if mode is None:
