@@ -29,6 +29,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="energy transfer service (ac_bpt/dc_bpt: ISO 15118-20 only)")
     p.add_argument("--control", choices=("scheduled", "dynamic"), default="scheduled",
                    help="ISO 15118-20 control mode (default scheduled)")
+    p.add_argument("--late-responses", choices=("enforce", "tolerate"), default="enforce",
+                   help="a charger that breaks a timer: end the session (enforce, the standard) or "
+                        "log it and wait on (tolerate)")
     p.add_argument("--iso20-plain-tcp", action="store_true",
                    help="TEST OPTION: offer ISO 15118-20 without TLS 1.3 (for test tools such as the "
                         "iso15118 package's simulators; the standard forbids it, [V2G20-1237])")
@@ -85,7 +88,7 @@ async def _main(args, protocols):
                         resume_session_id=bytes.fromhex(args.resume) if args.resume else None,
                         renegotiate_after=args.renegotiate_after,
                         precharge_tolerance=args.precharge_tolerance, control=args.control,
-                        iso20_plain_tcp=args.iso20_plain_tcp)
+                        iso20_plain_tcp=args.iso20_plain_tcp, late_responses=args.late_responses)
     ctx = evcc_tls_context(args.pki, args.keylog) if args.tls else None
     tracer = Tracer(args.trace) if args.trace else None
     try:

@@ -23,6 +23,7 @@ from typing import IO, Optional, Union
 import exi
 from exi.v2g import sdp, tls, transport
 
+from . import protocols as protocol_modules
 from .controllers import EVController
 from .events import (Close, MessageReceived, PowerDeliveryChanged, ProtocolNegotiated, Send,
                      SessionEnded, SessionEstablished)
@@ -238,6 +239,7 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
     [V2G-DC-618] (2nd-hand)); with ``tls_context`` a TLS server runs too and SDP answers
     each EV with the security it asked for when offered."""
     config = config or SECCConfig()
+    protocol_modules.preload(config.protocols)     # grammars loaded before the first EV
     stats = PerformanceStats()
     service = SECCService([], None, config, tracer, stats)
     counter = [0]

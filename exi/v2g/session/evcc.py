@@ -132,6 +132,7 @@ class EVCCSession:
         self.tls_version: Optional[str] = None
         # The protocol module that runs the session after SAP (-20); None: DIN/-2 here.
         self.protocol = None
+        protocol_modules.preload(self.config.protocols)
 
     # -- driver interface ---------------------------------------------------------------
     def start(self, now: float, setup_started: Optional[float] = None) -> list:

@@ -147,6 +147,7 @@ class SECCSession:
         self.sequence_limit = self.config.sequence_timeout
         # The protocol module that runs the session after SAP (-20); None: DIN/-2 here.
         self.protocol = None
+        protocol_modules.preload(self.config.protocols)
 
     # -- driver interface ---------------------------------------------------------------
     def connection_made(self, now: float) -> list:

@@ -289,8 +289,10 @@ class ISO20EVCC:
                 lim = self.ev.dc_limits() if self.dc else None
                 power = min(self.pmax or 0.0, lim.max_power if lim else self.pmax or 0.0)
                 fields["EVPowerProfile"] = CM.EVPowerProfileType(
+                    # PowerToleranceAcceptance is optional in the published XSD, mandatory
+                    # for the iso15118 package (draft schema): always sent.
                     TimeAnchor=0, Scheduled_EVPPTControlMode=CM.Scheduled_EVPPTControlModeType(
-                        SelectedScheduleTupleID=self.tuple_id),
+                        SelectedScheduleTupleID=self.tuple_id, PowerToleranceAcceptance="PowerToleranceConfirmed"),
                     EVPowerProfileEntries=CM.EVPowerProfileEntryListType(EVPowerProfileEntry=[
                         CM.PowerScheduleEntryType(Duration=86400, Power=rn(CM, power))]))
             if self.bpt:
@@ -348,7 +350,7 @@ class ISO20EVCC:
 
     def _loop_fields(self, now) -> dict:
         ev = self.ev
-        fields: dict = {"MeterInfoRequested": False, "DisplayParameters": self._display(DC if self.dc else AC)}
+        fields: dict = {"MeterInfoRequested": False, "DisplayParameters": self._display(DC if self.dc else AC, now)}
         if not self.dc:
             return {**fields, **self._ac_loop_fields()}
         lim = ev.dc_limits()
@@ -419,8 +421,10 @@ class ISO20EVCC:
         self.ev.update(now, 230.0, self.ac_power / 230.0)
         return self._after_loop(res, now)
 
-    def _display(self, mod):
-        return mod.DisplayParametersType(PresentSOC=self.ev.soc())
+    def _display(self, mod, now):
+        # ChargingComplete is optional in the published XSD, mandatory for the iso15118
+        # package (draft schema): always sent.
+        return mod.DisplayParametersType(PresentSOC=self.ev.soc(), ChargingComplete=bool(self.ev.charging_complete(now)))
 
     def _on_DC_ChargeLoopRes(self, res, now, out):
         v, i = fr(res.EVSEPresentVoltage), fr(res.EVSEPresentCurrent)
