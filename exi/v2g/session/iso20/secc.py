@@ -316,10 +316,11 @@ class ISO20SECC:
                     PriceLevelScheduleEntries=CM.PriceLevelScheduleEntryListType(PriceLevelScheduleEntry=[
                         CM.PriceLevelScheduleEntryType(Duration=86400, PriceLevel=0)])))
             discharge = None
-            if self.bpt:
+            if self.bpt:        # a price schedule here too (the iso15118 package requires it)
                 discharge = CM.ChargingScheduleType(PowerSchedule=CM.PowerScheduleType(
                     TimeAnchor=t0, PowerScheduleEntries=CM.PowerScheduleEntryListType(PowerScheduleEntry=[
-                        CM.PowerScheduleEntryType(Duration=86400, Power=rn(CM, -power))])))
+                        CM.PowerScheduleEntryType(Duration=86400, Power=rn(CM, -power))])),
+                    PriceLevelSchedule=sched.PriceLevelSchedule)
             tuples.append(CM.ScheduleTupleType(ScheduleTupleID=tid, ChargingSchedule=sched,
                                                DischargingSchedule=discharge))
         self._tuple_power = {tid: pmax * (n - k) / n for k, tid in enumerate(self.tuple_ids)}
@@ -328,6 +329,8 @@ class ISO20SECC:
     def _on_PowerDeliveryReq(self, req, now):
         progress = val(req.ChargeProgress)
         dc = self.schema == "iso20_dc"
+        if val(req.EVProcessing) == "Ongoing" and self.state in (S.PRE_CHARGE, S.POWER_DELIVERY):
+            return {}, self.state, []           # the EV repeats it once it is ready
         if progress == "Start":
             if self.state is S.CHARGING:
                 raise Failed20("FAILED_SequenceError", "PowerDelivery Start while charging")

@@ -57,8 +57,9 @@ SECC_TABLE: Table = {
     (S.SCHEDULE_EXCHANGE, "ScheduleExchangeReq"): (S.SCHEDULE_EXCHANGE, S.CABLE_CHECK, S.POWER_DELIVERY),
     (S.CABLE_CHECK, "DC_CableCheckReq"): (S.CABLE_CHECK, S.PRE_CHARGE),
     (S.PRE_CHARGE, "DC_PreChargeReq"): (S.PRE_CHARGE,),
-    (S.PRE_CHARGE, "PowerDeliveryReq"): (S.CHARGING, S.POWER_STOPPED),
-    (S.POWER_DELIVERY, "PowerDeliveryReq"): (S.CHARGING, S.POWER_STOPPED),
+    # EVProcessing=Ongoing: the EV is not ready yet and repeats the request (same state).
+    (S.PRE_CHARGE, "PowerDeliveryReq"): (S.CHARGING, S.POWER_STOPPED, S.PRE_CHARGE),
+    (S.POWER_DELIVERY, "PowerDeliveryReq"): (S.CHARGING, S.POWER_STOPPED, S.POWER_DELIVERY),
     (S.CHARGING, "DC_ChargeLoopReq"): (S.CHARGING,),
     (S.CHARGING, "AC_ChargeLoopReq"): (S.CHARGING,),
     # Stop, Standby (CHARGING again when refused: WARNING_StandbyNotAllowed), ScheduleRenegotiation
