@@ -78,3 +78,26 @@ def test_recorded_charger_responses_into_our_evcc(records):
         out = evcc.receive(res.exi, res.time, res.payload_type)
     assert isinstance(evcc.result, SessionEnded) and evcc.result.ok, evcc.result
     assert sent_names[-1] == "SessionStopReq"
+
+
+def test_summary_judges_the_iso20_charge_loop_sequence_timeout(records):
+    """decode --summary: the recorded loop keeps V2G_SECC_Sequence_Timeout (0.5 s after a
+    charge-loop response, Tables 216-218); a request delayed past it is reported."""
+    from exi.capture.summary import summarize
+    seq = "V2G_SECC_Sequence_Timeout"
+    s = summarize(records)["sessions"][0]
+    assert s["schema"].startswith("iso20") and not [x for x in s["late_responses"] if x["timer"] == seq]
+    loop_reqs = [i for i, r in enumerate(records) if r.name == "AC_ChargeLoopReq"]
+    i = loop_reqs[3]
+    prev_res = records[i - 1]
+    assert prev_res.name == "AC_ChargeLoopRes"
+    late = list(records)
+    late[i] = exi.capture.MessageRecord(
+        prev_res.time + 0.7, records[i].frame, records[i].stream, records[i].direction, records[i].src,
+        records[i].sport, records[i].dst, records[i].dport, records[i].transport, records[i].payload_type,
+        records[i].schema, records[i].schema_guessed, records[i].name, records[i].content,
+        exi=records[i].exi, message=records[i].message)
+    s = summarize(late)["sessions"][0]
+    hits = [x for x in s["late_responses"] if x["timer"] == seq]
+    assert len(hits) == 1 and hits[0]["limit"] == 0.5 and hits[0]["message"] == "AC_ChargeLoopReq"
+    assert abs(hits[0]["response_time"] - 0.7) < 1e-6
