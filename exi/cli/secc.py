@@ -25,6 +25,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--interface", "-i", required=True, help="network interface (needs an fe80:: address)")
     p.add_argument("--protocols", default="iso2,din",
                    help="supported protocols in preference order (din, iso2, iso20; default iso2,din)")
+    p.add_argument("--iso20-loop-timeout", type=float, metavar="SECONDS",
+                   help="TEST OPTION: V2G_SECC_Sequence_Timeout in the -20 charge loop instead of "
+                        "the standard's 0.5 s (slow test peers)")
     p.add_argument("--iso20-plain-tcp", action="store_true",
                    help="TEST OPTION: select ISO 15118-20 on plain TCP too (for test tools such as the "
                         "iso15118 package's simulators; the standard forbids it, [V2G20-2356])")
@@ -62,6 +65,9 @@ async def _main(args, protocols) -> int:
     from exi.v2g.session.secc import SECCConfig
     config = SECCConfig(protocols=protocols, priority=args.priority,
                         receipt_required=args.receipt_required, iso20_plain_tcp=args.iso20_plain_tcp)
+    if args.iso20_loop_timeout is not None:
+        from exi.v2g.session.iso20 import ISO20SECCSettings
+        config.iso20 = ISO20SECCSettings(loop_sequence_timeout=args.iso20_loop_timeout)
     ctx = secc_tls_context(args.pki, args.keylog) if args.tls else None
     tracer = Tracer(args.trace) if args.trace else None
     service = await serve_secc(args.interface, config, tls_context=ctx, tls_only=args.tls_only,
