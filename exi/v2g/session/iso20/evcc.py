@@ -303,10 +303,7 @@ class ISO20EVCC:
         if self._ongoing(res.EVSEProcessing, now, "CableCheck"):
             return "DC_CableCheckReq", {}, True
         self.host._timers.pop("cable_check", None)
-        return self._precharge_req(), (lambda now: self._precharge_fields()), False
-
-    def _precharge_req(self):
-        return "DC_PreChargeReq"
+        return "DC_PreChargeReq", (lambda now: self._precharge_fields()), False
 
     def _precharge_fields(self) -> dict:
         v = self.ev.battery_voltage()

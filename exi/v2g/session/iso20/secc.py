@@ -26,7 +26,8 @@ from .. import timers
 from ..events import MessageReceived, PowerDeliveryChanged, Send, SessionEstablished
 from ..machine import check_transition
 from ._msg import AC, CM, DC, SESSION_PAYLOAD_TYPES, build, fr, payload_type_of, rn, schema_of, val
-from .tables import DYNAMIC, SECC_TABLE, SERVICES, Service, SECC20State, parameter_sets
+from ..secc import PausedSession
+from .tables import DYNAMIC, SCHEDULED, SECC_TABLE, SERVICES, Service, SECC20State, parameter_sets
 
 __all__ = ["ISO20SECCSettings", "ISO20SECC", "Failed20"]
 
@@ -175,7 +176,7 @@ class ISO20SECC:
             extra = {}
             if name == "ScheduleExchangeRes":       # the choice the session's control mode wants
                 extra = {"Scheduled_SEResControlMode": CM.Scheduled_SEResControlModeType(ScheduleTuple=[])} \
-                    if self.control == 1 else {"Dynamic_SEResControlMode": CM.Dynamic_SEResControlModeType()}
+                    if self.control == SCHEDULED else {"Dynamic_SEResControlMode": CM.Dynamic_SEResControlModeType()}
             return {"EVSEProcessing": "Finished", **extra}
         if name == "ServiceDiscoveryRes":
             return {"ServiceRenegotiationSupported": self.settings.service_renegotiation,
@@ -223,8 +224,7 @@ class ISO20SECC:
         # the EVCCID (and the certificate digest when the driver gives us one).  A
         # mismatch gets a new session ([V2G20-2626]/[V2G20-2627]).
         if resumed is not None and (resumed.evcc_id != req.EVCCID or
-                                    getattr(resumed, "peer_cert_digest", None)
-                                    != getattr(host, "peer_cert_digest", None)):
+                                    resumed.peer_cert_digest != host.peer_cert_digest):
             log.warning("%s: resume of %s refused: another vehicle", host.name, sid_in.hex())
             resumed = None
         if resumed is not None and isinstance(resumed.context, ISO20Context):
@@ -398,11 +398,10 @@ class ISO20SECC:
         if what == "Pause":
             if not self.settings.pause_allowed:
                 raise Failed20("FAILED_PauseNotAllowed", "pause not allowed")
-            from ..secc import PausedSession
-            info = PausedSession(host.session_id, self.schema, host.evcc_id, now)
-            info.context = ISO20Context(self.service, self.parameter_set, self.control)
-            info.peer_cert_digest = getattr(host, "peer_cert_digest", None)
-            host.config.store.pause(info)
+            host.config.store.pause(PausedSession(
+                host.session_id, self.schema, host.evcc_id, now,
+                context=ISO20Context(self.service, self.parameter_set, self.control),
+                peer_cert_digest=host.peer_cert_digest))
             return {}, S.ENDED, []
         if what == "ServiceRenegotiation":
             if not self.settings.service_renegotiation:
