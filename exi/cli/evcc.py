@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"exi15118 evcc: --protocol must be din, iso2, iso20 or a list of them, not {args.protocol!r}",
               file=sys.stderr)
         return 2
+    if protocols == ("iso20",) and not args.tls and not args.iso20_plain_tcp:
+        print("exi15118 evcc: ISO 15118-20 runs over TLS 1.3 only ([V2G20-1237]): add --tls --pki DIR "
+              "(a folder from `exi15118 pki create --profile iso20`), or the test option --iso20-plain-tcp",
+              file=sys.stderr)
+        return 2
     if args.mode.endswith("_bpt") and protocols != ("iso20",):
         print("exi15118 evcc: bidirectional modes exist in ISO 15118-20 only (--protocol iso20)", file=sys.stderr)
         return 2
