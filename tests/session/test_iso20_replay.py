@@ -1,8 +1,9 @@
 """A recorded ISO 15118-20 session of independent implementations (dSPACE DS5366 and
-Josev, AC_BPT over plain TCP; /work/shared/vectors/captures/dspace-group+dsV2Gshark)
+Josev, AC_BPT over plain TCP; shared/vectors/captures/dspace-group+dsV2Gshark)
 replayed into our -20 SECC (its requests) and our -20 EVCC (its responses)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,17 @@ from exi.v2g.session.evcc import EVCCConfig, EVCCSession
 from exi.v2g.session.iso20 import ISO20SECCSettings
 from exi.v2g.session.secc import SECCConfig, SECCSession
 
-CAPTURE = Path("/work/shared/vectors/captures/dspace-group+dsV2Gshark/Wireshark/dsV2Gshark_examples/"
-               "ISO-20_BPT_AC_DS5366_Josev.pcapng")
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("EXI_SHARED_VECTORS", REPO.parent / "shared" / "vectors"))
+CAPTURE = SHARED / "captures/dspace-group+dsV2Gshark/Wireshark/dsV2Gshark_examples/ISO-20_BPT_AC_DS5366_Josev.pcapng"
 EV, CHARGER = "EVCC->SECC", "SECC->EVCC"
 
 
 @pytest.fixture(scope="module")
 def records():
     if not CAPTURE.exists():
-        pytest.fail(f"{CAPTURE} missing: the shared capture set (/work/shared/vectors) is needed", pytrace=False)
+        pytest.fail(f"{CAPTURE} missing: check out the shared vectors next to the repository, or set "
+                    "EXI_SHARED_VECTORS to the vectors directory", pytrace=False)
     recs = [r for r in exi.capture.read(CAPTURE) if r.stream is not None and r.name and not r.error]
     assert recs[0].name == "supportedAppProtocolReq"
     return recs
