@@ -36,6 +36,7 @@ CASES = [  # our mode, the peer's protocol, its energy service
 # Each case starts the peer's JVM (~30 s); the default run takes one service per
 # direction, EXI15118_ISO20_FULL=1 all four both ways (documented in the session README).
 FULL = os.environ.get("EXI15118_ISO20_FULL") == "1"
+CONTROL = os.environ.get("EXI15118_ISO20_CONTROL", "scheduled")     # our EVCC's control mode
 OUR_EVCC_CASES = CASES if FULL else [CASES[1]]       # DC_BPT
 PEER_EVCC_CASES = CASES if FULL else [CASES[3]]      # AC_BPT
 
@@ -58,7 +59,7 @@ def test_our_evcc_against_peer_secc(pair, tmp_path, mode, peer_proto, service):
         trace = tmp_path / "evcc.jsonl"
         r = subprocess.run(pair.argv("evcc", [
             sys.executable, "-m", "exi", "evcc", "-i", pair.iface["evcc"], "--protocol", "iso20",
-            "--mode", mode, "--loops", "4", "--precharge-tolerance", "1000", "--iso20-plain-tcp",
+            "--mode", mode, "--control", CONTROL, "--loops", "4", "--precharge-tolerance", "1000", "--iso20-plain-tcp",
             "--late-responses", "tolerate",
             "--trace", str(trace)]), cwd=str(ROOT), capture_output=True, text=True, timeout=120)
         result = json.loads(r.stdout.strip().splitlines()[-1])

@@ -285,16 +285,22 @@ class ISO20EVCC:
         self.progress = progress
         fields: dict = {"EVProcessing": "Finished", "ChargeProgress": progress}
         if progress == "Start":
+            # The profile is optional in the standard; the iso15118 package requires it
+            # with Start, so it is always sent: one entry at the power the EV plans.
+            lim = self.ev.dc_limits() if self.dc else None
             if self.control == SCHEDULED:
-                lim = self.ev.dc_limits() if self.dc else None
                 power = min(self.pmax or 0.0, lim.max_power if lim else self.pmax or 0.0)
-                fields["EVPowerProfile"] = CM.EVPowerProfileType(
-                    # PowerToleranceAcceptance is optional in the published XSD, mandatory
-                    # for the iso15118 package (draft schema): always sent.
-                    TimeAnchor=0, Scheduled_EVPPTControlMode=CM.Scheduled_EVPPTControlModeType(
-                        SelectedScheduleTupleID=self.tuple_id, PowerToleranceAcceptance="PowerToleranceConfirmed"),
-                    EVPowerProfileEntries=CM.EVPowerProfileEntryListType(EVPowerProfileEntry=[
-                        CM.PowerScheduleEntryType(Duration=86400, Power=rn(CM, power))]))
+                mode = {"Scheduled_EVPPTControlMode": CM.Scheduled_EVPPTControlModeType(
+                    # PowerToleranceAcceptance: optional in the published XSD, mandatory
+                    # for the iso15118 package (draft schema).
+                    SelectedScheduleTupleID=self.tuple_id, PowerToleranceAcceptance="PowerToleranceConfirmed")}
+            else:
+                ac = self.ev.ac_limits()
+                power = lim.max_power if lim else ac.nominal_voltage * ac.max_current * 3
+                mode = {"Dynamic_EVPPTControlMode": CM.Dynamic_EVPPTControlModeType()}
+            fields["EVPowerProfile"] = CM.EVPowerProfileType(
+                TimeAnchor=0, **mode, EVPowerProfileEntries=CM.EVPowerProfileEntryListType(EVPowerProfileEntry=[
+                    CM.PowerScheduleEntryType(Duration=86400, Power=rn(CM, power))]))
             if self.bpt:
                 fields["BPT_ChannelSelection"] = "Charge"
         return "PowerDeliveryReq", fields, False
