@@ -320,3 +320,12 @@ def test_dynamic_bpt_discharge_drains_the_battery():
     pair, result = run("dc_bpt", "dynamic", ev=ev, max_charge_loops=5,
                        secc=SECCConfig(protocols=("iso20",), iso20=ISO20SECCSettings(discharge_power=11000)))
     assert result.ok and ev.soc_pct > 60.0
+
+
+def test_evse_notification_pause_ends_with_a_paused_session():
+    secc = SECCConfig(protocols=("iso20",))
+    pair, result = run("dc", "dynamic", evse=SimulatedEVSE(notify_at={0.2: "Pause"}), max_charge_loops=100,
+                       secc=secc)
+    assert result.ok and result.paused
+    assert [e.message.ChargingSession for e in pair.log if e.name == "SessionStopReq"] == ["Pause"]
+    assert result.session_id in secc.store.paused
