@@ -70,6 +70,7 @@ class _Session:
         self.late: list = []
         self.problems: list = []
         self.loop: Optional[list] = None        # [message, start, last] of a CableCheck/PreCharge loop
+        self.last_response: Optional[MessageRecord] = None   # for V2G_SECC_Sequence_Timeout
 
     def close_loop(self, base: Optional[str] = None) -> None:
         """A CableCheck/PreCharge loop ended (another request, or the stream's end)."""
@@ -126,11 +127,21 @@ def summarize(records: Iterable[MessageRecord]) -> dict:
             s.problems.append({"time": r.time, "frame": r.frame, "message": r.name,
                                "error": f"ResponseCode {code}"})
         if r.name.endswith("Req") and r.direction == EVCC_TO_SECC:
+            # -20 sequence timer per message (0.5 s after a charge-loop response); the
+            # table has this row for -20 only, DIN/-2 are not judged here.
+            prev = s.last_response
+            if prev is not None and prev.time and r.time:
+                lim, _src = limit_for(prev.schema, prev.name[:-3], timers.SECC_SEQUENCE_TIMEOUT)
+                if lim is not None and r.time - prev.time > lim:
+                    s.late.append({"time": r.time, "frame": r.frame, "message": r.name,
+                                   "response_time": round(r.time - prev.time, 6), "limit": lim,
+                                   "timer": timers.SECC_SEQUENCE_TIMEOUT})
             s.pending[r.name[:-3]] = r
             s.close_loop(r.name[:-3])
             if r.name in ("CableCheckReq", "PreChargeReq") and r.time and s.loop is None:
                 s.loop = [r.name[:-3], r.time, r.time]
         elif r.name.endswith("Res") and r.direction == SECC_TO_EVCC:
+            s.last_response = r
             base = r.name[:-3]
             req = s.pending.pop(base, None)
             if req is not None and r.time and req.time:

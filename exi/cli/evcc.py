@@ -1,6 +1,7 @@
 """``exi15118 evcc``: a vehicle (EVCC) running one whole charging session.
 
-    exi15118 evcc --interface eth1 --protocol din|iso2 --mode ac|dc [--tls --pki DIR] [--trace FILE]
+    exi15118 evcc --interface eth1 --protocol din|iso2|iso20 --mode ac|dc|ac_bpt|dc_bpt
+        [--control scheduled|dynamic] [--tls --pki DIR] [--iso20-plain-tcp] [--trace FILE]
 
 Finds the charger by SDP (one line at info level, each repeated request at debug), runs
 the session with a simulated battery (exi.v2g.session.controllers.SimulatedEV) and exits
@@ -34,8 +35,14 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--interface", "-i", required=True, help="network interface (needs an fe80:: address)")
     p.add_argument("--protocol", required=True,
-                   help="protocol(s) to offer, in priority order: din, iso2 or e.g. iso2,din")
-    p.add_argument("--mode", choices=("ac", "dc"), required=True)
+                   help="protocol(s) to offer, in priority order: din, iso2, iso20 or e.g. iso20,iso2,din")
+    p.add_argument("--mode", choices=("ac", "dc", "ac_bpt", "dc_bpt"), required=True,
+                   help="energy transfer service (ac_bpt/dc_bpt: ISO 15118-20 only)")
+    p.add_argument("--control", choices=("scheduled", "dynamic"), default="scheduled",
+                   help="ISO 15118-20 control mode (default scheduled)")
+    p.add_argument("--iso20-plain-tcp", action="store_true",
+                   help="TEST OPTION: offer ISO 15118-20 without TLS 1.3 (for test tools such as the "
+                        "iso15118 package's simulators; the standard forbids it, [V2G20-1237])")
     p.add_argument("--tls", action="store_true", help="ask for TLS (ISO 15118-2 profile)")
     p.add_argument("--pki", type=Path, help="PKI folder (its V2G root is the trust anchor)")
     p.add_argument("--loops", type=int, default=10, help="charge loop requests before stopping (default 10)")
@@ -73,8 +80,13 @@ def _session_id(text: str) -> bytes:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     protocols = tuple(x.strip() for x in args.protocol.split(",") if x.strip())
-    if not protocols or any(x not in ("din", "iso2") for x in protocols):
-        raise usage(f"--protocol must be din, iso2 or a list of them, not {args.protocol!r}")
+    if not protocols or any(x not in ("din", "iso2", "iso20") for x in protocols):
+        raise usage(f"--protocol must be din, iso2, iso20 or a list of them, not {args.protocol!r}")
+    if protocols == ("iso20",) and not args.tls and not args.iso20_plain_tcp:
+        raise usage("ISO 15118-20 runs over TLS 1.3 only ([V2G20-1237]): add --tls --pki DIR "
+                    "(a folder from `exi15118 pki create --profile iso20`), or the test option --iso20-plain-tcp")
+    if args.mode.endswith("_bpt") and protocols != ("iso20",):
+        raise usage("bidirectional modes exist in ISO 15118-20 only (--protocol iso20)")
     if "din" in protocols and args.mode == "ac":
         raise usage("DIN SPEC 70121 is DC only")
     if args.tls:
@@ -83,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         if protocols == ("din",):
             raise usage("DIN SPEC 70121 has no TLS: use --tls with --protocol iso2")
         if "din" in protocols:
-            logging.getLogger("exi.v2g.session").warning("DIN SPEC 70121 has no TLS: offering iso2 only")
+            logging.getLogger("exi.v2g.session").warning("DIN SPEC 70121 has no TLS: not offering it")
             protocols = tuple(x for x in protocols if x != "din")
         pki_cli.check_evcc_pki(args.pki)
     resume = _session_id(args.resume) if args.resume else None
@@ -101,19 +113,21 @@ async def _main(args, protocols, resume):
     import signal
 
     from exi.v2g.session.controllers import SimulatedEV
-    from exi.v2g.session.drivers import Tracer, evcc_tls_context, run_evcc
+    from exi.v2g.session.drivers import Tracer, evcc_tls_context, pki_profile, run_evcc
     from exi.v2g.session.evcc import EVCCConfig, EVCCSession
     from exi.v2g.session.events import SessionEnded
     config = EVCCConfig(protocols=protocols, mode=args.mode, max_charge_loops=args.loops,
                         loop_interval=args.loop_interval, stop="pause" if args.pause else "terminate",
                         resume_session_id=resume, renegotiate_after=args.renegotiate_after,
-                        precharge_tolerance=args.precharge_tolerance,
+                        precharge_tolerance=args.precharge_tolerance, control=args.control,
+                        iso20_plain_tcp=args.iso20_plain_tcp,
                         late_responses="tolerate" if args.tolerate_late else "enforce")
     ctx = evcc_tls_context(args.pki, args.keylog) if args.tls else None
     tracer = Tracer(args.trace) if args.trace else None
     core = EVCCSession(config, SimulatedEV(soc_pct=args.soc), name="evcc")
     task = asyncio.ensure_future(run_evcc(args.interface, config, ssl=ctx, tracer=tracer,
-                                          host=args.host, port=args.port, core=core))
+                                          host=args.host, port=args.port, core=core,
+                                          tls_profile=pki_profile(args.pki) if args.tls else "iso2"))
     loop = asyncio.get_running_loop()
     log = logging.getLogger("exi.v2g.session.evcc")
     interrupts = []

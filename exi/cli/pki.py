@@ -125,15 +125,24 @@ def check_evcc_pki(pki: Path) -> None:
         raise usage(f"--pki {pki}: certs/v2gRootCA.pem is not a PEM certificate") from None
 
 
-def check_secc_pki(pki: Path, pw: Optional[str]) -> None:
-    """Refuse, saying why, a PKI folder that cannot serve ISO 15118-2 TLS: files missing, a
-    key of the wrong profile, a chain that does not lead to the V2G root EVs trust, an
-    expired certificate, an encrypted key without (or with a wrong) password."""
+def check_secc_pki(pki: Path, pw: Optional[str], protocols: tuple = ("iso2",)) -> None:
+    """Refuse, saying why, a PKI folder that cannot serve TLS for ``protocols``: files
+    missing, a key of the wrong profile, a chain that does not lead to the V2G root EVs
+    trust, an expired certificate, an encrypted key without (or with a wrong) password.
+    A folder holds one profile (``pki create --profile``): an iso20 folder serves -20 TLS."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
     from exi.v2g import tls
+    from exi.v2g.session.drivers import pki_profile
     _folder(pki)
+    profile = pki_profile(pki)
+    if "iso20" in protocols and "iso2" not in protocols and profile != "iso20":
+        raise usage(f"--pki {pki} cannot serve ISO 15118-20 TLS: it is an ISO 15118-2 PKI (make one with "
+                    "`exi15118 pki create --profile iso20 --out DIR`)")
+    if profile == "iso20" and "iso20" not in protocols:
+        raise usage(f"--pki {pki} is an ISO 15118-20 PKI: it cannot serve ISO 15118-2 TLS (make one with "
+                    "`exi15118 pki create --profile iso2 --out DIR`, or add iso20 to --protocols)")
     chain_file = _need(pki, "certs/seccChain.pem")
     key_file = _need(pki, "private_keys/seccLeaf.key")
     try:
@@ -142,11 +151,12 @@ def check_secc_pki(pki: Path, pw: Optional[str]) -> None:
         raise usage(f"--pki {pki}: certs/seccChain.pem holds no PEM certificate") from None
     leaf = chain[0]
     try:
-        tls.check_peer_certificate(leaf, "iso2")
+        tls.check_peer_certificate(leaf, profile)
     except tls.TLSPolicyError as e:             # an SSLError: str() would show its args tuple
         reason = e.args[0] if e.args else e.__class__.__name__
-        raise usage(f"--pki {pki} cannot serve ISO 15118-2 TLS: SECC certificate {reason} (an iso2 PKI: "
-                    "`exi15118 pki create --profile iso2 --out DIR`)") from None
+        name = "ISO 15118-20" if profile == "iso20" else "ISO 15118-2"
+        raise usage(f"--pki {pki} cannot serve {name} TLS: SECC certificate {reason} (an {profile} PKI: "
+                    f"`exi15118 pki create --profile {profile} --out DIR`)") from None
     root_file = pki / "certs" / "v2gRootCA.pem"
     issuers = chain[1:] + ([x509.load_pem_x509_certificate(root_file.read_bytes())] if root_file.is_file() else [])
     for cert, issuer in zip(chain, issuers):

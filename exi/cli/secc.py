@@ -33,7 +33,13 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--interface", "-i", required=True, help="network interface (needs an fe80:: address)")
     p.add_argument("--protocols", default="iso2,din",
-                   help="supported protocols in preference order (din, iso2; default iso2,din)")
+                   help="supported protocols in preference order (din, iso2, iso20; default iso2,din)")
+    p.add_argument("--iso20-loop-timeout", type=float, metavar="SECONDS",
+                   help="TEST OPTION: V2G_SECC_Sequence_Timeout in the -20 charge loop instead of "
+                        "the standard's 0.5 s (slow test peers)")
+    p.add_argument("--iso20-plain-tcp", action="store_true",
+                   help="TEST OPTION: select ISO 15118-20 on plain TCP too (for test tools such as the "
+                        "iso15118 package's simulators; the standard forbids it, [V2G20-2356])")
     p.add_argument("--priority", choices=("ev", "secc"), default="ev",
                    help="who decides among common protocols (default: the EV's Priority)")
     p.add_argument("--tls", action="store_true", help="also serve TLS (ISO 15118-2 profile)")
@@ -57,28 +63,31 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     protocols = tuple(x.strip() for x in args.protocols.split(",") if x.strip())
-    bad = [x for x in protocols if x not in ("din", "iso2")]
+    bad = [x for x in protocols if x not in ("din", "iso2", "iso20")]
     if bad or not protocols:
-        raise usage(f"--protocols: unsupported {', '.join(bad) or 'empty list'}: choose from din, iso2")
+        raise usage(f"--protocols: unsupported {', '.join(bad) or 'empty list'}: choose from din, iso2, iso20")
     if args.tls_only and not args.tls:
         raise usage("--tls-only needs --tls")
     if args.tls and args.pki is None:
         raise usage("--tls needs --pki DIR (create one with `exi15118 pki create --out DIR`)")
     if args.pki is not None and not args.tls:
         raise usage("--pki is used with --tls only")
-    if args.tls and "iso2" not in protocols:
-        raise usage("DIN SPEC 70121 has no TLS: --tls serves ISO 15118-2 (--protocols iso2 or iso2,din)")
+    if args.tls and "iso2" not in protocols and "iso20" not in protocols:
+        raise usage("DIN SPEC 70121 has no TLS: --tls serves ISO 15118-2 or -20 (--protocols iso2,din or iso20)")
     if args.tls:
-        pki_cli.check_secc_pki(args.pki, pki_cli.password(args))
+        pki_cli.check_secc_pki(args.pki, pki_cli.password(args), protocols)
     return asyncio.run(_main(args, protocols))
 
 
 async def _main(args, protocols) -> int:
     from exi.v2g.session import workers
-    from exi.v2g.session.drivers import Tracer, secc_tls_context, serve_secc
+    from exi.v2g.session.drivers import Tracer, pki_profile, secc_tls_context, serve_secc
     from exi.v2g.session.secc import SECCConfig
     config = SECCConfig(protocols=protocols, priority=args.priority,
-                        receipt_required=args.receipt_required)
+                        receipt_required=args.receipt_required, iso20_plain_tcp=args.iso20_plain_tcp)
+    if args.iso20_loop_timeout is not None:
+        from exi.v2g.session.iso20 import ISO20SECCSettings
+        config.iso20 = ISO20SECCSettings(loop_sequence_timeout=args.iso20_loop_timeout)
     stop = asyncio.Event()              # Ctrl-C/SIGTERM from here on: a clean stop, no traceback
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -87,6 +96,7 @@ async def _main(args, protocols) -> int:
     tracer = Tracer(args.trace) if args.trace else None
     service = await serve_secc(args.interface, config, tls_context=ctx, tls_only=args.tls_only,
                                tracer=tracer, port=args.port, freeze_gc=True,
+                               tls_profile=pki_profile(args.pki) if args.tls else "iso2",
                                **workers.serve_options(args))
     pool = workers.WorkerPool.start(args, sys.argv[1:], service.tcp_port, service.tls_port)
     print(json.dumps({"event": "ready", "interface": args.interface, "tcp_port": service.tcp_port,

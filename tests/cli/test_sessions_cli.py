@@ -47,10 +47,19 @@ def test_pki_that_does_not_exist(cli):
 
 
 def test_pki_of_the_wrong_profile(cli, pkis):
-    r = cli("secc", "-i", "lo", "--tls", "--pki", pkis["iso20"])
+    r = cli("secc", "-i", "lo", "--tls", "--pki", pkis["iso20"])       # default protocols: din,iso2
+    assert r.code == 2 and "is an ISO 15118-20 PKI: it cannot serve ISO 15118-2 TLS" in r.err
+    assert "--profile iso2" in r.err and "('" not in r.err
+    r = cli("secc", "-i", "lo", "--protocols", "iso20", "--tls", "--pki", pkis["iso2"])
+    assert r.code == 2 and "cannot serve ISO 15118-20 TLS: it is an ISO 15118-2 PKI" in r.err
+    # a -2 folder whose SECC key is of the -20 curve: the certificate check names the reason
+    broken = pkis["iso2"].parent / "iso2-wrong-key"
+    shutil.copytree(pkis["iso2"], broken)
+    for rel in ("certs/seccChain.pem", "private_keys/seccLeaf.key"):
+        shutil.copy(pkis["iso20"] / rel, broken / rel)
+    r = cli("secc", "-i", "lo", "--tls", "--pki", broken)
     assert r.code == 2 and "cannot serve ISO 15118-2 TLS: SECC certificate" in r.err
-    assert "ISO 15118-2 needs a secp256r1 key, got secp521r1 (an iso2 PKI" in r.err and "--profile iso2" in r.err
-    assert "('" not in r.err
+    assert "ISO 15118-2 needs a secp256r1 key, got secp521r1 (an iso2 PKI" in r.err and "('" not in r.err
 
 
 def test_pki_whose_chain_does_not_reach_its_root(cli, pkis):

@@ -263,6 +263,9 @@ class SimulatedEVSE(EVSEController):
     authorized: bool = True
     notify_at: dict = field(default_factory=dict)
     meter_id: str = "EXI-METER-1"
+    # A bidirectional (ISO 15118-20 BPT) power stage: negative DC current sinks power
+    # from the battery (discharge), up to max_current / max_power as when charging.
+    bidirectional: bool = False
     _v: float = 0.0
     _v_target: float = 0.0
     _i_target: float = 0.0
@@ -331,7 +334,7 @@ class SimulatedEVSE(EVSEController):
             self._on = on
             return
         self._v_target = min(max(voltage, 0.0), self.max_voltage)
-        self._i_target = min(max(current, 0.0), self.max_current)
+        self._i_target = min(max(current, -self.max_current if self.bidirectional else 0.0), self.max_current)
         if on and not self._on:
             self._charging_since = now
         self._on = on
@@ -344,7 +347,7 @@ class SimulatedEVSE(EVSEController):
         if not self._on:
             return 0.0
         p_lim = self.max_power / self._v if self._v > 1 else self.max_current
-        return round(min(self._i_target, self.max_current, p_lim), 1)
+        return round(max(min(self._i_target, self.max_current, p_lim), -min(self.max_current, p_lim)), 1)
 
     def meter(self, now: float) -> MeterReading:
         self._advance(now)

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import datetime as _dt
 import gc
+import hashlib
 import json
 import logging
 import ssl as _ssl
@@ -25,6 +26,7 @@ import exi
 from exi.v2g import sdp, tls, transport
 from exi.v2g.faults import FaultLog, peer_label
 
+from . import protocols as protocol_modules
 from .controllers import EVController
 from .events import (Close, MessageReceived, PowerDeliveryChanged, ProtocolNegotiated, Send,
                      SessionEnded, SessionEstablished, TimerViolation)
@@ -116,6 +118,11 @@ class CoreHandler:
         self.log = logging.getLogger("exi.v2g.session." + ("secc" if self.secc else "evcc"))
 
     def connection_made(self, info: transport.ConnectionInfo, now: float):
+        # What the connection is decides whether ISO 15118-20 may run on it.
+        self.core.tls_version = info.tls_version
+        if self.secc and info.peer_certificate is not None:
+            from cryptography.hazmat.primitives.serialization import Encoding
+            self.core.peer_cert_digest = hashlib.sha512(info.peer_certificate.public_bytes(Encoding.DER)).digest()
         if self.secc:
             self.label = self.label or peer_label(info.peer)
             self.log.debug("%s connected%s", self.label, f" ({info.tls_version})" if info.secure else "")
@@ -150,7 +157,7 @@ class CoreHandler:
                 if self.tracer:
                     self.tracer.record(tx, o.schema, o.name, o.message, self.label)
                 if debug:
-                    body = o.message if o.schema == "sap" else _body(o.message)
+                    body = o.message if o.schema == "sap" or o.schema.startswith("iso20") else _body(o.message)
                     code = getattr(body, "ResponseCode", None)
                     self.log.debug("%s -> %s%s", self.label, o.name,
                                    f" {getattr(code, 'value', code)}" if code else "")
@@ -201,21 +208,38 @@ def _body(msg):
 # ---------------------------------------------------------------------------------------
 # TLS from a PKI folder written by exi.v2g.pki / `exi15118 pki create`
 
+def pki_profile(pki: Union[str, Path]) -> str:
+    """"iso20" for a folder from ``pki create --profile iso20`` (it has a vehicle
+    certificate), else "iso2"."""
+    return "iso20" if (Path(pki) / "private_keys" / "vehicleLeaf.key").exists() else "iso2"
+
+
 def secc_tls_context(pki: Union[str, Path], keylog=None, password: Optional[str] = None) -> _ssl.SSLContext:
-    """``password`` decrypts an encrypted key; without one an encrypted key is an error
+    """TLS server context of the PKI folder's profile; -20: TLS 1.3 and the vehicle
+    certificate required ([V2G20-2400]), trusted up to the OEM or V2G root.
+    ``password`` decrypts an encrypted key; without one an encrypted key is an error
     (ssl would otherwise ask on the terminal)."""
     pki = Path(pki)
+    profile = pki_profile(pki)
+    trust = [p for p in (pki / "certs" / "oemRootCA.pem", pki / "certs" / "v2gRootCA.pem") if p.exists()]
 
     def no_prompt():
         if password is None:
             raise ValueError(f"{pki / 'private_keys' / 'seccLeaf.key'} is encrypted and no password was given")
         return password
-    return tls.secc_context("iso2", pki / "certs" / "seccChain.pem", pki / "private_keys" / "seccLeaf.key",
-                            password=no_prompt, keylog=keylog)
+    return tls.secc_context(profile, pki / "certs" / "seccChain.pem", pki / "private_keys" / "seccLeaf.key",
+                            password=no_prompt, keylog=keylog, trust=trust if profile == "iso20" else None)
 
 
 def evcc_tls_context(pki: Union[str, Path], keylog=None) -> _ssl.SSLContext:
-    return tls.evcc_context("iso2", Path(pki) / "certs" / "v2gRootCA.pem", keylog=keylog)
+    """TLS client context of the PKI folder's profile; -20 presents the vehicle
+    certificate ([V2G20-2339])."""
+    pki = Path(pki)
+    if pki_profile(pki) == "iso20":
+        return tls.evcc_context("iso20", pki / "certs" / "v2gRootCA.pem", keylog=keylog,
+                                certfile=pki / "certs" / "vehicleChain.pem",
+                                keyfile=pki / "private_keys" / "vehicleLeaf.key")
+    return tls.evcc_context("iso2", pki / "certs" / "v2gRootCA.pem", keylog=keylog)
 
 
 # ---------------------------------------------------------------------------------------
@@ -285,6 +309,7 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
     ``reuse_port`` (with fixed ``port``/``tls_port``): listen with SO_REUSEPORT so that
     worker processes share the ports (:mod:`exi.v2g.session.workers`)."""
     config = config or SECCConfig()
+    protocol_modules.preload(config.protocols)     # grammars loaded before the first EV
     stats = PerformanceStats()
     faults = faults or FaultLog(logging.getLogger("exi.v2g.secc.faults"))
     service = SECCService([], None, config, tracer, stats)
@@ -328,7 +353,7 @@ async def run_evcc(interface: str, config: Optional[EVCCConfig] = None, *, ev: O
                    ssl: Optional[_ssl.SSLContext] = None, tracer: Optional[Tracer] = None,
                    host: Optional[str] = None, port: Optional[int] = None,
                    sdp_max_requests: int = sdp.SDP_MAX_REQUESTS,
-                   core: Optional[EVCCSession] = None) -> SessionEnded:
+                   core: Optional[EVCCSession] = None, tls_profile: str = "iso2") -> SessionEnded:
     """One whole session: SDP, TCP/TLS, the session core.  Returns how it ended.
     ``core``: a session made by the caller (to call ``request_stop`` on it)."""
     config = config or EVCCConfig()
@@ -350,7 +375,7 @@ async def run_evcc(interface: str, config: Optional[EVCCConfig] = None, *, ev: O
         host, port = resp.host, resp.port
     try:
         conn = await transport.connect_evcc(host, port, interface=interface, ssl=ssl,
-                                            tls_profile="iso2" if ssl is not None else None)
+                                            tls_profile=tls_profile if ssl is not None else None)
     except (OSError, _ssl.SSLError, asyncio.TimeoutError) as e:
         return SessionEnded(False, f"cannot connect to [{host}]:{port}: {e!r}")
     if conn.info.secure:

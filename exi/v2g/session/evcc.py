@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import exi
 from exi.registry import SCHEMAS
 
+from . import protocols as protocol_modules
 from . import timers
 from ._msg import ZERO_SESSION, val, din, fv, iso2, message_name, pv, sap, v2g
 from .controllers import EVController, SimulatedEV
@@ -84,6 +85,12 @@ class EVCCConfig:
     # ``late_response_limit`` seconds for one response).
     late_responses: str = "enforce"
     late_response_limit: float = timers.V2G_SECC_SEQUENCE_TIMEOUT
+    # ISO 15118-20: control mode ("scheduled"/"dynamic"; mode may then also be "ac_bpt"
+    # or "dc_bpt"), its settings (exi.v2g.session.iso20.ISO20EVCCSettings, None =
+    # defaults), and the test-only permission to offer it on plain TCP ([V2G20-1237]).
+    control: str = "scheduled"
+    iso20: Any = None
+    iso20_plain_tcp: bool = False
 
     def transfer_mode(self, schema: str) -> str:
         if self.energy_transfer_mode:
@@ -133,6 +140,11 @@ class EVCCSession:
         self.violations: list[TimerViolation] = []     # tolerated expiries
         self.isolation_refused = False                 # stopped: CableCheck without isolation
         self._limits: dict[str, float] = {}            # timer key -> its duration
+        # Set by the driver before start(): "TLSv1.3", "TLSv1.2" or None (plain TCP).
+        self.tls_version: Optional[str] = None
+        # The protocol module that runs the session after SAP (-20); None: DIN/-2 here.
+        self.protocol = None
+        protocol_modules.preload(self.config.protocols)
 
     # -- driver interface ---------------------------------------------------------------
     def start(self, now: float, setup_started: Optional[float] = None) -> list:
@@ -144,7 +156,7 @@ class EVCCSession:
         self._arm("setup", t0 + self.config.communication_setup_timeout,
                   "no SessionSetupRes within the communication setup time")
         protocols = []
-        for prio, schema in enumerate(self.config.protocols, 1):
+        for prio, schema in enumerate(self._offers(), 1):
             info = SCHEMAS[schema]
             protocols.append(sap.AppProtocolType(
                 ProtocolNamespace=info.protocol_namespace, VersionNumberMajor=info.version_major,
@@ -165,6 +177,23 @@ class EVCCSession:
             return False
         self.stop_requested = reason
         return True
+
+    def _offers(self) -> list:
+        """Schemas to offer in SAP: -20 as the message set of ``mode``, and only over
+        TLS 1.3 ([V2G20-1237]/[V2G20-1805]) unless ``iso20_plain_tcp`` (test tools)."""
+        out = []
+        iso20_ok = self.tls_version == "TLSv1.3" or self.config.iso20_plain_tcp
+        for p in self.config.protocols:
+            if p == "iso20":
+                p = "iso20_ac" if self.config.mode.startswith("ac") else "iso20_dc"
+            if p in protocol_modules.EVCC_PROTOCOLS and not iso20_ok:
+                continue
+            if p not in out:
+                out.append(p)
+        if not out:
+            raise ValueError(f"nothing to offer: {', '.join(self.config.protocols)} "
+                             f"(-20 needs TLS 1.3 or iso20_plain_tcp)")
+        return out
 
     def next_deadline(self) -> Optional[float]:
         if self.result is not None:
@@ -216,9 +245,13 @@ class EVCCSession:
 
     # -- core -----------------------------------------------------------------------------
     def _expected(self) -> Optional[str]:
+        if self.protocol is not None:
+            return self.protocol.expected()
         return EVCC_EXPECTS[self.schema or "iso2"].get(self.state)
 
     def _receive(self, payload: bytes, now: float, payload_type: int) -> list:
+        if self.protocol is not None:
+            return self.protocol.receive(payload, now, payload_type)
         if payload_type != 0x8001:
             return self._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X}")
         schema = "sap" if self.state is E.SUPPORTED_APP_PROTOCOL else self.schema
@@ -259,6 +292,8 @@ class EVCCSession:
         return out + self._send(req, build(now), now)
 
     def _send(self, req: str, body, now: float) -> list:
+        if self.protocol is not None:
+            return self.protocol.send(req, body, now)
         if req == SAP_REQ:
             msg, schema = body, "sap"
         else:
@@ -322,6 +357,10 @@ class EVCCSession:
         self.schema = schema
         out.append(ProtocolNegotiated(schema, SCHEMAS[schema].protocol_namespace, res.SchemaID,
                                       val(res.ResponseCode)))
+        if schema in protocol_modules.EVCC_PROTOCOLS:
+            self.protocol = protocol_modules.EVCC_PROTOCOLS[schema](self, schema)
+            out.extend(self.protocol.start(now))
+            return None
         m = din if schema == "din" else iso2
         # Tables are per protocol from here; the SAP row is the same in both.
         self.state = E.SUPPORTED_APP_PROTOCOL

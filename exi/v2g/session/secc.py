@@ -31,11 +31,12 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import exi
 from exi.registry import SCHEMAS, schema_for_protocol_namespace
 
+from . import protocols as protocol_modules
 from . import timers
 from ._msg import val, din, iso2, message_name, pv, fv, sap, v2g
 from .controllers import EVSEController, SimulatedEVSE
@@ -64,6 +65,8 @@ class PausedSession:
     schema: str
     evcc_id: Optional[bytes]
     paused_at: float
+    context: Any = None                     # protocol module's state to resume with
+    peer_cert_digest: Optional[bytes] = None  # TLS client certificate (-20 resume check)
 
 
 class SessionStore:
@@ -106,6 +109,10 @@ class SECCConfig:
     # The SAScheduleTupleID of the one schedule offered (1..255 in -2, 1..255 DIN).
     sa_schedule_tuple_id: int = 1
     session_id_factory: Callable[[], bytes] = field(default=lambda: secrets.token_bytes(8))
+    # ISO 15118-20: its settings (exi.v2g.session.iso20.ISO20SECCSettings, None = defaults),
+    # and the test-only permission to select it on plain TCP ([V2G20-2356] forbids it).
+    iso20: Any = None
+    iso20_plain_tcp: bool = False
 
 
 _INTERNET_SERVICE_ID = 3
@@ -133,6 +140,14 @@ class SECCSession:
         self.ended: Optional[SessionEnded] = None
         self._deadline: Optional[float] = None
         self.requests = 0
+        # Set by the driver: "TLSv1.3", "TLSv1.2" or None (plain TCP), and the SHA-512 of
+        # the client certificate; -20 needs TLS 1.3 and binds resumption to the vehicle.
+        self.tls_version: Optional[str] = None
+        self.peer_cert_digest: Optional[bytes] = None
+        self.sequence_limit = self.config.sequence_timeout
+        # The protocol module that runs the session after SAP (-20); None: DIN/-2 here.
+        self.protocol = None
+        protocol_modules.preload(self.config.protocols)
 
     # -- driver interface ---------------------------------------------------------------
     def connection_made(self, now: float) -> list:
@@ -145,7 +160,7 @@ class SECCSession:
     def handle_timer(self, now: float) -> list:
         if self.ended or self._deadline is None or now < self._deadline:
             return []
-        return self._end(now, False, f"V2G_SECC_Sequence_Timeout ({self.config.sequence_timeout:g} s) "
+        return self._end(now, False, f"V2G_SECC_Sequence_Timeout ({self.sequence_limit:g} s) "
                                      f"expired waiting for a request in state {self.state.name}")
 
     def connection_lost(self, reason: str, now: Optional[float] = None) -> list:
@@ -165,6 +180,8 @@ class SECCSession:
 
     # -- core ---------------------------------------------------------------------------
     def _receive(self, payload: bytes, now: float, payload_type: int) -> list:
+        if self.protocol is not None:
+            return self.protocol.receive(payload, now, payload_type)
         self.requests += 1
         if payload_type != 0x8001:
             return self._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X}")
@@ -250,8 +267,7 @@ class SECCSession:
         candidates = []
         for a in offers:
             sid = schema_for_protocol_namespace(a.ProtocolNamespace or "")
-            if sid in self.config.protocols and sid in SECC_TABLES \
-                    and a.VersionNumberMajor == SCHEMAS[sid].version_major:
+            if sid in self._serves() and a.VersionNumberMajor == SCHEMAS[sid].version_major:
                 candidates.append((a, sid))
         if not candidates:
             offered = ", ".join(f"{a.ProtocolNamespace} {a.VersionNumberMajor}.{a.VersionNumberMinor}"
@@ -263,8 +279,19 @@ class SECCSession:
         code = ("OK_SuccessfulNegotiation" if a.VersionNumberMinor == SCHEMAS[sid].version_minor
                 else "OK_SuccessfulNegotiationWithMinorDeviation")
         self.schema = sid
+        if sid in protocol_modules.SECC_PROTOCOLS:
+            self.protocol = protocol_modules.SECC_PROTOCOLS[sid](self, sid)
         res = sap.supportedAppProtocolRes(ResponseCode=code, SchemaID=a.SchemaID)
         return res, S.SESSION_SETUP, [ProtocolNegotiated(sid, a.ProtocolNamespace, a.SchemaID, code)]
+
+    def _serves(self) -> set:
+        """Schemas this connection may select: DIN/-2 here, -20 from its module only over
+        TLS 1.3 ([V2G20-2356]) unless ``iso20_plain_tcp`` (test tools)."""
+        wanted = protocol_modules.expand(self.config.protocols)
+        ok = {s for s in wanted if s in SECC_TABLES}
+        if self.tls_version == "TLSv1.3" or self.config.iso20_plain_tcp:
+            ok |= {s for s in wanted if s in protocol_modules.SECC_PROTOCOLS}
+        return ok
 
     # -- shared -----------------------------------------------------------------------------
     def _session_setup(self, req, msg, now):

@@ -64,11 +64,14 @@ class SessionPair:
 
     def __init__(self, evcc: Optional[EVCCConfig] = None, secc: Optional[SECCConfig] = None,
                  *, ev: Optional[EVController] = None, evse: Optional[EVSEController] = None,
-                 clock: Optional[FakeClock] = None, latency: float = 0.0):
+                 clock: Optional[FakeClock] = None, latency: float = 0.0,
+                 tls_version: Optional[str] = None):
         self.clock = clock or FakeClock()
         self.secc_config = secc or SECCConfig()
         self.evcc = EVCCSession(evcc or EVCCConfig(), ev, name="evcc")
         self.secc = SECCSession(self.secc_config, evse, name="secc")
+        # What the link pretends to be: "TLSv1.3" lets both sides use ISO 15118-20.
+        self.evcc.tls_version = self.secc.tls_version = tls_version
         self.latency = latency
         self.log: list[TraceEntry] = []
         self.events: dict[str, list] = {"evcc": [], "secc": []}

@@ -55,6 +55,7 @@ V2G_EVCC_READY_TO_CHARGE_TIMEOUT = 150.0
 
 EVCC_MSG_TIMEOUT = "V2G_EVCC_Msg_Timeout"
 SECC_PERFORMANCE_TIME = "V2G_SECC_Msg_Performance_Time"
+SECC_SEQUENCE_TIMEOUT = "V2G_SECC_Sequence_Timeout"
 
 MESSAGE_TIMERS = {
     # [V2G2-436] (2nd-hand): the EVCC stops the session when the response is late.
@@ -78,11 +79,20 @@ MESSAGE_TIMERS = {
         {"default": 1.5, "CurrentDemand": 0.025},
         "DIN SPEC 70121:2014 Table 76 V2G_SECC_Msg_Performance_Time (unverified: -2 values assumed)"),
     ("iso20", EVCC_MSG_TIMEOUT): (
-        {"default": 2.0, "AC_ChargeLoop": 0.5, "DC_ChargeLoop": 0.5, "WPT_ChargeLoop": 0.5},
-        "ISO 15118-20 Table 215 V2G_EVCC_Msg_Timeout, charge loops Tables 216-218 (2nd-hand)"),
+        {"default": 2.0, "ServiceDetail": 5.0, "CertificateInstallation": 5.0,
+         "AC_ChargeLoop": 0.5, "DC_ChargeLoop": 0.5, "WPT_ChargeLoop": 0.5},
+        "ISO 15118-20 Table 215 V2G_EVCC_Msg_Timeout, charge loops Tables 216-218 (2nd-hand; "
+        "ServiceDetail/CertificateInstallation 5 s from the iso15118 package, unverified)"),
     ("iso20", SECC_PERFORMANCE_TIME): (
-        {"default": 1.5, "AC_ChargeLoop": 0.025, "DC_ChargeLoop": 0.025, "WPT_ChargeLoop": 0.025},
-        "ISO 15118-20 V2G_SECC_Msg_Performance_Time (unverified: -2 values assumed)"),
+        {"default": 1.5, "AC_ChargeLoop": 0.25, "DC_ChargeLoop": 0.25, "WPT_ChargeLoop": 0.25},
+        "ISO 15118-20 Tables 215-218 V2G_SECC_Msg_Performance_Time (2nd-hand: research 1.7)"),
+    # -20 sequence timer per message ([V2G20-441]/[V2G20-443]): 60 s (Table 215), but
+    # 0.5 s after a charge-loop response (Tables 216-218, [V2G20-1499]..[V2G20-1502],
+    # [V2G20-5069]/[V2G20-5070]; quoted in shared/research/iso20-pnc.md 1.7).
+    ("iso20", SECC_SEQUENCE_TIMEOUT): (
+        {"default": V2G_SECC_SEQUENCE_TIMEOUT, "AC_ChargeLoop": 0.5, "DC_ChargeLoop": 0.5,
+         "WPT_ChargeLoop": 0.5},
+        "ISO 15118-20 Tables 215-218 V2G_SECC_Sequence_Timeout"),
     ("sap", EVCC_MSG_TIMEOUT): ({"default": 2.0}, "ISO 15118-2:2014 Table 109 (supportedAppProtocol)"),
     ("sap", SECC_PERFORMANCE_TIME): ({"default": 1.5}, "ISO 15118-2:2014 Table 109 (supportedAppProtocol)"),
 }
@@ -119,3 +129,9 @@ def evcc_msg_timeout(schema: str, request: str) -> float:
 def secc_performance_time(schema: str, request: str) -> float:
     """V2G_SECC_Msg_Performance_Time for answering ``request``."""
     return message_timer(schema, SECC_PERFORMANCE_TIME, request)[0] or 1.5
+
+
+def secc_sequence_timeout(schema: str, response: str) -> float:
+    """V2G_SECC_Sequence_Timeout after answering ``response`` (per message in -20 only;
+    DIN and -2 have the one 60 s value)."""
+    return message_timer(schema, SECC_SEQUENCE_TIMEOUT, response)[0] or V2G_SECC_SEQUENCE_TIMEOUT
