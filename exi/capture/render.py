@@ -52,7 +52,14 @@ def matcher(patterns: Optional[str]):
 def write_jsonl(records: Iterable[MessageRecord], out: TextIO) -> int:
     n = 0
     for r in records:
-        out.write(json.dumps(record_dict(r), default=_json_default, ensure_ascii=False))
+        d = record_dict(r)
+        try:
+            line = json.dumps(d, default=_json_default, ensure_ascii=False)
+        except ValueError as e:     # an integer beyond str()'s 4300 digits (no schema allows one)
+            d.update(content=None, error=f"decoded, but cannot be written as JSON: {e}", offset=r.offset,
+                     exi_hex=r.exi.hex())
+            line = json.dumps(d, default=_json_default, ensure_ascii=False)
+        out.write(line)
         out.write("\n")
         n += 1
     return n
@@ -105,14 +112,22 @@ def write_xml(records: Iterable[MessageRecord], out: TextIO) -> int:
 def _short(r: MessageRecord) -> str:
     """A few telling fields for the table: response code, processing state."""
     from .summary import _body
-    b = _body(r)
+    sdp = r.payload_type in (0x9000, 0x9001, 0x9002, 0x9003)
+    b = {} if sdp else _body(r)         # SDP content is flat: no message element inside
     bits = []
     for k in ("ResponseCode", "EVSEProcessing", "ChargeProgress", "SchemaID"):
         if k in b:
-            bits.append(f"{k}={b[k]}")
-    if r.payload_type in (0x9000, 0x9001, 0x9002, 0x9003) and r.content:
+            bits.append(f"{k}={_text(b[k])}")
+    if sdp and r.content:
         bits += [f"{k}={v}" for k, v in r.content.items()]
     return " ".join(bits)
+
+
+def _text(v) -> str:
+    try:
+        return str(v)
+    except ValueError:                  # an integer beyond str()'s 4300 digits
+        return f"<{v.bit_length()}-bit integer>"
 
 
 def write_table(records: Iterable[MessageRecord], out: TextIO) -> int:
