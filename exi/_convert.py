@@ -398,12 +398,15 @@ def _any_to_xml(el, parent, depth):
         raise _too_deep()
     tag = f"{{{el.name[0]}}}{el.name[1]}" if el.name[0] else el.name[1]
     nsmap = {"xsi": XSI, "xs": "http://www.w3.org/2001/XMLSchema"} if parent is None else None
-    node = etree.Element(tag, nsmap=nsmap) if parent is None else etree.SubElement(parent, tag)
-    if el.type is not None:
-        prefix = "xs" if el.type[0] == "http://www.w3.org/2001/XMLSchema" else None
-        node.set(f"{{{XSI}}}type", f"{prefix}:{el.type[1]}" if prefix else el.type[1])
-    for (uri, local), v in el.attributes:
-        node.set(f"{{{uri}}}{local}" if uri else local, v)
+    try:        # EXI carries any name and text; XML does not (control characters, "1a" ...)
+        node = etree.Element(tag, nsmap=nsmap) if parent is None else etree.SubElement(parent, tag)
+        if el.type is not None:
+            prefix = "xs" if el.type[0] == "http://www.w3.org/2001/XMLSchema" else None
+            node.set(f"{{{XSI}}}type", f"{prefix}:{el.type[1]}" if prefix else el.type[1])
+        for (uri, local), v in el.attributes:
+            node.set(f"{{{uri}}}{local}" if uri else local, v)
+    except (ValueError, TypeError) as e:
+        raise EncodeError(f"undeclared element {el.name[1]!r} cannot be written as XML: {e}") from None
     last = None
     for item in el.content:
         if isinstance(item, str):

@@ -93,6 +93,11 @@ def regressions() -> None:
     reg("evcc", "root-not-a-message", bytes([0, 2, 0]) + welding)
     reg("evcc", "no-response-code", bytes([0, 1, 0]) + no_code)
     reg("decode", "huge-integer", bytes([0]) + huge_sap)
+    # undeclared names and text XML cannot carry, for to_xml (found by the decode target)
+    for i, el in enumerate((AnyElement(("", "a\x01"), None, [], ["x"]), AnyElement(("", "1a"), None, [], []),
+                            AnyElement(("", "a"), None, [(("", "b c"), "v")], []),
+                            AnyElement(("", "a"), None, [(("", "b"), "v\x00")], []))):
+        reg("decode", f"xml-name-{i}", bytes([8]) + exi.encode(xmldsig.Object(any=[el])))
     # an undeclared xsi:type anyType element holding a schema element
     frag = exi.encode_fragment(AnyElement(("", "foo"), ("http://www.w3.org/2001/XMLSchema", "anyType"), [],
                                           [xmldsig.DigestMethod(Algorithm="urn:x"), "t"]), schema="xmldsig")

@@ -46,14 +46,15 @@ def replay(name: str, files=None) -> int:
     return len(files)
 
 
-def fuzz(name: str, seconds: float, runs: int, extra: list[str], work: Path = None) -> None:
+def fuzz(name: str, seconds: float, runs: int, extra: list[str], work: Path = None,
+         corpus: bool = True, deep: bool = True) -> None:
     import atheris
     with atheris.instrument_imports(include=["exi"]):
         import exi  # noqa: F401
         from exi.capture import reader, render, summary  # noqa: F401
         from exi.v2g import sdp, v2gtp  # noqa: F401
         from exi.v2g.session import testing  # noqa: F401
-    if exi.IMPLEMENTATION != "compiled":
+    if exi.IMPLEMENTATION != "compiled" and deep:
         # the pure build loads the engine's sources past the import hook: instrument them now
         for mod in [m for n, m in sys.modules.items() if n.startswith("exi.") and m is not None]:
             for obj in list(vars(mod).values()):
@@ -66,7 +67,8 @@ def fuzz(name: str, seconds: float, runs: int, extra: list[str], work: Path = No
     work.mkdir(parents=True, exist_ok=True)
     # a hang is > 1 s per input; the pure-Python build is ~100x slower per input
     timeout = 20 if exi.IMPLEMENTATION != "compiled" else 1
-    args = [sys.argv[0], str(work), str(CORPUS / name), f"-timeout={timeout}", "-rss_limit_mb=2048",
+    args = [sys.argv[0], str(work)] + ([str(CORPUS / name)] if corpus else [])
+    args += [f"-timeout={timeout}", "-rss_limit_mb=2048",
             "-max_len=65536" if name == "capture" else "-max_len=8192", "-print_final_stats=1"]
     if seconds:
         args.append(f"-max_total_time={int(seconds)}")
@@ -99,6 +101,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seconds", type=float, default=0, help="time budget per target (0: no limit)")
     ap.add_argument("--runs", type=int, default=0, help="number of inputs (0: no limit)")
     ap.add_argument("--work", type=Path, help=f"where new inputs go (default {WORK})")
+    ap.add_argument("--no-corpus", action="store_true", help="start without the committed corpus")
+    ap.add_argument("--shallow", action="store_true",
+                    help="pure build: skip instrumenting the engine (faster start, less coverage)")
     ap.add_argument("--replay", nargs="*", metavar="FILE",
                     help="run the corpus (or these files) once each, without atheris")
     argv = sys.argv[1:] if argv is None else argv
@@ -121,7 +126,7 @@ def main(argv=None) -> None:
         n = replay(a.target, a.replay or None)
         print(f"{a.target}: {n} inputs replayed ({os.environ.get('EXI_NO_EXTENSIONS') and 'pure' or 'compiled'})")
         return
-    fuzz(a.target, a.seconds, a.runs, a.libfuzzer, a.work)
+    fuzz(a.target, a.seconds, a.runs, a.libfuzzer, a.work, not a.no_corpus, not a.shallow)
 
 
 if __name__ == "__main__":

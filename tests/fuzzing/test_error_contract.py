@@ -1,6 +1,6 @@
 """The error contract of README "Errors on bad input": which exception each public function
 raises on bad input, asserted with one hostile input per row (the findings of issue 15
-among them), in the build the test run uses (tests/fuzz/test_fuzz_targets.py replays the
+among them), in the build the test run uses (tests/fuzzing/test_fuzz_targets.py replays the
 corpus on both builds)."""
 from __future__ import annotations
 
@@ -127,6 +127,15 @@ def test_to_dict_of_something_else_is_a_type_error():
 def test_to_xml_raises_encode_error_on_text_xml_cannot_carry():
     msg = xmldsig.Object(any=["a\x00b"])
     with pytest.raises(exi.EncodeError, match="U\\+0000"):
+        exi.to_xml(msg)
+
+
+@pytest.mark.parametrize("el", [AnyElement(("", "a\x01"), None, [], ["x"]), AnyElement(("", "1a"), None, [], []),
+                                AnyElement(("", "a"), None, [(("", "b c"), "v")], []),
+                                AnyElement(("", "a"), None, [(("", "b"), "v\x00")], [])])
+def test_to_xml_raises_encode_error_on_names_xml_cannot_carry(el):
+    msg = exi.decode(exi.encode(xmldsig.Object(any=[el])), "xmldsig")     # EXI carries them
+    with pytest.raises(exi.EncodeError, match="cannot be written as XML"):
         exi.to_xml(msg)
 
 
