@@ -269,6 +269,9 @@ def evcc(data: bytes) -> None:
 
 
 def quiet_logs() -> None:
-    """The cores log every fault; thousands per second are noise here."""
+    """The cores log every fault; thousands per second are noise here.  Also loads every
+    schema up front: the first use of one takes about a second, which is not a hang."""
     logging.disable(logging.CRITICAL)
+    for sid in SCHEMA_IDS:
+        exi.schema(sid)
 
