@@ -23,6 +23,8 @@ from ._schema import Schema, get_schema
 from .errors import DecodeError, EncodeError
 from .message import AnyElement, ElementValue, Message
 
+MAX_DEPTH = 200     # nesting bound, the same as decode/encode (exi/_engine.py)
+
 # --- values -------------------------------------------------------------------------------
 
 
@@ -106,7 +108,10 @@ def _xml_text(dt, v) -> str:
         if math.isinf(v):
             return "INF" if v > 0 else "-INF"
         return repr(v).replace("e", "E")
-    return str(v)
+    try:
+        return str(v)
+    except ValueError:      # an integer beyond str()'s 4300 digits (no V2G schema allows one)
+        raise EncodeError(f"a {v.bit_length()}-bit integer is too long to write as text") from None
 
 
 def _parse_text(dt, text: str, where):
@@ -145,26 +150,37 @@ def _parse_text(dt, text: str, where):
     return t
 
 
+def _too_deep(where: str = ""):
+    """Nesting is bounded as in decode/encode: deeper content would exhaust the C stack."""
+    return EncodeError(f"content nested deeper than {MAX_DEPTH} levels", where)
+
+
 # --- dicts --------------------------------------------------------------------------------
 
 
 def to_dict(message: Message) -> dict:
     """{root element name: content} in the iso15118 package's JSON conventions."""
+    return _to_dict(message, 0)
+
+
+def _to_dict(message, depth):
     if not isinstance(message, Message):
         raise TypeError(f"expected a message object, got {type(message).__name__}")
+    if depth > MAX_DEPTH:
+        raise _too_deep()
     if isinstance(message, AnyElement):
-        return {message.name[1]: _any_to_dict(message)}
+        return {message.name[1]: _any_to_dict(message, depth)}
     s = get_schema(message._schema_id)
     if isinstance(message, ElementValue):
         return {message.name: _json_value(_element_value_dt(s, message), message.value)}
     q = type(message)._element
-    content = _obj_to_dict(s, message)
+    content = _obj_to_dict(s, message, depth)
     if q is None:
         return content
     return {s.qnames[q][1]: content}
 
 
-def _any_to_dict(el) -> dict:
+def _any_to_dict(el, depth) -> dict:
     """An undeclared element: namespace, xsi:type, attributes by local name, content list."""
     out = {}
     if el.name[0]:
@@ -173,7 +189,7 @@ def _any_to_dict(el) -> dict:
         out["type"] = el.type[1]
     for (uri, local), v in el.attributes:
         out[f"{{{uri}}}{local}" if uri else local] = v
-    items = [x if isinstance(x, str) else to_dict(x) for x in el.content]
+    items = [x if isinstance(x, str) else _to_dict(x, depth + 1) for x in el.content]
     if items:
         out["content"] = items
     return out
@@ -215,16 +231,18 @@ def _dict_plan(s: Schema, cls) -> list:
     return plan
 
 
-def _obj_to_dict(s: Schema, obj) -> dict:
+def _obj_to_dict(s: Schema, obj, depth) -> dict:
+    if depth > MAX_DEPTH:
+        raise _too_deep()
     out = {}
     for name, is_list, conv, nested, is_any in _dict_plan(s, type(obj)):
         v = getattr(obj, name)
         if v is None:
             continue
         if nested:
-            v = [_obj_to_dict(s, x) for x in v] if is_list else _obj_to_dict(s, v)
+            v = [_obj_to_dict(s, x, depth + 1) for x in v] if is_list else _obj_to_dict(s, v, depth + 1)
         elif is_any:
-            v = [x if isinstance(x, str) else to_dict(x) for x in v]
+            v = [x if isinstance(x, str) else _to_dict(x, depth + 1) for x in v]
         elif conv is not None:
             v = [conv(x) for x in v] if is_list else conv(v)
         elif is_list:
@@ -233,8 +251,12 @@ def _obj_to_dict(s: Schema, obj) -> dict:
     return out
 
 
-def from_dict(d: dict, schema: str) -> Message:
+def from_dict(d, schema: str) -> Message:
     """Build a message object from its dict form ({root element name: content})."""
+    return _from_dict(d, schema, 0)
+
+
+def _from_dict(d, schema, depth):
     s = get_schema(schema)
     if not isinstance(d, dict) or len(d) != 1:
         raise EncodeError("expected a dict with exactly one key, the root element name")
@@ -243,27 +265,35 @@ def from_dict(d: dict, schema: str) -> Message:
         if s.qnames[q][1] == name and s.grammars[gi].simple:
             return ElementValue(name, _from_json_value(s.grammars[gi].dt, content, "/" + name), s.id, q)
     cls = _root_class(s, name)
-    return _dict_to_obj(s, cls, content, "/" + name)
+    return _dict_to_obj(s, cls, content, "/" + name, depth)
 
 
-def _dict_to_any(s: Schema, d, where):
+def _dict_to_any(s: Schema, d, where, depth):
     """Wildcard content: a global element of the schema, or an undeclared AnyElement."""
     if not isinstance(d, dict) or len(d) != 1:
         raise EncodeError("wildcard items are strings or {element name: content}", where)
+    if depth > MAX_DEPTH:
+        raise _too_deep(where)
     (name, content), = d.items()
+    if not isinstance(name, str):
+        raise EncodeError(f"element names are strings, got {type(name).__name__}", where)
     if isinstance(content, dict) and ("namespace" in content or "type" in content or
                                       "content" in content or not _is_global(s, name)):
         attrs, items = [], []
         for k, v in content.items():
+            if not isinstance(k, str) or not (isinstance(v, str) or k == "content" and isinstance(v, list)):
+                raise EncodeError(f"undeclared element {name}: {k!r} must be a string"
+                                  f"{' or a list' if k == 'content' else ''}", where)
             if k == "content":
-                items = [x if isinstance(x, str) else _dict_to_any(s, x, where) for x in v]
+                items = [x if isinstance(x, str) else _dict_to_any(s, x, f"{where}/{name}", depth + 1)
+                         for x in v]
             elif k not in ("namespace", "type"):
-                uri, local = (k[1:].split("}", 1) if k.startswith("{") else ("", k))
+                uri, local = (k[1:].split("}", 1) if k.startswith("{") and "}" in k else ("", k))
                 attrs.append(((uri, local), v))
         typ = content.get("type")
         return AnyElement((content.get("namespace", ""), name),
                           ("http://www.w3.org/2001/XMLSchema", typ) if typ else None, attrs, items)
-    return from_dict(d, s.id)
+    return _from_dict(d, s.id, depth + 1)
 
 
 def _is_global(s: Schema, name: str) -> bool:
@@ -277,9 +307,11 @@ def _root_class(s: Schema, name: str):
     raise EncodeError(f"{name!r} is not a global element of schema {s.id!r}")
 
 
-def _dict_to_obj(s: Schema, cls, content, where):
+def _dict_to_obj(s: Schema, cls, content, where, depth):
     if not isinstance(content, dict):
         raise EncodeError(f"expected an object for {cls.__name__}, got {type(content).__name__}", where)
+    if depth > MAX_DEPTH:
+        raise _too_deep(where)
     obj = cls.__new__(cls)
     known = set()
     for (name, kind, is_list, q, ref), g in zip(cls._field_rows, cls._field_grammars):
@@ -291,7 +323,7 @@ def _dict_to_obj(s: Schema, cls, content, where):
                 if g.simple:
                     conv = (lambda x, dt=g.dt, p=path: _from_json_value(dt, x, p))
                 else:
-                    conv = (lambda x, c=g.cls, p=path: _dict_to_obj(s, c, x, p))
+                    conv = (lambda x, c=g.cls, p=path: _dict_to_obj(s, c, x, p, depth + 1))
                 if is_list:
                     if not isinstance(v, list):
                         v = [v]
@@ -299,7 +331,9 @@ def _dict_to_obj(s: Schema, cls, content, where):
                 else:
                     v = conv(v)
             elif kind == F_ANY:
-                v = [x if isinstance(x, str) else _dict_to_any(s, x, path) for x in v]
+                if not isinstance(v, list):
+                    raise EncodeError("wildcard content is a list of strings and elements", path)
+                v = [x if isinstance(x, str) else _dict_to_any(s, x, path, depth + 1) for x in v]
             else:
                 v = _from_json_value(s.datatypes[ref], v, path)
         object.__setattr__(obj, name, v)
@@ -318,7 +352,7 @@ def to_xml(message: Message, *, pretty: bool = False) -> str:
     """Namespace-qualified XML of a message (validates against the schema's XSD)."""
     from lxml import etree
     if isinstance(message, AnyElement):
-        root = _any_to_xml(message, None)
+        root = _any_to_xml(message, None, 0)
         return etree.tostring(root, encoding="unicode", pretty_print=pretty)
     s = get_schema(message._schema_id)
     if isinstance(message, ElementValue):
@@ -332,7 +366,7 @@ def to_xml(message: Message, *, pretty: bool = False) -> str:
     for i, uri in enumerate(u for u in s.uris[4:]):
         nsmap[f"ns{i + 1}"] = uri
     root = etree.Element(_tag(s, q), nsmap=nsmap)
-    _fill_xml(s, root, message)
+    _fill_xml(s, root, message, 0)
     return etree.tostring(root, encoding="unicode", pretty_print=pretty)
 
 
@@ -358,16 +392,21 @@ def _xml_char(c: str) -> bool:
     return o in (0x9, 0xA, 0xD) or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or o >= 0x10000
 
 
-def _any_to_xml(el, parent):
+def _any_to_xml(el, parent, depth):
     from lxml import etree
+    if depth > MAX_DEPTH:
+        raise _too_deep()
     tag = f"{{{el.name[0]}}}{el.name[1]}" if el.name[0] else el.name[1]
     nsmap = {"xsi": XSI, "xs": "http://www.w3.org/2001/XMLSchema"} if parent is None else None
-    node = etree.Element(tag, nsmap=nsmap) if parent is None else etree.SubElement(parent, tag)
-    if el.type is not None:
-        prefix = "xs" if el.type[0] == "http://www.w3.org/2001/XMLSchema" else None
-        node.set(f"{{{XSI}}}type", f"{prefix}:{el.type[1]}" if prefix else el.type[1])
-    for (uri, local), v in el.attributes:
-        node.set(f"{{{uri}}}{local}" if uri else local, v)
+    try:        # EXI carries any name and text; XML does not (control characters, "1a" ...)
+        node = etree.Element(tag, nsmap=nsmap) if parent is None else etree.SubElement(parent, tag)
+        if el.type is not None:
+            prefix = "xs" if el.type[0] == "http://www.w3.org/2001/XMLSchema" else None
+            node.set(f"{{{XSI}}}type", f"{prefix}:{el.type[1]}" if prefix else el.type[1])
+        for (uri, local), v in el.attributes:
+            node.set(f"{{{uri}}}{local}" if uri else local, v)
+    except (ValueError, TypeError) as e:
+        raise EncodeError(f"undeclared element {el.name[1]!r} cannot be written as XML: {e}") from None
     last = None
     for item in el.content:
         if isinstance(item, str):
@@ -376,7 +415,7 @@ def _any_to_xml(el, parent):
             else:
                 last.tail = (last.tail or "") + item
         else:
-            last = _any_to_xml(item, node)
+            last = _any_to_xml(item, node, depth + 1)
     return node
 
 
@@ -385,8 +424,10 @@ def _tag(s: Schema, q: int) -> str:
     return f"{{{uri}}}{local}" if uri else local
 
 
-def _fill_xml(s: Schema, el, obj):
+def _fill_xml(s: Schema, el, obj, depth):
     from lxml import etree
+    if depth > MAX_DEPTH:
+        raise _too_deep()
     cls = type(obj)
     for (name, kind, is_list, q, ref), g in zip(cls._field_rows, cls._field_grammars):
         v = getattr(obj, name)
@@ -406,7 +447,7 @@ def _fill_xml(s: Schema, el, obj):
                 if g.simple:
                     _set_text(child, _xml_text(g.dt, item), name)
                 else:
-                    _fill_xml(s, child, item)
+                    _fill_xml(s, child, item, depth + 1)
         elif kind == F_ANY:
             for item in v:
                 if isinstance(item, str):
@@ -416,10 +457,10 @@ def _fill_xml(s: Schema, el, obj):
                     else:
                         last.tail = (last.tail or "") + item
                 elif isinstance(item, AnyElement):
-                    _any_to_xml(item, el)
+                    _any_to_xml(item, el, depth + 1)
                 else:
                     child = etree.SubElement(el, _tag(s, type(item)._element))
-                    _fill_xml(s, child, item)
+                    _fill_xml(s, child, item, depth + 1)
 
 
 def from_xml(text, schema: str) -> Message:

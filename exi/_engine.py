@@ -56,6 +56,11 @@ MAX_DEPTH = 200   # far deeper than any V2G schema nests; guards the recursion
 
 
 @cython.locals(b=cython.int)
+def _shown(v) -> str:
+    """An integer for an error message: str() refuses those beyond 4300 digits."""
+    return str(v) if -(1 << 64) < v < 1 << 64 else f"{'-' if v < 0 else ''}{abs(v).bit_length()}-bit integer"
+
+
 def coding_length(n) -> cython.int:
     """Bits needed for n distinct event codes (EXI 6.2)."""
     b = 0
@@ -1211,7 +1216,7 @@ class Encoder:
             if type(v) is not int and (not isinstance(v, int) or isinstance(v, bool)):
                 raise EncodeError(f"expected an integer, got {v!r}")
             if v < dt.lo or v > (dt.hi if self.validate else dt.lo + (1 << dt.nbits) - 1):
-                raise EncodeError(f"value {v} out of range [{dt.lo}, {dt.hi}]")
+                raise EncodeError(f"value {_shown(v)} out of range [{dt.lo}, {dt.hi}]")
             w.write(v - dt.lo_c, dt.nbits)
         elif kind == DT_ENUM:
             i = dt.enum_index(v)
@@ -1229,10 +1234,10 @@ class Encoder:
             if not isinstance(v, int) or isinstance(v, bool):
                 raise EncodeError(f"expected an integer, got {v!r}")
             if self.validate and ((dt.lo is not None and v < dt.lo) or (dt.hi is not None and v > dt.hi)):
-                raise EncodeError(f"value {v} out of range [{dt.lo}, {dt.hi}]")
+                raise EncodeError(f"value {_shown(v)} out of range [{dt.lo}, {dt.hi}]")
             if kind == DT_UINT:
                 if v < 0:
-                    raise EncodeError(f"value {v} cannot be represented as an unsigned integer")
+                    raise EncodeError(f"value {_shown(v)} cannot be represented as an unsigned integer")
                 w.write_uint(v)
             elif v < 0:
                 w.write(1, 1)

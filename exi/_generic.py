@@ -306,15 +306,15 @@ def encode_any(enc, el) -> None:
             start_event("CH")
             _write_string(enc, first)
         else:
-            start_event("SE", tuple(first.name))
-            encode_any(enc, first)
+            start_event("SE", tuple(_item_name(enc, first)))
+            _encode_item(enc, first)
         for item in items + [None]:
             if item is None:
                 ev, q = "EE", None
             elif isinstance(item, str):
                 ev, q = "CH", None
             else:
-                ev, q = "SE", tuple(item.name)
+                ev, q = "SE", tuple(_item_name(enc, item))
             for i, (e2, q2) in enumerate(content):
                 if e2 == ev and q2 == q:
                     w.write(i, coding_length(len(content) + 1))
@@ -328,7 +328,7 @@ def encode_any(enc, el) -> None:
             if ev == "CH":
                 _write_string(enc, item)
             elif ev == "SE":
-                encode_any(enc, item)
+                _encode_item(enc, item)
     finally:
         enc.depth -= 1
 
@@ -346,8 +346,8 @@ def _encode_ur(enc, el) -> None:
             _write_string(enc, item)
         else:
             w.write(events.index("SE"), coding_length(len(events) + 1))
-            write_qname(enc, tuple(item.name))
-            encode_any(enc, item)
+            write_qname(enc, tuple(_item_name(enc, item)))
+            _encode_item(enc, item)
         events = _UR_CONTENT
     w.write(events.index("EE"), coding_length(len(events) + 1))
 
@@ -380,24 +380,32 @@ def encode_wildcard_items(enc, st, items, qname):
         if isinstance(item, str):
             _write_string(enc, item)
         else:
-            name = _item_name(enc, item)
-            write_qname(enc, name)
-            if isinstance(item, AnyElement):
-                encode_any(enc, item)
-            else:
-                schema = enc.schema
-                q = schema.qname_index.get(name)
-                i = schema.root.index.get(q, -1) if q is not None else -1
-                if i < 0:
-                    raise EncodeError(f"{name[1]} is not a global element: use exi.AnyElement")
-                enc.element(schema.root.grammars[i], item, q)
+            write_qname(enc, _item_name(enc, item))
+            _encode_item(enc, item)
         st = p.next
     return st
 
 
+def _encode_item(enc, item) -> None:
+    """An element item of wildcard or undeclared content (its qname already written): an
+    AnyElement, or a global element of the schema (what decode_any returns for those)."""
+    if isinstance(item, AnyElement):
+        return encode_any(enc, item)
+    schema = enc.schema
+    name = _item_name(enc, item)
+    q = schema.qname_index.get(name)
+    i = schema.root.index.get(q, -1) if q is not None else -1
+    if i < 0:
+        raise EncodeError(f"{name[1]} is not a global element: use exi.AnyElement")
+    enc.element(schema.root.grammars[i], item, q)
+
+
 def _item_name(enc, item):
+    from .message import Message
     if isinstance(item, AnyElement):
         return item.name
+    if not isinstance(item, Message):
+        raise EncodeError(f"element content must be elements or strings, got {type(item).__name__}")
     q = type(item)._element
     if q is None:
         raise EncodeError(f"{type(item).__name__} is a type, not an element")

@@ -24,3 +24,9 @@ class DecodeError(EXIError):
 
 class EncodeError(EXIError):
     """The message cannot be encoded: a value out of range, a missing required element, ..."""
+
+
+class ValidationError(EXIError):
+    """A message (typically a decoded one) breaks its schema's facets: a value out of range, a
+    string or array too long, a required element missing.  Decoding accepts such values
+    (real-world streams carry them); exi.validate() says whether a message may be trusted."""

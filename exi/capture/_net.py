@@ -71,6 +71,8 @@ def parse(linktype, b: bytes):
         nh = b[off + 6]
         src, dst = b[off + 8:off + 24], b[off + 24:off + 40]
         end = off + 40 + plen if plen else n        # plen 0: jumbogram, take what is there
+        if end > n:
+            end = n                                 # before the extension headers are walked
         off += 40
         while (nh == 0 or nh == 43 or nh == 60) and off + 8 <= end:   # hop-by-hop, routing, dest. options
             nh, off = b[off], off + 8 + b[off + 1] * 8

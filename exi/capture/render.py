@@ -76,7 +76,14 @@ def write_jsonl(records: Iterable[MessageRecord], out: TextIO, t0: Optional[floa
     for r in records:
         if t0 is None:
             t0 = r.time or None
-        out.write(json.dumps(record_dict(r, t0), default=_json_default, ensure_ascii=False))
+        d = record_dict(r, t0)
+        try:
+            line = json.dumps(d, default=_json_default, ensure_ascii=False)
+        except ValueError as e:     # an integer beyond str()'s 4300 digits (no schema allows one)
+            d.update(content=None, error=f"decoded, but cannot be written as JSON: {e}", offset=r.offset,
+                     exi_hex=r.exi.hex())
+            line = json.dumps(d, default=_json_default, ensure_ascii=False)
+        out.write(line)
         out.write("\n")
         n += 1
     return n
@@ -181,20 +188,27 @@ def details(r: MessageRecord) -> str:
     _find(b, _WANTED, found)
     bits = []
     if "ResponseCode" in found:
-        bits.append(f"ResponseCode={getattr(found['ResponseCode'], 'value', found['ResponseCode'])}")
+        bits.append(f"ResponseCode={_text(getattr(found['ResponseCode'], 'value', found['ResponseCode']))}")
     for label, keys in DETAILS:
         vals = [physical(found[k], k) for k in keys if k in found]
         if vals:
             bits.append(f"{label} {' '.join(vals)}")
     soc = found.get("EVRESSSOC", found.get("PresentSOC"))
     if soc is not None:
-        bits.append(f"SoC {soc} %")
+        bits.append(f"SoC {_text(soc)} %")
     for k in ("EVSEProcessing", "ChargeProgress", "SchemaID", "EVCCID"):
         if k in found:
-            bits.append(f"{k}={found[k]}")
+            bits.append(f"{k}={_text(found[k])}")
     if "EVSEID" in found and (r.name or "").startswith("SessionSetup"):
-        bits.append(f"EVSEID={found['EVSEID']}")
+        bits.append(f"EVSEID={_text(found['EVSEID'])}")
     return "  ".join(bits)
+
+
+def _text(v) -> str:
+    try:
+        return str(v)
+    except ValueError:                  # an integer beyond str()'s 4300 digits
+        return f"<{v.bit_length()}-bit integer>"
 
 
 def table_header(t0: Optional[float] = None) -> str:

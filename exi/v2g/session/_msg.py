@@ -14,10 +14,15 @@ for _s in ("sap", "din", "iso2"):
 
 MODULES = {"din": din, "iso2": iso2, "sap": sap}
 ZERO_SESSION = b"\x00" * 8
+_V2G_MESSAGES = (din.V2G_Message, iso2.V2G_Message)
 
 
 def body_of(msg) -> tuple[str, Any]:
-    """(element name, body object) of a V2G_Message, e.g. ("SessionSetupReq", ...)."""
+    """(element name, body object) of a V2G_Message, e.g. ("SessionSetupReq", ...).
+    ValueError for anything else the schema lets a stream hold (a bare body element, a
+    signature element): the cores treat it as an undecodable message."""
+    if type(msg) not in _V2G_MESSAGES:
+        raise ValueError(f"{type(msg).__name__} is not a V2G_Message")
     body = msg.Body
     if body is None:
         raise ValueError("V2G_Message without Body")

@@ -261,6 +261,10 @@ class EVCCSession:
         except (exi.DecodeError, ValueError) as e:
             return self._end(now, False, f"undecodable {schema} message from the SECC: {e}")
         out: list = [MessageReceived(schema, name, msg)]
+        try:        # a missing ResponseCode or a value beyond the schema stops here
+            exi.validate(msg)
+        except exi.ValidationError as e:
+            return out + self._end(now, False, f"{name} from the SECC outside the schema: {e}")
         expected = self._expected()
         if self._pending is not None or name != expected:
             return out + self._end(now, False, f"unexpected {name} (waiting for "

@@ -17,8 +17,12 @@ Errors ([V2G2-538]/[V2G2-736] (2nd-hand), DIN SPEC 70121 the same, ids unverifie
 * checks of the request content give the specific ``FAILED_*`` code (wrong energy
   transfer mode, tariff selection, charging profile, payment/service selection, ...);
 * after any FAILED response the session ends and the connection is closed;
-* an undecodable payload or a wrong V2GTP payload type ends this session only, without a
-  response (there is no request type to answer);
+* a request that decodes but breaks the schema's facets (a value out of range, a field
+  too long, a required element missing -- non-strict EXI streams can carry all three) is
+  answered with the generic ``FAILED`` code (SAP: ``Failed_NoNegotiation``) before any
+  handler sees it (checked with :func:`exi.validate`; no requirement id found for it);
+* an undecodable payload, a root that is not a V2G_Message or a wrong V2GTP payload type
+  ends this session only, without a response (there is no request type to answer);
 * any exception inside the core ends this session only (the SECC keeps serving others).
 
 The sequence timer (V2G_SECC_Sequence_Timeout, 60 s) runs from the connection and from
@@ -194,6 +198,10 @@ class SECCSession:
         out: list = [MessageReceived(schema, name, msg)]
         if not name.endswith("Req"):
             return out + self._end(now, False, f"{name} is not a request")
+        try:        # values beyond the schema's facets never reach the handlers or the store
+            exi.validate(msg)
+        except exi.ValidationError as e:
+            return out + self._fail(name, "FAILED", f"{name} outside the schema: {e}", now, msg)
         table = SECC_TABLES[self.schema or "iso2"]
         if self.session_id is not None and name != "SessionSetupReq":
             sid = msg.Header.SessionID if msg.Header is not None else None
