@@ -12,11 +12,12 @@ from __future__ import annotations
 from ._impl import IMPLEMENTATION  # noqa: F401  (must run before the engine is imported)
 from ._api import (decode, decode_fragment, encode, encode_fragment, from_dict, from_xml,
                    schema, to_dict, to_xml)
-from .errors import DecodeError, EncodeError, EXIError
+from .errors import DecodeError, EncodeError, EXIError, TrailingDataError
 from .message import AnyElement, ElementValue, Message
 
 __all__ = ["decode", "encode", "decode_fragment", "encode_fragment", "to_dict", "from_dict",
-           "to_xml", "from_xml", "schema", "DecodeError", "EncodeError", "EXIError", "Message",
+           "to_xml", "from_xml", "schema", "DecodeError", "EncodeError", "EXIError", "TrailingDataError",
+           "Message",
            "ElementValue", "AnyElement",
            "__version__"]
 __version__ = "0.1.0"

@@ -23,7 +23,7 @@ from ._bits import BitReader, BitWriter, EndOfStream
 from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST,
                      DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE, P_AT,
                      P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_NS, S_CONTENT, S_FIRST, S_START)
-from .errors import DecodeError, EncodeError
+from .errors import DecodeError, EncodeError, TrailingDataError
 from .message import ElementValue, Message
 
 if cython.compiled:
@@ -40,6 +40,7 @@ else:
 
 FIELD_LIST = 16     # or-ed into a field kind (Grammar.c_kinds): a repeated element
 SCHEMAS = {}        # schema id -> loaded Schema (exi._schema keeps its cache here)
+_SCHEMAS = SCHEMAS  # the same dict, typed for the compiled entry points (see _engine.pxd)
 
 # second-level events of schema-informed grammars, non-strict, no prefixes/DTD/comments/PIs
 # (EXI 8.5.4.4.1; the order and the "AT(invalid)" entry follow EXIficient)
@@ -235,7 +236,7 @@ class Grammar:
 class Root:
     """DocContent of a schema: the global elements (EXI 8.5.1), for the compiled entry points."""
 
-    def __init__(self, schema, qnames, grammars, classes):
+    def __init__(self, schema, qnames, grammars, classes, messages):
         self.schema = schema
         self.qnames = list(qnames)
         self.grammars = list(grammars)
@@ -243,6 +244,10 @@ class Root:
         self.n = len(self.qnames)
         self.width = coding_length(self.n + 1)
         self.index = {q: i for i, q in enumerate(self.qnames)}
+        # which global elements are messages of the set (decode() accepts only these
+        # unless asked for any root), and their names for the error
+        self.is_message = [q in messages for q in self.qnames]
+        self.message_names = ", ".join(sorted(schema.qnames[q][1] for q in messages)) or "none"
 
 
 def link(states, grammars, datatypes):
@@ -334,6 +339,7 @@ class Decoder:
         self.local_values = None
         self.depth = 0
         self.generic = None     # qname tables and built-in grammars, made when first needed
+        self.any_root = False   # document(): only the message roots of the set
 
     def error(self, msg):
         return DecodeError(msg, "", self.r.pos)
@@ -351,8 +357,7 @@ class Decoder:
         if r.read(4) != 0:
             raise self.error("unsupported EXI version (only 1.0)")
 
-    @cython.locals(code=cython.ulonglong, root=Root)
-    @cython.locals(root=Root)
+    @cython.locals(code=cython.ulonglong, root=Root, g=Grammar)
     def document(self):
         root = self.root
         code = self.r.read(root.width)
@@ -360,8 +365,17 @@ class Decoder:
             if code == root.n:
                 raise self.error("SE(*) at document level: the root element is not declared in the schema")
             raise self.error(f"invalid event code {code} in DocContent")
+        if not self.any_root and not root.is_message[code]:
+            raise self.error(f"the root element {self.schema.qname_local(root.qnames[code])} is not a "
+                             f"message of {self.schema.id!r} (expected {root.message_names}); "
+                             "any_root=True decodes any global element")
         # DocEnd has only ED: zero bits
-        return self.element(root.grammars[code], root.classes[code], root.qnames[code])
+        g = root.grammars[code]
+        v = self.element(g, root.classes[code], root.qnames[code])
+        if g.simple:            # a root element of simple type
+            q = root.qnames[code]
+            return ElementValue(self.schema.qnames[q][1], v, self.schema.id, q)
+        return v
 
     def fragment(self):
         schema = self.schema
@@ -767,8 +781,10 @@ _spare_decoder = None
 _spare_encoder = None
 
 
-@cython.locals(d=Decoder, r=BitReader)
-def decode_document(schema, data):
+@cython.locals(d=Decoder, r=BitReader, end=cython.Py_ssize_t)
+def decode_document(schema, data, any_root, padding):
+    """Decode a whole document; bytes after its end raise TrailingDataError (zero bytes
+    are accepted with padding=True)."""
     global _spare_decoder
     d = _spare_decoder
     _spare_decoder = None
@@ -786,6 +802,7 @@ def decode_document(schema, data):
     d.local_values = None
     d.depth = 0
     d.generic = None
+    d.any_root = any_root
     try:
         d.header()
         result = d.document()
@@ -793,19 +810,28 @@ def decode_document(schema, data):
         raise DecodeError("unexpected end of the stream", "", d.r.pos) from None
     except RecursionError:
         raise DecodeError("elements nested too deeply", "", d.r.pos) from None
+    end = (r.pos + 7) >> 3          # the last octet's unused bits are padding (EXI 7.1.1)
     r.reset_input(b"")          # keep no reference to the input or the tables
     d.global_values = None
     d.local_values = None
     d.generic = None
     _spare_decoder = d
+    if end < len(data) and (not padding or data.count(0, end) != len(data) - end):
+        raise TrailingDataError(f"{len(data) - end} byte(s) left after the end of the EXI document"
+                                + (" (not all zero)" if padding else ""), "", end * 8,
+                                document=result, end=end)
     return result
 
 
-def decode(data, schema):
+def decode(data, schema, *, any_root=False, padding=False):
     """Decode an EXI document (V2G profile) into a typed message object.
 
+    The root element must be a message of the set (V2G_Message for din/iso2, a Req/Res
+    element of a -20 set, supportedAppProtocolReq/Res for sap; any element of xmldsig)
+    unless any_root=True.  Bytes after the end of the document raise TrailingDataError;
+    padding=True accepts zero bytes there (some encoders pad their output).
     Raises DecodeError (a ValueError) with the element path and bit offset on bad input."""
-    s = SCHEMAS.get(schema)
+    s = _SCHEMAS.get(schema)
     if s is None:
         from ._schema import get_schema
         s = get_schema(schema)
@@ -813,11 +839,7 @@ def decode(data, schema):
         if not isinstance(data, (bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         data = bytes(data)
-    result = decode_document(s, data)
-    if not isinstance(result, Message):     # a root element of simple type
-        q = s.qname_index_of_root(data)
-        result = ElementValue(s.qnames[q][1], result, s.id, q)
-    return result
+    return decode_document(s, data, any_root, padding)
 
 
 # ---------------------------------------------------------------------------------------

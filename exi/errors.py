@@ -24,3 +24,14 @@ class DecodeError(EXIError):
 
 class EncodeError(EXIError):
     """The message cannot be encoded: a value out of range, a missing required element, ..."""
+
+
+class TrailingDataError(DecodeError):
+    """Bytes are left after the end of the EXI document.  `message` is the document that
+    was decoded, `end` the number of bytes it took: a caller that accepts the padding
+    some encoders add (exi.decode(..., padding=True) for zero bytes) can still use it."""
+
+    def __init__(self, message: str, path: str = "", bit_offset: int = -1, *, document=None, end: int = 0):
+        super().__init__(message, path, bit_offset)
+        self.message = document
+        self.end = end
