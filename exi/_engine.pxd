@@ -185,4 +185,5 @@ cdef inline int emit_uint(Encoder e, unsigned long long v) except -1:
 
 cdef Decoder _spare_decoder
 cdef dict _SCHEMAS
+cdef dict _ROOTS
 cdef Encoder _spare_encoder

@@ -346,6 +346,9 @@ class Decoder:
 
     def header(self):
         r = self.r
+        if r.nbytes and r.data[0] == 0x80:     # the V2G header: 10, no options, version 1
+            r.pos = 8
+            return None
         if r.remaining() >= 32 and r.data[0] == 0x24 and r.data.startswith(b"$EXI"):
             r.pos = 32
         if r.read(2) != 2:
@@ -1249,7 +1252,7 @@ class Encoder:
             n = len(v)
             if self.validate and (dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len):
                 raise EncodeError(f"length {n} outside [{max(dt.min_len, 0)}, {dt.max_len}]")
-            w.write_uint(n)
+            w.write_small_uint(n)
             w.write_bytes(v)
         elif kind == DT_STRING:
             if not isinstance(v, str):
@@ -1257,12 +1260,15 @@ class Encoder:
             n = len(v)
             if self.validate and (dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len):
                 raise EncodeError(f"string length {n} outside [{max(dt.min_len, 0)}, {dt.max_len}]")
-            w.write_uint(n + 2)
+            w.write_small_uint(n + 2)
             for ch in v:
                 c = ord(ch)
                 if 0xD800 <= c <= 0xDFFF:
                     raise EncodeError("lone surrogate in string")
-                w.write_uint(c)
+                if cython.compiled:
+                    emit_uint(self, c)      # a C number: no int object per character
+                else:
+                    w.write_small_uint(c)
         elif kind == DT_DECIMAL:
             self.decimal(v)
         elif kind == DT_FLOAT:
@@ -1361,7 +1367,7 @@ def encode(message, *, validate=True):
     other facets are checked too (length and range facets of strings, binaries and
     integers); validate=False writes what a non-validating reference encoder writes, which
     is how real-world streams with out-of-facet values re-encode byte for byte."""
-    root = _ROOT_OF_CLASS.get(type(message))
+    root = _ROOTS.get(type(message))
     if root is None:
         if isinstance(message, Message) and not isinstance(message, ElementValue) and \
                 type(message)._element is not None:
@@ -1374,3 +1380,4 @@ def encode(message, *, validate=True):
 
 
 _ROOT_OF_CLASS = {}     # message class of a global element -> (Schema, qname index)
+_ROOTS = _ROOT_OF_CLASS     # the same dict, typed for the compiled entry point
