@@ -153,9 +153,9 @@ cdef class Encoder:
     cpdef located(self, e, qname)
 
 # constants of exi/_kinds.py and of this module, as C ints in the compiled engine
-cdef int P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_NS, S_CONTENT, S_FIRST, S_START
+cdef int P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_ITEM, P_SE_NS, S_CONTENT, S_FIRST, S_START
 cdef int DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST
-cdef int DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE
+cdef int DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_CONTENT, F_ELEMENT, F_VALUE
 cdef int L2_EE, L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID, L2_SE_ANY, L2_CH
 cdef int MAX_DEPTH, FIELD_LIST
 cpdef int coding_length(Py_ssize_t n)

@@ -21,8 +21,9 @@ import cython
 
 from ._bits import BitReader, BitWriter, EndOfStream
 from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST,
-                     DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE, P_AT,
-                     P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_NS, S_CONTENT, S_FIRST, S_START)
+                     DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_CONTENT, F_ELEMENT, F_VALUE,
+                     P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_ITEM, P_SE_NS, S_CONTENT,
+                     S_FIRST, S_START)
 from .errors import DecodeError, EncodeError, TrailingDataError
 from .message import ElementValue, Message
 
@@ -258,7 +259,7 @@ def link(states, grammars, datatypes):
             p: Prod = pp
             if p.next_id >= 0:
                 p.next = states[p.next_id]
-            if p.kind == P_SE:
+            if p.kind == P_SE or p.kind == P_SE_ITEM:
                 p.child = grammars[p.ref]
                 p.simple = p.child.simple
                 p.dt = p.child.dt
@@ -575,6 +576,9 @@ class Decoder:
             self.store(obj, g, p, _generic.decode_any(self))
         elif p.kind == P_CH_MIXED:
             self.store(obj, g, p, self.string(qname))   # mixed content: untyped
+        elif p.kind == P_SE_ITEM:
+            from . import _content      # a declared child kept in document order
+            self.store(obj, g, p, _content.decode_item(self, p))
         else:
             raise self.error("attribute wildcards (AT(*)) are not supported by this decoder")
 
@@ -1047,6 +1051,9 @@ class Encoder:
                         if _accepts(st, i, F_ANY, item) is None:
                             return None         # needs interleaving with declared children
                         st = _generic.encode_wildcard_items(self, st, [item], qname)
+            elif (kind & ~FIELD_LIST) == F_CONTENT:
+                from . import _content          # children in document order
+                st = _content.encode_items(self, g, st, v, qname)
         return st
 
     @cython.locals(w=BitWriter, x=cython.longlong, overflow=cython.int, k=cython.Py_ssize_t,
@@ -1203,6 +1210,8 @@ class Encoder:
             p: Prod = pp
             if p.kind == P_SE or p.kind == P_AT:
                 out.append(names[p.field])
+            elif p.kind == P_SE_ITEM:
+                out.append(self.schema.qname_local(p.qname))
             elif p.kind == P_CH:
                 out.append("character content")
             elif p.kind == P_EE:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ._engine import coding_length
 from .errors import DecodeError, EncodeError
-from .message import AnyElement
+from .message import AnyElement, ElementValue
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XSD = "http://www.w3.org/2001/XMLSchema"
@@ -119,7 +119,10 @@ def decode_any(dec, name=None):
         q = schema.qname_index.get(name)
         if q is not None and q in schema.root.index:    # a global element: its own grammar
             i = schema.root.index[q]
-            return dec.element(schema.root.grammars[i], schema.root.classes[i], q)
+            v = dec.element(schema.root.grammars[i], schema.root.classes[i], q)
+            if schema.root.grammars[i].simple:       # a simple-typed one keeps its name
+                v = ElementValue(name[1], v, schema.id, q)
+            return v
         return _builtin(dec, name)
     except DecodeError as e:
         e.path = f"/{name[1]}" + e.path
@@ -382,22 +385,35 @@ def encode_wildcard_items(enc, st, items, qname):
         else:
             name = _item_name(enc, item)
             write_qname(enc, name)
-            if isinstance(item, AnyElement):
-                encode_any(enc, item)
-            else:
-                schema = enc.schema
-                q = schema.qname_index.get(name)
-                i = schema.root.index.get(q, -1) if q is not None else -1
-                if i < 0:
-                    raise EncodeError(f"{name[1]} is not a global element: use exi.AnyElement")
-                enc.element(schema.root.grammars[i], item, q)
+            encode_wildcard_element(enc, item, name)
         st = p.next
     return st
+
+
+def encode_wildcard_element(enc, item, name) -> None:
+    """The content of a wildcard element whose qname was just written: an AnyElement, or
+    a global element of the schema (its object, or an ElementValue of a simple one)."""
+    if isinstance(item, AnyElement):
+        encode_any(enc, item)
+        return
+    schema = enc.schema
+    q = schema.qname_index.get(name)
+    i = schema.root.index.get(q, -1) if q is not None else -1
+    if i < 0:
+        raise EncodeError(f"{name[1]} is not a global element: use exi.AnyElement")
+    enc.element(schema.root.grammars[i], item.value if isinstance(item, ElementValue) else item, q)
 
 
 def _item_name(enc, item):
     if isinstance(item, AnyElement):
         return item.name
+    if isinstance(item, ElementValue):
+        if item._qname >= 0:
+            return enc.schema.qnames[item._qname]
+        for q in enc.schema.root.qnames:
+            if enc.schema.qnames[q][1] == item.name:
+                return enc.schema.qnames[q]
+        raise EncodeError(f"{item.name} is not a global element: use exi.AnyElement")
     q = type(item)._element
     if q is None:
         raise EncodeError(f"{type(item).__name__} is a type, not an element")
