@@ -17,6 +17,9 @@ no message of the V2G body has such a type; only the xmldsig part does.
 """
 from __future__ import annotations
 
+import sys
+
+from . import _engine
 from ._kinds import P_CH_MIXED, P_SE_ANY, P_SE_ITEM, P_SE_NS
 from .errors import EncodeError
 from .message import AnyElement, ElementValue, Message
@@ -136,3 +139,6 @@ def encode_items(enc, g, st, items, qname):
             _generic.encode_wildcard_element(enc, item, name)
         st = p.next
     return st
+
+
+_engine.register("_content", sys.modules[__name__])

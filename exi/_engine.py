@@ -39,6 +39,26 @@ else:
     def slot_offset(descriptor):
         return 0
 
+# The layers above the engine register here what the engine hands over to them, when
+# they are imported (exi/__init__ imports them all): the schema loader (exi/_schema.py),
+# schema-less content (_generic.py), the relaxed fragment grammar (_fragment.py), children
+# kept in document order (_content.py) and encode() of what is not a message object
+# (_api.py).  The engine imports none of them: every import in the codec core points down.
+_load_schema = None
+_generic = None
+_fragment = None
+_content = None
+_encode_other = None
+_HOOKS = ("_load_schema", "_generic", "_fragment", "_content", "_encode_other")
+
+
+def register(name, handler):
+    """Install one of the _HOOKS (called by the module that provides it)."""
+    if name not in _HOOKS:
+        raise ValueError(f"unknown engine hook {name!r}")
+    globals()[name] = handler
+
+
 FIELD_LIST = 16     # or-ed into a field kind (Grammar.c_kinds): a repeated element
 SCHEMAS = {}        # schema id -> loaded Schema (exi._schema keeps its cache here)
 _SCHEMAS = SCHEMAS  # the same dict, typed for the compiled entry points (see _engine.pxd)
@@ -391,7 +411,7 @@ class Decoder:
             if code == n + 1:
                 break
             if code == n:
-                from . import _generic      # SE(*): an element the schema does not declare
+                # SE(*): an element the schema does not declare
                 items.append(_generic.decode_any(self))
                 continue
             if code > n:
@@ -399,7 +419,6 @@ class Decoder:
             qname, gi, cls = schema.fragment_elements[code]
             if gi < 0:
                 # declared with several types: the relaxed Element Fragment grammar (8.5.3)
-                from . import _fragment
                 items.append(_fragment.decode(self, qname))
                 continue
             v = self.element(schema.grammars[gi], cls, qname)
@@ -572,12 +591,12 @@ class Decoder:
         elif p.kind == P_CH:
             self.store(obj, g, p, self.value(p.dt, qname))
         elif p.kind == P_SE_ANY or p.kind == P_SE_NS:
-            from . import _generic      # a wildcard element: into the `any` list
+            # a wildcard element: into the `any` list
             self.store(obj, g, p, _generic.decode_any(self))
         elif p.kind == P_CH_MIXED:
             self.store(obj, g, p, self.string(qname))   # mixed content: untyped
         elif p.kind == P_SE_ITEM:
-            from . import _content      # a declared child kept in document order
+            # a declared child kept in document order
             self.store(obj, g, p, _content.decode_item(self, p))
         else:
             raise self.error("attribute wildcards (AT(*)) are not supported by this decoder")
@@ -840,8 +859,7 @@ def decode(data, schema, *, any_root=False, padding=False):
     Raises DecodeError (a ValueError) with the element path and bit offset on bad input."""
     s = _SCHEMAS.get(schema)
     if s is None:
-        from ._schema import get_schema
-        s = get_schema(schema)
+        s = _load_schema(schema)
     if type(data) is not bytes:
         if not isinstance(data, (bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
@@ -886,7 +904,6 @@ class Encoder:
         width = coding_length(n + 2)
         for obj, qname in items:
             if qname is None:               # an undeclared element: SE(*) and its qname
-                from . import _generic
                 self.w.write(n, width)
                 _generic.write_qname(self, obj.name)
                 _generic.encode_any(self, obj)
@@ -896,7 +913,7 @@ class Encoder:
                 raise EncodeError(f"{schema.qname_text(qname)} cannot be encoded as a fragment element")
             self.w.write(idx, width)
             if schema.fragment_elements[idx][1] < 0:
-                from . import _fragment      # declared with several types (8.5.3)
+                # declared with several types (8.5.3)
                 _fragment.encode(self, obj, qname)
                 continue
             self.element(schema.grammars[schema.fragment_elements[idx][1]], obj, qname)
@@ -953,13 +970,11 @@ class Encoder:
             mark = self.w.mark()
             snapshot = None
             if self.generic is not None:
-                from . import _generic
                 snapshot = _generic.snapshot(self)
             st = self.fields_in_order(g, obj, qname)
             if st is None:
                 # a repeated group needs its items interleaved: redo this element the general way
                 self.w.reset(mark)
-                from . import _generic
                 _generic.restore(self, snapshot)    # forget qnames the discarded attempt added
                 st = self.interleaved(g, obj)
         if st.n1 < 0:
@@ -1046,13 +1061,13 @@ class Encoder:
                 if not isinstance(v, (list, tuple)):
                     raise EncodeError(f"{g.names[i]} must be a list")
                 if len(v):
-                    from . import _generic      # wildcard elements and mixed text, in list order
+                    # wildcard elements and mixed text, in list order
                     for item in v:
                         if _accepts(st, i, F_ANY, item) is None:
                             return None         # needs interleaving with declared children
                         st = _generic.encode_wildcard_items(self, st, [item], qname)
             elif (kind & ~FIELD_LIST) == F_CONTENT:
-                from . import _content          # children in document order
+                # children in document order
                 st = _content.encode_items(self, g, st, v, qname)
         return st
 
@@ -1200,7 +1215,6 @@ class Encoder:
             if kind == F_ELEMENT:
                 st = self.child(st, st.code_for(i), item)
             else:
-                from . import _generic
                 st = _generic.encode_wildcard_items(self, st, [item], None)
         return st
 
@@ -1380,11 +1394,10 @@ def encode(message, *, validate=True):
     if root is None:
         if isinstance(message, Message) and not isinstance(message, ElementValue) and \
                 type(message)._element is not None:
-            from ._schema import get_schema
-            root = _ROOT_OF_CLASS[type(message)] = (get_schema(message._schema_id), type(message)._element)
+            root = _ROOT_OF_CLASS[type(message)] = (_load_schema(message._schema_id), type(message)._element)
         else:
-            from . import _api      # simple-typed roots, and the errors for what is not a root
-            return _api.encode_other(message, validate)
+            # simple-typed roots, and the errors for what is not a root
+            return _encode_other(message, validate)
     return encode_document(root[0], message, root[1], validate)
 
 

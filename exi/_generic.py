@@ -9,6 +9,9 @@ path: plain Python over the engine's reader and writer.
 """
 from __future__ import annotations
 
+import sys
+
+from . import _engine
 from ._engine import coding_length
 from .errors import DecodeError, EncodeError
 from .message import AnyElement, ElementValue
@@ -418,3 +421,6 @@ def _item_name(enc, item):
     if q is None:
         raise EncodeError(f"{type(item).__name__} is a type, not an element")
     return enc.schema.qnames[q]
+
+
+_engine.register("_generic", sys.modules[__name__])

@@ -166,3 +166,6 @@ def get_schema(schema_id: str) -> Schema:
                 s = Schema(schema_id)
                 _cache[schema_id] = s
     return s
+
+
+_engine.register("_load_schema", get_schema)
