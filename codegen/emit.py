@@ -14,6 +14,7 @@ from typing import Optional
 
 from exi import _kinds as K
 
+from .order import keeps_order
 from .grammar import (AT, AT_ANY, AT_NS, CH, CH_MIXED, CONTENT, EE, FIRST, SE, SE_ANY, SE_NS, START,
                       TypeGrammar, minimise, type_grammar)
 from .xsd import UNBOUNDED, ComplexType, ElementDecl, Particle, QN, SchemaSet, SimpleType, python_name
@@ -52,6 +53,7 @@ class Emitter:
         self._class_of: dict = {}
         self._class_names: set = set()
         self.element_classes: list = []  # (name, base class name, ElementDecl)
+        self.ordered_children: dict = {}  # id(ComplexType) -> element declarations of its content
         self._element_class_of: dict = {}
         self.states: list = []
         self._state_index: dict = {}
@@ -151,7 +153,26 @@ class Emitter:
 
         for a in sorted(ct.attributes, key=lambda a: a.qname.sort_key()):
             add(a.qname.local, K.F_ATTRIBUTE, False, self.qname(a.qname), None, a)
-        if ct.particle is not None:
+        if keeps_order(ct):
+            # every child (and mixed text) in one list, in document order (codegen/order.py)
+            add("content", K.F_CONTENT, True, -1, -1, None)
+            decls: dict = {}
+
+            def collect(p: Particle):
+                if p.kind == "element":
+                    heads = {p.element.qname: p.element}
+                    for d in p.element.substitutes:
+                        heads.setdefault(d.qname, d)
+                    for d in sorted(heads.values(), key=lambda d: d.qname.sort_key()):
+                        if d.qname not in decls:
+                            decls[d.qname] = d
+                            self.qname(d.qname)     # numbered as per-field children are
+                for c in p.children:
+                    collect(c)
+            if ct.particle is not None:
+                collect(ct.particle)
+            self.ordered_children[id(ct)] = list(decls.values())
+        elif ct.particle is not None:
             counts: dict = {}
             order: list = []
             has_any = [False]
@@ -190,6 +211,8 @@ class Emitter:
                 f[4] = self.grammar(target.type, target.qname.local)
             elif f[1] == K.F_VALUE:
                 f[4] = self.datatype(target, cname)
+        for d in self.ordered_children.get(id(ct), ()):
+            self.grammar(d.type, d.qname.local)
         return fields
 
     def element_class(self, d: ElementDecl) -> Optional[str]:
@@ -232,6 +255,13 @@ class Emitter:
             self.fragment_elements.append((self.qname(q), g, decls[0] if g >= 0 else None))
         for qi, g, d in self.doc_elements:
             self.element_class(d)
+        # the complex children of ordered content are items of their element's class
+        i = 0
+        while i < len(self.classes):
+            for d in self.ordered_children.get(id(self.classes[i][1]), ()):
+                if isinstance(d.type, ComplexType) and self._element_class_of.get(d.qname) is None:
+                    self.element_class(d)
+            i += 1
         for qi, g, d in self.fragment_elements:
             if d is not None:
                 self.element_class(d)   # local elements too: fragments name their roots
@@ -271,6 +301,8 @@ class Emitter:
         if isinstance(g.type, SimpleType):
             return -1
         fields = self._class_of[id(g.type)][2]
+        if kind in (K.F_ELEMENT, K.F_ANY) and id(g.type) in self.ordered_children:
+            kind, q = K.F_CONTENT, None
         for i, f in enumerate(fields):
             if f[1] == kind and (q is None or f[3] == self.qname(q)):
                 return i
@@ -287,7 +319,8 @@ class Emitter:
                                   self._field_index(g, K.F_ATTRIBUTE, p.target.qname),
                                   self.datatype(p.target.type, p.target.qname.local), nxt))
                 elif p.kind == SE:
-                    prods.append((K.P_SE, self.qname(p.target.qname),
+                    ordered = isinstance(g.type, ComplexType) and id(g.type) in self.ordered_children
+                    prods.append((K.P_SE_ITEM if ordered else K.P_SE, self.qname(p.target.qname),
                                   self._field_index(g, K.F_ELEMENT, p.target.qname),
                                   self._grammar_of[id(p.target.type)], nxt))
                 elif p.kind in (SE_ANY, SE_NS, CH_MIXED):
@@ -366,11 +399,14 @@ class Emitter:
     def messages_source(self) -> str:
         out = [HEADER, f'"""Typed message classes of {self.title} (schema id {self.id!r}).\n\n'
                "Class and field names are the XSD names.  Optional fields are None when absent,\n"
-               "repeated elements are lists.  Encode with exi.encode(), decode with\n"
+               "repeated elements are lists.  Types whose children's order carries information\n"
+               "(mixed content, repeated choices) hold them in one ordered list, `content`:\n"
+               "element objects, exi.ElementValue for simple-typed children, exi.AnyElement\n"
+               "for wildcard elements, str for text.  Encode with exi.encode(), decode with\n"
                f"exi.decode(data, {self.id!r}).\n\"\"\"\n",
                "from __future__ import annotations\n\n",
                "from decimal import Decimal\nfrom typing import List, Optional, Union\n\n",
-               "from exi.message import Message, V2GEnum\n\n",
+               "from exi.message import AnyElement, ElementValue, Message, V2GEnum\n\n",
                f"SCHEMA_ID = {self.id!r}\n"]
         for t_id, name in self.enums.items():
             t = next(t for t in self._all_simple() if id(t) == t_id)
@@ -407,6 +443,8 @@ class Emitter:
         kind, is_list, ref, target = f[1], f[2], f[4], f[5]
         if kind == K.F_ANY:
             return "Optional[list]"
+        if kind == K.F_CONTENT:
+            return f"Optional[List[{self._content_item_hint(f)}]]"
         if kind == K.F_ELEMENT:
             t = target.type
             inner = self._class_of[id(t)][0] if isinstance(t, ComplexType) else self._py_type(t)
@@ -414,6 +452,23 @@ class Emitter:
             t = target.type if kind == K.F_ATTRIBUTE else target
             inner = self._py_type(t)
         return f"Optional[List[{inner}]]" if is_list else f"Optional[{inner}]"
+
+    def _content_item_hint(self, f) -> str:
+        ct = next(c for _, c, fields in self.classes if any(x is f for x in fields))
+        names, simple, wildcard = [], False, ct.content == "mixed"
+        for d in self.ordered_children[id(ct)]:
+            if isinstance(d.type, ComplexType):
+                names.append(self._element_class_of.get(d.qname) or self._class_of[id(d.type)][0])
+            else:
+                simple = True
+        p = [ct.particle] if ct.particle is not None else []
+        while p:
+            x = p.pop()
+            wildcard |= x.kind == "any"
+            p += x.children
+        parts = (["str"] if ct.content == "mixed" else []) + sorted(set(names)) + \
+            (["ElementValue"] if simple else []) + (["AnyElement", "Message"] if wildcard else [])
+        return f"Union[{', '.join(parts)}]" if len(parts) > 1 else parts[0]
 
     def _py_type(self, t: SimpleType) -> str:
         return {"boolean": "bool", "integer": "int", "decimal": "Decimal", "float": "float",

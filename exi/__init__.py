@@ -13,12 +13,12 @@ from ._impl import IMPLEMENTATION  # noqa: F401  (must run before the engine is 
 from ._api import (decode, decode_fragment, encode, encode_fragment, from_dict, from_xml,
                    schema, to_dict, to_xml)
 from ._validate import validate
-from .errors import DecodeError, EncodeError, EXIError, ValidationError
+from .errors import DecodeError, EncodeError, EXIError, TrailingDataError, ValidationError
 from .message import AnyElement, ElementValue, Message
 
 __all__ = ["decode", "encode", "decode_fragment", "encode_fragment", "to_dict", "from_dict",
            "to_xml", "from_xml", "schema", "validate", "DecodeError", "EncodeError", "EXIError",
-           "ValidationError", "Message",
+           "TrailingDataError", "ValidationError", "Message",
            "ElementValue", "AnyElement",
            "__version__"]
 __version__ = "0.1.0"

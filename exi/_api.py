@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Union
 
-from . import _engine
+from . import _content, _engine, _fragment, _generic  # noqa: F401  (they register with the engine)
 from ._bits import EndOfStream
+from ._convert import from_dict, from_xml, to_dict, to_xml  # noqa: F401  (re-exported)
 from ._schema import Schema, _cache, get_schema
 from .errors import DecodeError, EncodeError
 from .message import AnyElement, ElementValue, Message
@@ -101,4 +102,4 @@ def _root(message) -> tuple:
     return s, q
 
 
-from ._convert import from_dict, from_xml, to_dict, to_xml  # noqa: E402
+_engine.register("_encode_other", encode_other)

@@ -18,7 +18,8 @@ from enum import Enum
 from typing import Any
 
 from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST,
-                     DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE)
+                     DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_CONTENT, F_ELEMENT, F_VALUE)
+from ._content import children as _content_children
 from ._schema import Schema, get_schema
 from .errors import DecodeError, EncodeError
 from .message import AnyElement, ElementValue, Message
@@ -213,7 +214,8 @@ def _value_converter(dt):
 
 
 def _dict_plan(s: Schema, cls) -> list:
-    """Per class, once: (field, is list, value converter, nested class or None, is any)."""
+    """Per class, once: (field, is list, value converter, nested class or None, is any
+    (True) or ordered content (F_CONTENT))."""
     plan = cls.__dict__.get("_dict_plan_")
     if plan is None:
         plan = []
@@ -225,6 +227,8 @@ def _dict_plan(s: Schema, cls) -> list:
                     plan.append((name, is_list, None, True, False))
             elif kind == F_ANY:
                 plan.append((name, True, None, False, True))
+            elif kind == F_CONTENT:
+                plan.append((name, True, None, False, F_CONTENT))
             else:
                 plan.append((name, False, _value_converter(s.datatypes[ref]), False, False))
         cls._dict_plan_ = plan
@@ -239,7 +243,9 @@ def _obj_to_dict(s: Schema, obj, depth) -> dict:
         v = getattr(obj, name)
         if v is None:
             continue
-        if nested:
+        if is_any == F_CONTENT:
+            v = [_content_item_to_dict(s, type(obj), x, depth) for x in v]
+        elif nested:
             v = [_obj_to_dict(s, x, depth + 1) for x in v] if is_list else _obj_to_dict(s, v, depth + 1)
         elif is_any:
             v = [x if isinstance(x, str) else _to_dict(x, depth + 1) for x in v]
@@ -249,6 +255,47 @@ def _obj_to_dict(s: Schema, obj, depth) -> dict:
             v = list(v)
         out[name] = v
     return out
+
+
+def _content_child(s: Schema, cls, item):
+    """(qname index, Grammar, item class) of a declared child of ordered content, or None."""
+    kids = _content_children(s, cls)
+    if isinstance(item, ElementValue) and item._qname >= 0 and item._schema == s.id:
+        return kids.get(s.qnames[item._qname])
+    local = item.name if isinstance(item, ElementValue) else item
+    return next((v for qn, v in kids.items() if qn[1] == local), None)
+
+
+def _content_item_to_dict(s: Schema, cls, item, depth):
+    """An item of ordered content: text as a string, an element as {name: content}."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, ElementValue):
+        if isinstance(item.value, Message):
+            return {item.name: _obj_to_dict(s, item.value, depth + 1)}
+        kid = _content_child(s, cls, item)
+        if kid is not None:
+            return {item.name: _json_value(kid[1].dt, item.value)}
+    if not isinstance(item, Message):
+        raise EncodeError(f"content items are element objects, exi.ElementValue, exi.AnyElement "
+                          f"or str, not {type(item).__name__}")
+    return _to_dict(item, depth + 1)
+
+
+def _dict_to_content_item(s: Schema, cls, x, where, depth):
+    if isinstance(x, str):
+        return x
+    if isinstance(x, dict) and len(x) == 1:
+        (name, v), = x.items()
+        kid = _content_child(s, cls, name)
+        if kid is not None:
+            q, g, icls = kid
+            path = f"{where}/{name}"
+            if g.simple:
+                return ElementValue(name, _from_json_value(g.dt, v, path), s.id, q)
+            obj = _dict_to_obj(s, icls or g.cls, v, path, depth + 1)
+            return obj if icls is not None else ElementValue(name, obj, s.id, q)
+    return _dict_to_any(s, x, where, depth + 1)
 
 
 def from_dict(d, schema: str) -> Message:
@@ -334,6 +381,10 @@ def _dict_to_obj(s: Schema, cls, content, where, depth):
                 if not isinstance(v, list):
                     raise EncodeError("wildcard content is a list of strings and elements", path)
                 v = [x if isinstance(x, str) else _dict_to_any(s, x, path, depth + 1) for x in v]
+            elif kind == F_CONTENT:
+                if not isinstance(v, list):
+                    raise EncodeError("content must be a list", path)
+                v = [_dict_to_content_item(s, cls, x, path, depth) for x in v]
             else:
                 v = _from_json_value(s.datatypes[ref], v, path)
         object.__setattr__(obj, name, v)
@@ -387,6 +438,15 @@ def _set_text(el, text: str, where: str) -> None:
         raise EncodeError(f"the value contains {bad}, which XML 1.0 cannot represent", where) from None
 
 
+def _set_tail(el, text: str, where: str) -> None:
+    """Text after ``el`` (mixed content), refused like _set_text when XML 1.0 cannot hold it."""
+    try:
+        el.tail = text
+    except ValueError:
+        bad = next((f"U+{ord(c):04X}" for c in text if not _xml_char(c)), "?")
+        raise EncodeError(f"the text contains {bad}, which XML 1.0 cannot represent", where) from None
+
+
 def _xml_char(c: str) -> bool:
     o = ord(c)
     return o in (0x9, 0xA, 0xD) or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or o >= 0x10000
@@ -413,7 +473,7 @@ def _any_to_xml(el, parent, depth):
             if last is None:
                 _set_text(node, (node.text or "") + item, el.name[1])
             else:
-                last.tail = (last.tail or "") + item
+                _set_tail(last, (last.tail or "") + item, el.name[1])
         else:
             last = _any_to_xml(item, node, depth + 1)
     return node
@@ -448,6 +508,9 @@ def _fill_xml(s: Schema, el, obj, depth):
                     _set_text(child, _xml_text(g.dt, item), name)
                 else:
                     _fill_xml(s, child, item, depth + 1)
+        elif kind == F_CONTENT:
+            for item in v:
+                _content_item_to_xml(s, cls, el, item, name, depth)
         elif kind == F_ANY:
             for item in v:
                 if isinstance(item, str):
@@ -455,12 +518,44 @@ def _fill_xml(s: Schema, el, obj, depth):
                     if last is None:
                         _set_text(el, (el.text or "") + item, name)
                     else:
-                        last.tail = (last.tail or "") + item
+                        _set_tail(last, (last.tail or "") + item, name)
                 elif isinstance(item, AnyElement):
                     _any_to_xml(item, el, depth + 1)
                 else:
                     child = etree.SubElement(el, _tag(s, type(item)._element))
                     _fill_xml(s, child, item, depth + 1)
+
+
+def _content_item_to_xml(s: Schema, cls, el, item, where, depth):
+    from lxml import etree
+    if isinstance(item, str):
+        last = el[-1] if len(el) else None
+        if last is None:
+            _set_text(el, (el.text or "") + item, where)
+        else:
+            _set_tail(last, (last.tail or "") + item, where)
+    elif isinstance(item, AnyElement):
+        _any_to_xml(item, el, depth + 1)
+    elif isinstance(item, ElementValue):
+        kid = _content_child(s, cls, item)
+        if kid is not None:
+            q, g = kid[0], kid[1]
+        elif item._qname >= 0 and item._schema == s.id:
+            q, g = item._qname, None
+        else:
+            raise EncodeError(f"{item.name} is not a child element here", where)
+        child = etree.SubElement(el, _tag(s, q))
+        if isinstance(item.value, Message):
+            _fill_xml(s, child, item.value, depth + 1)
+        else:
+            dt = g.dt if g is not None else _element_value_dt(s, item)
+            _set_text(child, _xml_text(dt, item.value), item.name)
+    elif isinstance(item, Message) and type(item)._element is not None:
+        child = etree.SubElement(el, _tag(s, type(item)._element))
+        _fill_xml(s, child, item, depth + 1)
+    else:
+        raise EncodeError(f"content items are element objects, exi.ElementValue, exi.AnyElement "
+                          f"or str, not {type(item).__name__}", where)
 
 
 def from_xml(text, schema: str) -> Message:
@@ -537,6 +632,12 @@ def _xml_to_obj(s: Schema, cls, el, where):
         if not any(f[1] == F_ATTRIBUTE and s.qnames[f[3]] == (aq.namespace or "", aq.localname)
                    for f in cls._field_rows):
             raise EncodeError(f"unexpected attribute {attr}", where)
+    content_field = next((f[0] for f in cls._field_rows if f[1] == F_CONTENT), None)
+    if content_field is not None:
+        vals[content_field] = _xml_to_content(s, cls, el, where) or None
+        for name in cls._fields:
+            object.__setattr__(obj, name, vals.get(name))
+        return obj
     any_field = next((f[0] for f in cls._field_rows if f[1] == F_ANY), None)
     if any_field is not None and el.text and el.text.strip():
         vals.setdefault(any_field, []).append(el.text)
@@ -573,3 +674,46 @@ def _xml_to_obj(s: Schema, cls, el, where):
     for name in cls._fields:
         object.__setattr__(obj, name, vals.get(name))
     return obj
+
+
+def _xml_to_content(s: Schema, cls, el, where) -> list:
+    """The children and text of an element with ordered content, in document order.
+    Whitespace-only text is formatting, not content (as in element-only content)."""
+    from lxml import etree
+    kids = _content_children(s, cls)
+    out = []
+    if el.text and el.text.strip():
+        out.append(el.text)
+    for child in el:
+        if isinstance(child.tag, str):
+            cq = etree.QName(child)
+            qn = (cq.namespace or "", cq.localname)
+            path = f"{where}/{cq.localname}"
+            kid = kids.get(qn)
+            if kid is not None:
+                q, g, icls = kid
+                if g.simple:
+                    out.append(ElementValue(qn[1], _parse_text(g.dt, child.text or "", path), s.id, q))
+                else:
+                    obj = _xml_to_obj(s, icls or g.cls, child, path)
+                    out.append(obj if icls is not None else ElementValue(qn[1], obj, s.id, q))
+            else:
+                out.append(_xml_to_wildcard(s, child, path))
+        if child.tail and child.tail.strip():
+            out.append(child.tail)
+    return out
+
+
+def _xml_to_wildcard(s: Schema, child, where):
+    """Wildcard content: a global element of the schema (its object, or an ElementValue
+    of a simple-typed one), else an AnyElement."""
+    from lxml import etree
+    cq = etree.QName(child)
+    q = s.qname_index.get((cq.namespace or "", cq.localname))
+    i = s.root.index.get(q, -1) if q is not None else -1
+    if i < 0:
+        return _xml_to_any(child)
+    g = s.root.grammars[i]
+    if g.simple:
+        return ElementValue(cq.localname, _parse_text(g.dt, child.text or "", where), s.id, q)
+    return _xml_to_obj(s, s.root.classes[i], child, where)

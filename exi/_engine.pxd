@@ -105,6 +105,8 @@ cdef class Root:
     cdef public Py_ssize_t n
     cdef public int width
     cdef public dict index
+    cdef public list is_message
+    cdef public str message_names
 
 @cython.final
 cdef class Decoder:
@@ -115,6 +117,7 @@ cdef class Decoder:
     cdef public dict local_values
     cdef public int depth
     cdef public object generic
+    cdef public bint any_root
     cpdef header(self)
     cpdef document(self)
     cpdef element(self, Grammar g, cls, qname)
@@ -150,13 +153,13 @@ cdef class Encoder:
     cpdef located(self, e, qname)
 
 # constants of exi/_kinds.py and of this module, as C ints in the compiled engine
-cdef int P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_NS, S_CONTENT, S_FIRST, S_START
+cdef int P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_ITEM, P_SE_NS, S_CONTENT, S_FIRST, S_START
 cdef int DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST
-cdef int DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE
+cdef int DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_CONTENT, F_ELEMENT, F_VALUE
 cdef int L2_EE, L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID, L2_SE_ANY, L2_CH
 cdef int MAX_DEPTH, FIELD_LIST
 cpdef int coding_length(Py_ssize_t n)
-cpdef decode_document(schema, bytes data)
+cpdef decode_document(schema, bytes data, bint any_root, bint padding)
 cpdef encode_document(schema, obj, qname, bint validate)
 
 # BitWriter.write's common case for the encoder, reached through the Encoder (an argument,
@@ -181,4 +184,6 @@ cdef inline int emit_uint(Encoder e, unsigned long long v) except -1:
     return emit(e, (groups << 8) | v, nbits + 8)
 
 cdef Decoder _spare_decoder
+cdef dict _SCHEMAS
+cdef dict _ROOTS
 cdef Encoder _spare_encoder

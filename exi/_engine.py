@@ -21,9 +21,10 @@ import cython
 
 from ._bits import BitReader, BitWriter, EndOfStream
 from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST,
-                     DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_ELEMENT, F_VALUE, P_AT,
-                     P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_NS, S_CONTENT, S_FIRST, S_START)
-from .errors import DecodeError, EncodeError
+                     DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_CONTENT, F_ELEMENT, F_VALUE,
+                     P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_ITEM, P_SE_NS, S_CONTENT,
+                     S_FIRST, S_START)
+from .errors import DecodeError, EncodeError, TrailingDataError
 from .message import ElementValue, Message
 
 if cython.compiled:
@@ -38,8 +39,29 @@ else:
     def slot_offset(descriptor):
         return 0
 
+# The layers above the engine register here what the engine hands over to them, when
+# they are imported (exi/__init__ imports them all): the schema loader (exi/_schema.py),
+# schema-less content (_generic.py), the relaxed fragment grammar (_fragment.py), children
+# kept in document order (_content.py) and encode() of what is not a message object
+# (_api.py).  The engine imports none of them: every import in the codec core points down.
+_load_schema = None
+_generic = None
+_fragment = None
+_content = None
+_encode_other = None
+_HOOKS = ("_load_schema", "_generic", "_fragment", "_content", "_encode_other")
+
+
+def register(name, handler):
+    """Install one of the _HOOKS (called by the module that provides it)."""
+    if name not in _HOOKS:
+        raise ValueError(f"unknown engine hook {name!r}")
+    globals()[name] = handler
+
+
 FIELD_LIST = 16     # or-ed into a field kind (Grammar.c_kinds): a repeated element
 SCHEMAS = {}        # schema id -> loaded Schema (exi._schema keeps its cache here)
+_SCHEMAS = SCHEMAS  # the same dict, typed for the compiled entry points (see _engine.pxd)
 
 # second-level events of schema-informed grammars, non-strict, no prefixes/DTD/comments/PIs
 # (EXI 8.5.4.4.1; the order and the "AT(invalid)" entry follow EXIficient)
@@ -240,7 +262,7 @@ class Grammar:
 class Root:
     """DocContent of a schema: the global elements (EXI 8.5.1), for the compiled entry points."""
 
-    def __init__(self, schema, qnames, grammars, classes):
+    def __init__(self, schema, qnames, grammars, classes, messages):
         self.schema = schema
         self.qnames = list(qnames)
         self.grammars = list(grammars)
@@ -248,6 +270,10 @@ class Root:
         self.n = len(self.qnames)
         self.width = coding_length(self.n + 1)
         self.index = {q: i for i, q in enumerate(self.qnames)}
+        # which global elements are messages of the set (decode() accepts only these
+        # unless asked for any root), and their names for the error
+        self.is_message = [q in messages for q in self.qnames]
+        self.message_names = ", ".join(sorted(schema.qnames[q][1] for q in messages)) or "none"
 
 
 def link(states, grammars, datatypes):
@@ -258,7 +284,7 @@ def link(states, grammars, datatypes):
             p: Prod = pp
             if p.next_id >= 0:
                 p.next = states[p.next_id]
-            if p.kind == P_SE:
+            if p.kind == P_SE or p.kind == P_SE_ITEM:
                 p.child = grammars[p.ref]
                 p.simple = p.child.simple
                 p.dt = p.child.dt
@@ -339,12 +365,16 @@ class Decoder:
         self.local_values = None
         self.depth = 0
         self.generic = None     # qname tables and built-in grammars, made when first needed
+        self.any_root = False   # document(): only the message roots of the set
 
     def error(self, msg):
         return DecodeError(msg, "", self.r.pos)
 
     def header(self):
         r = self.r
+        if r.nbytes and r.data[0] == 0x80:     # the V2G header: 10, no options, version 1
+            r.pos = 8
+            return None
         if r.remaining() >= 32 and r.data[0] == 0x24 and r.data.startswith(b"$EXI"):
             r.pos = 32
         if r.read(2) != 2:
@@ -356,8 +386,7 @@ class Decoder:
         if r.read(4) != 0:
             raise self.error("unsupported EXI version (only 1.0)")
 
-    @cython.locals(code=cython.ulonglong, root=Root)
-    @cython.locals(root=Root)
+    @cython.locals(code=cython.ulonglong, root=Root, g=Grammar)
     def document(self):
         root = self.root
         code = self.r.read(root.width)
@@ -365,8 +394,17 @@ class Decoder:
             if code == root.n:
                 raise self.error("SE(*) at document level: the root element is not declared in the schema")
             raise self.error(f"invalid event code {code} in DocContent")
+        if not self.any_root and not root.is_message[code]:
+            raise self.error(f"the root element {self.schema.qname_local(root.qnames[code])} is not a "
+                             f"message of {self.schema.id!r} (expected {root.message_names}); "
+                             "any_root=True decodes any global element")
         # DocEnd has only ED: zero bits
-        return self.element(root.grammars[code], root.classes[code], root.qnames[code])
+        g = root.grammars[code]
+        v = self.element(g, root.classes[code], root.qnames[code])
+        if g.simple:            # a root element of simple type
+            q = root.qnames[code]
+            return ElementValue(self.schema.qnames[q][1], v, self.schema.id, q)
+        return v
 
     def fragment(self):
         schema = self.schema
@@ -378,7 +416,7 @@ class Decoder:
             if code == n + 1:
                 break
             if code == n:
-                from . import _generic      # SE(*): an element the schema does not declare
+                # SE(*): an element the schema does not declare
                 items.append(_generic.decode_any(self))
                 continue
             if code > n:
@@ -386,7 +424,6 @@ class Decoder:
             qname, gi, cls = schema.fragment_elements[code]
             if gi < 0:
                 # declared with several types: the relaxed Element Fragment grammar (8.5.3)
-                from . import _fragment
                 items.append(_fragment.decode(self, qname))
                 continue
             v = self.element(schema.grammars[gi], cls, qname)
@@ -559,10 +596,13 @@ class Decoder:
         elif p.kind == P_CH:
             self.store(obj, g, p, self.value(p.dt, qname))
         elif p.kind == P_SE_ANY or p.kind == P_SE_NS:
-            from . import _generic      # a wildcard element: into the `any` list
+            # a wildcard element: into the `any` list
             self.store(obj, g, p, _generic.decode_any(self))
         elif p.kind == P_CH_MIXED:
             self.store(obj, g, p, self.string(qname))   # mixed content: untyped
+        elif p.kind == P_SE_ITEM:
+            # a declared child kept in document order
+            self.store(obj, g, p, _content.decode_item(self, p))
         else:
             raise self.error("attribute wildcards (AT(*)) are not supported by this decoder")
 
@@ -772,8 +812,10 @@ _spare_decoder = None
 _spare_encoder = None
 
 
-@cython.locals(d=Decoder, r=BitReader)
-def decode_document(schema, data):
+@cython.locals(d=Decoder, r=BitReader, end=cython.Py_ssize_t)
+def decode_document(schema, data, any_root, padding):
+    """Decode a whole document; bytes after its end raise TrailingDataError (zero bytes
+    are accepted with padding=True)."""
     global _spare_decoder
     d = _spare_decoder
     _spare_decoder = None
@@ -791,6 +833,7 @@ def decode_document(schema, data):
     d.local_values = None
     d.depth = 0
     d.generic = None
+    d.any_root = any_root
     try:
         d.header()
         result = d.document()
@@ -798,31 +841,35 @@ def decode_document(schema, data):
         raise DecodeError("unexpected end of the stream", "", d.r.pos) from None
     except RecursionError:
         raise DecodeError("elements nested too deeply", "", d.r.pos) from None
+    end = (r.pos + 7) >> 3          # the last octet's unused bits are padding (EXI 7.1.1)
     r.reset_input(b"")          # keep no reference to the input or the tables
     d.global_values = None
     d.local_values = None
     d.generic = None
     _spare_decoder = d
+    if end < len(data) and (not padding or data.count(0, end) != len(data) - end):
+        raise TrailingDataError(f"{len(data) - end} byte(s) left after the end of the EXI document"
+                                + (" (not all zero)" if padding else ""), "", end * 8,
+                                document=result, end=end)
     return result
 
 
-def decode(data, schema):
+def decode(data, schema, *, any_root=False, padding=False):
     """Decode an EXI document (V2G profile) into a typed message object.
 
+    The root element must be a message of the set (V2G_Message for din/iso2, a Req/Res
+    element of a -20 set, supportedAppProtocolReq/Res for sap; any element of xmldsig)
+    unless any_root=True.  Bytes after the end of the document raise TrailingDataError;
+    padding=True accepts zero bytes there (some encoders pad their output).
     Raises DecodeError (a ValueError) with the element path and bit offset on bad input."""
-    s = SCHEMAS.get(schema)
+    s = _SCHEMAS.get(schema)
     if s is None:
-        from ._schema import get_schema
-        s = get_schema(schema)
+        s = _load_schema(schema)
     if type(data) is not bytes:
         if not isinstance(data, (bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         data = bytes(data)
-    result = decode_document(s, data)
-    if not isinstance(result, Message):     # a root element of simple type
-        q = s.qname_index_of_root(data)
-        result = ElementValue(s.qnames[q][1], result, s.id, q)
-    return result
+    return decode_document(s, data, any_root, padding)
 
 
 # ---------------------------------------------------------------------------------------
@@ -862,7 +909,6 @@ class Encoder:
         width = coding_length(n + 2)
         for obj, qname in items:
             if qname is None:               # an undeclared element: SE(*) and its qname
-                from . import _generic
                 self.w.write(n, width)
                 _generic.write_qname(self, obj.name)
                 _generic.encode_any(self, obj)
@@ -872,7 +918,7 @@ class Encoder:
                 raise EncodeError(f"{schema.qname_text(qname)} cannot be encoded as a fragment element")
             self.w.write(idx, width)
             if schema.fragment_elements[idx][1] < 0:
-                from . import _fragment      # declared with several types (8.5.3)
+                # declared with several types (8.5.3)
                 _fragment.encode(self, obj, qname)
                 continue
             self.element(schema.grammars[schema.fragment_elements[idx][1]], obj, qname)
@@ -929,13 +975,11 @@ class Encoder:
             mark = self.w.mark()
             snapshot = None
             if self.generic is not None:
-                from . import _generic
                 snapshot = _generic.snapshot(self)
             st = self.fields_in_order(g, obj, qname)
             if st is None:
                 # a repeated group needs its items interleaved: redo this element the general way
                 self.w.reset(mark)
-                from . import _generic
                 _generic.restore(self, snapshot)    # forget qnames the discarded attempt added
                 st = self.interleaved(g, obj)
         if st.n1 < 0:
@@ -1022,11 +1066,14 @@ class Encoder:
                 if not isinstance(v, (list, tuple)):
                     raise EncodeError(f"{g.names[i]} must be a list")
                 if len(v):
-                    from . import _generic      # wildcard elements and mixed text, in list order
+                    # wildcard elements and mixed text, in list order
                     for item in v:
                         if _accepts(st, i, F_ANY, item) is None:
                             return None         # needs interleaving with declared children
                         st = _generic.encode_wildcard_items(self, st, [item], qname)
+            elif (kind & ~FIELD_LIST) == F_CONTENT:
+                # children in document order
+                st = _content.encode_items(self, g, st, v, qname)
         return st
 
     @cython.locals(w=BitWriter, x=cython.longlong, overflow=cython.int, k=cython.Py_ssize_t,
@@ -1178,7 +1225,6 @@ class Encoder:
             if kind == F_ELEMENT:
                 st = self.child(st, st.code_for(i), item)
             else:
-                from . import _generic
                 st = _generic.encode_wildcard_items(self, st, [item], None)
         return st
 
@@ -1202,6 +1248,8 @@ class Encoder:
             p: Prod = pp
             if p.kind == P_SE or p.kind == P_AT:
                 out.append(names[p.field])
+            elif p.kind == P_SE_ITEM:
+                out.append(self.schema.qname_local(p.qname))
             elif p.kind == P_CH:
                 out.append("character content")
             elif p.kind == P_EE:
@@ -1251,7 +1299,7 @@ class Encoder:
             n = len(v)
             if self.validate and (dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len):
                 raise EncodeError(f"length {n} outside [{max(dt.min_len, 0)}, {dt.max_len}]")
-            w.write_uint(n)
+            w.write_small_uint(n)
             w.write_bytes(v)
         elif kind == DT_STRING:
             if not isinstance(v, str):
@@ -1259,12 +1307,15 @@ class Encoder:
             n = len(v)
             if self.validate and (dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len):
                 raise EncodeError(f"string length {n} outside [{max(dt.min_len, 0)}, {dt.max_len}]")
-            w.write_uint(n + 2)
+            w.write_small_uint(n + 2)
             for ch in v:
                 c = ord(ch)
                 if 0xD800 <= c <= 0xDFFF:
                     raise EncodeError("lone surrogate in string")
-                w.write_uint(c)
+                if cython.compiled:
+                    emit_uint(self, c)      # a C number: no int object per character
+                else:
+                    w.write_small_uint(c)
         elif kind == DT_DECIMAL:
             self.decimal(v)
         elif kind == DT_FLOAT:
@@ -1364,16 +1415,16 @@ def encode(message, *, validate=True):
     integers, the range of n-bit integers); validate=False writes what a non-validating
     reference encoder writes -- whatever the decoder accepts -- which is how real-world
     streams with out-of-facet values re-encode byte for byte."""
-    root = _ROOT_OF_CLASS.get(type(message))
+    root = _ROOTS.get(type(message))
     if root is None:
         if isinstance(message, Message) and not isinstance(message, ElementValue) and \
                 type(message)._element is not None:
-            from ._schema import get_schema
-            root = _ROOT_OF_CLASS[type(message)] = (get_schema(message._schema_id), type(message)._element)
+            root = _ROOT_OF_CLASS[type(message)] = (_load_schema(message._schema_id), type(message)._element)
         else:
-            from . import _api      # simple-typed roots, and the errors for what is not a root
-            return _api.encode_other(message, validate)
+            # simple-typed roots, and the errors for what is not a root
+            return _encode_other(message, validate)
     return encode_document(root[0], message, root[1], validate)
 
 
 _ROOT_OF_CLASS = {}     # message class of a global element -> (Schema, qname index)
+_ROOTS = _ROOT_OF_CLASS     # the same dict, typed for the compiled entry point

@@ -19,6 +19,9 @@ Not a hot path: plain Python on top of the engine's reader/writer.
 """
 from __future__ import annotations
 
+import sys
+
+from . import _engine
 from ._engine import coding_length
 from ._kinds import DT_STRING, F_ATTRIBUTE, F_VALUE
 from .errors import DecodeError, EncodeError
@@ -166,3 +169,6 @@ def encode(encoder, obj, qname: int) -> None:
     w.write(g.ch0, g.width0)
     encoder.value(_string(schema), text)      # CH [untyped]: a String value (EXI 7.1.10)
     w.write(g.ee1, g.width1)
+
+
+_engine.register("_fragment", sys.modules[__name__])

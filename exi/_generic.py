@@ -9,9 +9,12 @@ path: plain Python over the engine's reader and writer.
 """
 from __future__ import annotations
 
+import sys
+
+from . import _engine
 from ._engine import coding_length
 from .errors import DecodeError, EncodeError
-from .message import AnyElement
+from .message import AnyElement, ElementValue
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XSD = "http://www.w3.org/2001/XMLSchema"
@@ -119,7 +122,10 @@ def decode_any(dec, name=None):
         q = schema.qname_index.get(name)
         if q is not None and q in schema.root.index:    # a global element: its own grammar
             i = schema.root.index[q]
-            return dec.element(schema.root.grammars[i], schema.root.classes[i], q)
+            v = dec.element(schema.root.grammars[i], schema.root.classes[i], q)
+            if schema.root.grammars[i].simple:       # a simple-typed one keeps its name
+                v = ElementValue(name[1], v, schema.id, q)
+            return v
         return _builtin(dec, name)
     except DecodeError as e:
         e.path = f"/{name[1]}" + e.path
@@ -307,7 +313,7 @@ def encode_any(enc, el) -> None:
             _write_string(enc, first)
         else:
             start_event("SE", tuple(_item_name(enc, first)))
-            _encode_item(enc, first)
+            encode_wildcard_element(enc, first, _item_name(enc, first))
         for item in items + [None]:
             if item is None:
                 ev, q = "EE", None
@@ -328,7 +334,7 @@ def encode_any(enc, el) -> None:
             if ev == "CH":
                 _write_string(enc, item)
             elif ev == "SE":
-                _encode_item(enc, item)
+                encode_wildcard_element(enc, item, _item_name(enc, item))
     finally:
         enc.depth -= 1
 
@@ -347,7 +353,7 @@ def _encode_ur(enc, el) -> None:
         else:
             w.write(events.index("SE"), coding_length(len(events) + 1))
             write_qname(enc, tuple(_item_name(enc, item)))
-            _encode_item(enc, item)
+            encode_wildcard_element(enc, item, _item_name(enc, item))
         events = _UR_CONTENT
     w.write(events.index("EE"), coding_length(len(events) + 1))
 
@@ -380,33 +386,44 @@ def encode_wildcard_items(enc, st, items, qname):
         if isinstance(item, str):
             _write_string(enc, item)
         else:
-            write_qname(enc, _item_name(enc, item))
-            _encode_item(enc, item)
+            name = _item_name(enc, item)
+            write_qname(enc, name)
+            encode_wildcard_element(enc, item, name)
         st = p.next
     return st
 
 
-def _encode_item(enc, item) -> None:
-    """An element item of wildcard or undeclared content (its qname already written): an
-    AnyElement, or a global element of the schema (what decode_any returns for those)."""
+def encode_wildcard_element(enc, item, name) -> None:
+    """The content of a wildcard element whose qname was just written: an AnyElement, or
+    a global element of the schema (its object, or an ElementValue of a simple one)."""
     if isinstance(item, AnyElement):
-        return encode_any(enc, item)
+        encode_any(enc, item)
+        return
     schema = enc.schema
-    name = _item_name(enc, item)
     q = schema.qname_index.get(name)
     i = schema.root.index.get(q, -1) if q is not None else -1
     if i < 0:
         raise EncodeError(f"{name[1]} is not a global element: use exi.AnyElement")
-    enc.element(schema.root.grammars[i], item, q)
+    enc.element(schema.root.grammars[i], item.value if isinstance(item, ElementValue) else item, q)
 
 
 def _item_name(enc, item):
     from .message import Message
     if isinstance(item, AnyElement):
         return item.name
+    if isinstance(item, ElementValue):
+        if item._qname >= 0:
+            return enc.schema.qnames[item._qname]
+        for q in enc.schema.root.qnames:
+            if enc.schema.qnames[q][1] == item.name:
+                return enc.schema.qnames[q]
+        raise EncodeError(f"{item.name} is not a global element: use exi.AnyElement")
     if not isinstance(item, Message):
         raise EncodeError(f"element content must be elements or strings, got {type(item).__name__}")
     q = type(item)._element
     if q is None:
         raise EncodeError(f"{type(item).__name__} is a type, not an element")
     return enc.schema.qnames[q]
+
+
+_engine.register("_generic", sys.modules[__name__])

@@ -100,9 +100,10 @@ class Schema:
         self.doc_elements = [(q, gi, self.element_class_of.get(q, self.grammars[gi].cls))
                              for q, gi in t.DOC_ELEMENTS]
         self.doc_index = {q: i for i, (q, _, _) in enumerate(self.doc_elements)}
+        self.message_roots = _message_roots(schema_id, self.qnames, [q for q, _, _ in self.doc_elements])
         self.root = _engine.Root(self, [q for q, _, _ in self.doc_elements],
                                  [self.grammars[g] for _, g, _ in self.doc_elements],
-                                 [c for _, _, c in self.doc_elements])
+                                 [c for _, _, c in self.doc_elements], self.message_roots)
         self.fragment_elements = [(q, gi, self.element_class_of.get(q, self.grammars[gi].cls if gi >= 0 else None))
                                   for q, gi in t.FRAGMENT_ELEMENTS]
         self.fragment_index = {q: i for i, (q, _, _) in enumerate(self.fragment_elements)}
@@ -133,6 +134,17 @@ class Schema:
         raise KeyError(local)
 
 
+def _message_roots(schema_id: str, qnames, roots) -> frozenset:
+    """The global elements that are messages of a set: V2G_Message (DIN, ISO 15118-2),
+    the Req/Res elements of the set's own namespace (ISO 15118-20, SupportedAppProtocol);
+    every global element of the standalone xmldsig set (it has no messages)."""
+    if schema_id == "xmldsig":
+        return frozenset(roots)
+    ns = schema_info(schema_id).namespace
+    return frozenset(q for q in roots if qnames[q][0] == ns and
+                     (qnames[q][1] == "V2G_Message" or qnames[q][1].endswith(("Req", "Res"))))
+
+
 def _states_of(g) -> list:
     out, seen, todo = [], set(), [g.first, g.empty_first]
     while todo:
@@ -154,3 +166,6 @@ def get_schema(schema_id: str) -> Schema:
                 s = Schema(schema_id)
                 _cache[schema_id] = s
     return s
+
+
+_engine.register("_load_schema", get_schema)

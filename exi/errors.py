@@ -30,3 +30,14 @@ class ValidationError(EXIError):
     """A message (typically a decoded one) breaks its schema's facets: a value out of range, a
     string or array too long, a required element missing.  Decoding accepts such values
     (real-world streams carry them); exi.validate() says whether a message may be trusted."""
+
+
+class TrailingDataError(DecodeError):
+    """Bytes are left after the end of the EXI document.  `message` is the document that
+    was decoded, `end` the number of bytes it took: a caller that accepts the padding
+    some encoders add (exi.decode(..., padding=True) for zero bytes) can still use it."""
+
+    def __init__(self, message: str, path: str = "", bit_offset: int = -1, *, document=None, end: int = 0):
+        super().__init__(message, path, bit_offset)
+        self.message = document
+        self.end = end

@@ -97,7 +97,7 @@ def regressions() -> None:
     for i, el in enumerate((AnyElement(("", "a\x01"), None, [], ["x"]), AnyElement(("", "1a"), None, [], []),
                             AnyElement(("", "a"), None, [(("", "b c"), "v")], []),
                             AnyElement(("", "a"), None, [(("", "b"), "v\x00")], []))):
-        reg("decode", f"xml-name-{i}", bytes([8]) + exi.encode(xmldsig.Object(any=[el])))
+        reg("decode", f"xml-name-{i}", bytes([8]) + exi.encode(xmldsig.Object(content=[el])))
     # an undeclared xsi:type anyType element holding a schema element
     frag = exi.encode_fragment(AnyElement(("", "foo"), ("http://www.w3.org/2001/XMLSchema", "anyType"), [],
                                           [xmldsig.DigestMethod(Algorithm="urn:x"), "t"]), schema="xmldsig")

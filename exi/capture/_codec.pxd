@@ -9,6 +9,7 @@ cdef class Decoded:
     cdef public object name
     cdef public object message
     cdef public object _content
+    cdef public object note             # None, or what the decode accepted (zero padding)
 
 cdef class Decoder:
     cdef public object cache           # dict, or None without the cache

@@ -15,6 +15,8 @@ from typing import Callable, Optional
 
 import cython
 
+from ..errors import TrailingDataError
+
 if cython.compiled:
     from cython.cimports.exi._slots import get_slot, slot_offset
 else:
@@ -105,12 +107,13 @@ def _body_plan(cls) -> tuple:
 @cython.cclass
 class Decoded:
     """One decode result: message name, message object, dict form on first use."""
-    __slots__ = ("name", "message", "_content")
+    __slots__ = ("name", "message", "_content", "note")
 
     def __init__(self, name: Optional[str], message, content: Optional[dict] = None):
         self.name = name
         self.message = message
         self._content = content
+        self.note = None
 
     @property
     def content(self) -> dict:
@@ -143,11 +146,20 @@ class Decoder:
             return Decoded(message_name(d), d, d)
         if self._dec is None:
             self._dec = _load()[0]
-        msg = self._dec(payload, schema)
+        note = None
+        try:
+            msg = self._dec(payload, schema)
+        except TrailingDataError as e:
+            # zero bytes after the document: padding some encoders add; accepted, and said
+            if bytes(payload).count(0, e.end) != len(payload) - e.end:
+                raise
+            msg = e.message
+            note = f"{len(payload) - e.end} zero padding byte(s) after the EXI document (accepted)"
         res = Decoded.__new__(Decoded)      # compiled: no __init__ call
         res.name = name_of(msg)
         res.message = msg
         res._content = None
+        res.note = note
         return res
 
     @cython.locals(res=object, hit=object)

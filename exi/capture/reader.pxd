@@ -12,7 +12,7 @@ cdef int _UNKNOWN, _V2G, _TLS, _OTHER
 cdef class MessageRecord:
     cdef public object time, frame, stream, direction, src, sport, dst, dport, transport
     cdef public object payload_type, schema, schema_guessed, name, _content, error, offset
-    cdef public object exi, message
+    cdef public object exi, message, note
 
 
 @cython.final

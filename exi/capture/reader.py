@@ -53,7 +53,7 @@ class MessageRecord:
     """
     __slots__ = ("time", "frame", "stream", "direction", "src", "sport", "dst", "dport", "transport",
                  "payload_type", "schema", "schema_guessed", "name", "_content", "error", "offset",
-                 "exi", "message")
+                 "exi", "message", "note")
     time: float
     frame: int                      # capture frame (1-based) that completed the message
     stream: Optional[int]           # TCP stream number (order of appearance), None for UDP
@@ -71,9 +71,11 @@ class MessageRecord:
     offset: int                     # byte offset of the V2GTP header in its stream direction
     exi: bytes
     message: object                 # the codec's message object (for to_xml)
+    note: Optional[str]             # what was accepted that a strict decode refuses (padding)
 
     def __init__(self, time, frame, stream, direction, src, sport, dst, dport, transport, payload_type,
-                 schema, schema_guessed, name, content, error=None, offset=-1, exi=b"", message=None):
+                 schema, schema_guessed, name, content, error=None, offset=-1, exi=b"", message=None,
+                 note=None):
         """`content` is the dict itself, or a _codec.Decoded whose dict is built when needed."""
         self.time = time
         self.frame = frame
@@ -93,6 +95,7 @@ class MessageRecord:
         self.offset = offset
         self.exi = exi
         self.message = message
+        self.note = note
 
     @property
     def content(self) -> Optional[dict]:
@@ -127,7 +130,7 @@ class MessageRecord:
 
 _RECORD_FIELDS = ("time", "frame", "stream", "direction", "src", "sport", "dst", "dport", "transport",
                   "payload_type", "schema", "schema_guessed", "name", "content", "error", "offset",
-                  "exi", "message")
+                  "exi", "message", "note")
 
 
 class TsharkMissing(RuntimeError):
@@ -413,7 +416,7 @@ class CaptureReader:
             (src, sport), (dst, dport) = st.endpoint_text(d)
             out.append(MessageRecord(ts, frame, st.id, EVCC_TO_SECC if d == st.evcc else SECC_TO_EVCC,
                                      src, sport, dst, dport, transport, ptype, schema, guessed, name,
-                                     dec, err, off, payload, obj))
+                                     dec, err, off, payload, obj, dec.note if dec is not None else None))
         return out
 
     @cython.locals(decoder=Decoder)

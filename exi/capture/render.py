@@ -50,6 +50,8 @@ def record_dict(r: MessageRecord, t0: Optional[float] = None) -> dict:
          "schema": r.schema, "message": r.name, "content": r.content}
     if r.schema_guessed:
         d["schema_guessed"] = True
+    if r.note:
+        d["note"] = r.note
     if r.error:
         d["error"] = r.error
         d["offset"] = r.offset

@@ -44,7 +44,8 @@ def register(sub) -> None:
                    help="EXI streams in hex (a V2GTP header is skipped), - for stdin (hex lines "
                         "or a capture), pcap/pcapng capture files, or a directory of them")
     p.add_argument("--schema", default=None, choices=list(SCHEMAS) + ["auto"],
-                   help="hex input: grammar to decode with (auto: try the message sets in turn)")
+                   help="hex input: grammar to decode with (auto: the message set that decodes it as "
+                        "a whole message; the choice is reported on stderr)")
     p.add_argument("--format", default=None, choices=("json", "xml", "jsonl", "table", "parquet"),
                    help="json (default; one record per line for captures), xml, jsonl "
                         "(compact), table (captures), parquet (captures, with --out DIR: a dataset)")
@@ -227,15 +228,26 @@ def _print(result, schema, args) -> None:
 
 
 def _decode(data: bytes, schema: str, fragment: bool):
-    order = AUTO_ORDER if schema == "auto" else (schema,)
-    last = None
-    for sid in order:
+    if schema != "auto":
+        if fragment:
+            return schema, exi.decode_fragment(data, schema)
+        return schema, [exi.decode(data, schema)]
+    return _auto(data, fragment)
+
+
+def _auto(data: bytes, fragment: bool):
+    """The message set that decodes the whole stream as a message (as a fragment with
+    --fragment); says on stderr which one, and when several or none do."""
+    fits, errors = [], []
+    for sid in AUTO_ORDER + (("xmldsig",) if fragment else ()):
         try:
-            if fragment:
-                return sid, exi.decode_fragment(data, sid)
-            return sid, [exi.decode(data, sid)]
+            fits.append((sid, exi.decode_fragment(data, sid) if fragment else [exi.decode(data, sid)]))
         except exi.DecodeError as e:
-            last = e
-    if schema == "auto":
-        raise exi.DecodeError(f"no message set decodes it (last: {last})")
-    raise last
+            errors.append(f"{sid}: {e}")
+    if not fits:
+        raise exi.DecodeError("no message set decodes it as a message:\n  " + "\n  ".join(errors))
+    sid, result = fits[0]
+    others = ", ".join(s for s, _ in fits[1:])
+    print(f"exi15118 decode: schema {sid}" + (f" (also fits: {others})" if others else ""),
+          file=sys.stderr)
+    return sid, result

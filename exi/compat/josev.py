@@ -204,7 +204,8 @@ class ExiCodec:
                                   "holds exactly one")
             d = exi.to_dict(elements[0])
         else:
-            d = exi.to_dict(exi.decode(stream, sid))
+            # as encode() does: V2G_Message only for DIN/-2, any global element otherwise
+            d = exi.to_dict(exi.decode(stream, sid, any_root=sid not in _DOCUMENT_ROOTS))
         return _dumps(d)
 
     def get_version(self) -> str:

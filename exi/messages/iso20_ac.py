@@ -2,7 +2,10 @@
 """Typed message classes of ISO 15118-20 AC (schema id 'iso20_ac').
 
 Class and field names are the XSD names.  Optional fields are None when absent,
-repeated elements are lists.  Encode with exi.encode(), decode with
+repeated elements are lists.  Types whose children's order carries information
+(mixed content, repeated choices) hold them in one ordered list, `content`:
+element objects, exi.ElementValue for simple-typed children, exi.AnyElement
+for wildcard elements, str for text.  Encode with exi.encode(), decode with
 exi.decode(data, 'iso20_ac').
 """
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import List, Optional, Union
 
-from exi.message import Message, V2GEnum
+from exi.message import AnyElement, ElementValue, Message, V2GEnum
 
 SCHEMA_ID = 'iso20_ac'
 
@@ -224,31 +227,29 @@ class SignedInfoType(Message):
 class CanonicalizationMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethodType."""
 
-    __slots__ = ('Algorithm', 'any', )
+    __slots__ = ('Algorithm', 'content', )
     _fields = __slots__
     _schema_id = 'iso20_ac'
     Algorithm: Optional[str]
-    any: Optional[list]
+    content: Optional[List[Union[str, AnyElement, Message]]]
 
-    def __init__(self, Algorithm: Optional[str] = None, any: Optional[list] = None) -> None:
+    def __init__(self, Algorithm: Optional[str] = None, content: Optional[List[Union[str, AnyElement, Message]]] = None) -> None:
         self.Algorithm = Algorithm
-        self.any = any
+        self.content = content
 
 
 class SignatureMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignatureMethodType."""
 
-    __slots__ = ('Algorithm', 'HMACOutputLength', 'any', )
+    __slots__ = ('Algorithm', 'content', )
     _fields = __slots__
     _schema_id = 'iso20_ac'
     Algorithm: Optional[str]
-    HMACOutputLength: Optional[int]
-    any: Optional[list]
+    content: Optional[List[Union[str, ElementValue, AnyElement, Message]]]
 
-    def __init__(self, Algorithm: Optional[str] = None, HMACOutputLength: Optional[int] = None, any: Optional[list] = None) -> None:
+    def __init__(self, Algorithm: Optional[str] = None, content: Optional[List[Union[str, ElementValue, AnyElement, Message]]] = None) -> None:
         self.Algorithm = Algorithm
-        self.HMACOutputLength = HMACOutputLength
-        self.any = any
+        self.content = content
 
 
 class ReferenceType(Message):
@@ -288,31 +289,29 @@ class TransformsType(Message):
 class TransformType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}TransformType."""
 
-    __slots__ = ('Algorithm', 'XPath', 'any', )
+    __slots__ = ('Algorithm', 'content', )
     _fields = __slots__
     _schema_id = 'iso20_ac'
     Algorithm: Optional[str]
-    XPath: Optional[List[str]]
-    any: Optional[list]
+    content: Optional[List[Union[str, ElementValue, AnyElement, Message]]]
 
-    def __init__(self, Algorithm: Optional[str] = None, XPath: Optional[List[str]] = None, any: Optional[list] = None) -> None:
+    def __init__(self, Algorithm: Optional[str] = None, content: Optional[List[Union[str, ElementValue, AnyElement, Message]]] = None) -> None:
         self.Algorithm = Algorithm
-        self.XPath = XPath
-        self.any = any
+        self.content = content
 
 
 class DigestMethodType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}DigestMethodType."""
 
-    __slots__ = ('Algorithm', 'any', )
+    __slots__ = ('Algorithm', 'content', )
     _fields = __slots__
     _schema_id = 'iso20_ac'
     Algorithm: Optional[str]
-    any: Optional[list]
+    content: Optional[List[Union[str, AnyElement, Message]]]
 
-    def __init__(self, Algorithm: Optional[str] = None, any: Optional[list] = None) -> None:
+    def __init__(self, Algorithm: Optional[str] = None, content: Optional[List[Union[str, AnyElement, Message]]] = None) -> None:
         self.Algorithm = Algorithm
-        self.any = any
+        self.content = content
 
 
 class SignatureValueType(Message):
@@ -332,45 +331,27 @@ class SignatureValueType(Message):
 class KeyInfoType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyInfoType."""
 
-    __slots__ = ('Id', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData', 'any', )
+    __slots__ = ('Id', 'content', )
     _fields = __slots__
     _schema_id = 'iso20_ac'
     Id: Optional[str]
-    KeyName: Optional[List[str]]
-    KeyValue: Optional[List[KeyValueType]]
-    RetrievalMethod: Optional[List[RetrievalMethodType]]
-    X509Data: Optional[List[X509DataType]]
-    PGPData: Optional[List[PGPDataType]]
-    SPKIData: Optional[List[SPKIDataType]]
-    MgmtData: Optional[List[str]]
-    any: Optional[list]
+    content: Optional[List[Union[str, KeyValue, PGPData, RetrievalMethod, SPKIData, X509Data, ElementValue, AnyElement, Message]]]
 
-    def __init__(self, Id: Optional[str] = None, KeyName: Optional[List[str]] = None, KeyValue: Optional[List[KeyValueType]] = None, RetrievalMethod: Optional[List[RetrievalMethodType]] = None, X509Data: Optional[List[X509DataType]] = None, PGPData: Optional[List[PGPDataType]] = None, SPKIData: Optional[List[SPKIDataType]] = None, MgmtData: Optional[List[str]] = None, any: Optional[list] = None) -> None:
+    def __init__(self, Id: Optional[str] = None, content: Optional[List[Union[str, KeyValue, PGPData, RetrievalMethod, SPKIData, X509Data, ElementValue, AnyElement, Message]]] = None) -> None:
         self.Id = Id
-        self.KeyName = KeyName
-        self.KeyValue = KeyValue
-        self.RetrievalMethod = RetrievalMethod
-        self.X509Data = X509Data
-        self.PGPData = PGPData
-        self.SPKIData = SPKIData
-        self.MgmtData = MgmtData
-        self.any = any
+        self.content = content
 
 
 class KeyValueType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}KeyValueType."""
 
-    __slots__ = ('DSAKeyValue', 'RSAKeyValue', 'any', )
+    __slots__ = ('content', )
     _fields = __slots__
     _schema_id = 'iso20_ac'
-    DSAKeyValue: Optional[DSAKeyValueType]
-    RSAKeyValue: Optional[RSAKeyValueType]
-    any: Optional[list]
+    content: Optional[List[Union[str, DSAKeyValue, RSAKeyValue, AnyElement, Message]]]
 
-    def __init__(self, DSAKeyValue: Optional[DSAKeyValueType] = None, RSAKeyValue: Optional[RSAKeyValueType] = None, any: Optional[list] = None) -> None:
-        self.DSAKeyValue = DSAKeyValue
-        self.RSAKeyValue = RSAKeyValue
-        self.any = any
+    def __init__(self, content: Optional[List[Union[str, DSAKeyValue, RSAKeyValue, AnyElement, Message]]] = None) -> None:
+        self.content = content
 
 
 class DSAKeyValueType(Message):
@@ -430,23 +411,13 @@ class RetrievalMethodType(Message):
 class X509DataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}X509DataType."""
 
-    __slots__ = ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL', 'any', )
+    __slots__ = ('content', )
     _fields = __slots__
     _schema_id = 'iso20_ac'
-    X509IssuerSerial: Optional[List[X509IssuerSerialType]]
-    X509SKI: Optional[List[bytes]]
-    X509SubjectName: Optional[List[str]]
-    X509Certificate: Optional[List[bytes]]
-    X509CRL: Optional[List[bytes]]
-    any: Optional[list]
+    content: Optional[List[Union[X509IssuerSerial, ElementValue, AnyElement, Message]]]
 
-    def __init__(self, X509IssuerSerial: Optional[List[X509IssuerSerialType]] = None, X509SKI: Optional[List[bytes]] = None, X509SubjectName: Optional[List[str]] = None, X509Certificate: Optional[List[bytes]] = None, X509CRL: Optional[List[bytes]] = None, any: Optional[list] = None) -> None:
-        self.X509IssuerSerial = X509IssuerSerial
-        self.X509SKI = X509SKI
-        self.X509SubjectName = X509SubjectName
-        self.X509Certificate = X509Certificate
-        self.X509CRL = X509CRL
-        self.any = any
+    def __init__(self, content: Optional[List[Union[X509IssuerSerial, ElementValue, AnyElement, Message]]] = None) -> None:
+        self.content = content
 
 
 class X509IssuerSerialType(Message):
@@ -482,33 +453,31 @@ class PGPDataType(Message):
 class SPKIDataType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SPKIDataType."""
 
-    __slots__ = ('SPKISexp', 'any', )
+    __slots__ = ('content', )
     _fields = __slots__
     _schema_id = 'iso20_ac'
-    SPKISexp: Optional[List[bytes]]
-    any: Optional[list]
+    content: Optional[List[Union[ElementValue, AnyElement, Message]]]
 
-    def __init__(self, SPKISexp: Optional[List[bytes]] = None, any: Optional[list] = None) -> None:
-        self.SPKISexp = SPKISexp
-        self.any = any
+    def __init__(self, content: Optional[List[Union[ElementValue, AnyElement, Message]]] = None) -> None:
+        self.content = content
 
 
 class ObjectType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}ObjectType."""
 
-    __slots__ = ('Encoding', 'Id', 'MimeType', 'any', )
+    __slots__ = ('Encoding', 'Id', 'MimeType', 'content', )
     _fields = __slots__
     _schema_id = 'iso20_ac'
     Encoding: Optional[str]
     Id: Optional[str]
     MimeType: Optional[str]
-    any: Optional[list]
+    content: Optional[List[Union[str, AnyElement, Message]]]
 
-    def __init__(self, Encoding: Optional[str] = None, Id: Optional[str] = None, MimeType: Optional[str] = None, any: Optional[list] = None) -> None:
+    def __init__(self, Encoding: Optional[str] = None, Id: Optional[str] = None, MimeType: Optional[str] = None, content: Optional[List[Union[str, AnyElement, Message]]] = None) -> None:
         self.Encoding = Encoding
         self.Id = Id
         self.MimeType = MimeType
-        self.any = any
+        self.content = content
 
 
 class DisplayParametersType(Message):
@@ -1144,17 +1113,17 @@ class SignaturePropertiesType(Message):
 class SignaturePropertyType(Message):
     """XSD complexType {http://www.w3.org/2000/09/xmldsig#}SignaturePropertyType."""
 
-    __slots__ = ('Id', 'Target', 'any', )
+    __slots__ = ('Id', 'Target', 'content', )
     _fields = __slots__
     _schema_id = 'iso20_ac'
     Id: Optional[str]
     Target: Optional[str]
-    any: Optional[list]
+    content: Optional[List[Union[str, AnyElement, Message]]]
 
-    def __init__(self, Id: Optional[str] = None, Target: Optional[str] = None, any: Optional[list] = None) -> None:
+    def __init__(self, Id: Optional[str] = None, Target: Optional[str] = None, content: Optional[List[Union[str, AnyElement, Message]]] = None) -> None:
         self.Id = Id
         self.Target = Target
-        self.any = any
+        self.content = content
 
 
 class V2GMessageType(Message):
@@ -1563,6 +1532,12 @@ class X509Data(X509DataType):
     __slots__ = ()
 
 
+class X509IssuerSerial(X509IssuerSerialType):
+    """XSD element {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial."""
+
+    __slots__ = ()
+
+
 class AdditionalServicesCosts(DetailedCostType):
     """XSD element {urn:iso:std:iso:15118:-20:CommonTypes}AdditionalServicesCosts."""
 
@@ -1935,12 +1910,6 @@ class TaxCosts(DetailedTaxType):
     __slots__ = ()
 
 
-class X509IssuerSerial(X509IssuerSerialType):
-    """XSD element {http://www.w3.org/2000/09/xmldsig#}X509IssuerSerial."""
-
-    __slots__ = ()
-
-
 __all__ = [
     'responseCodeType',
     'evseNotificationType',
@@ -2043,6 +2012,7 @@ __all__ = [
     'Transform',
     'Transforms',
     'X509Data',
+    'X509IssuerSerial',
     'AdditionalServicesCosts',
     'Amount',
     'BatteryEnergyCapacity',
@@ -2105,5 +2075,4 @@ __all__ = [
     'Receipt',
     'RootCertificateID',
     'TaxCosts',
-    'X509IssuerSerial',
 ]

@@ -2,7 +2,10 @@
 """Typed message classes of SupportedAppProtocol (schema id 'sap').
 
 Class and field names are the XSD names.  Optional fields are None when absent,
-repeated elements are lists.  Encode with exi.encode(), decode with
+repeated elements are lists.  Types whose children's order carries information
+(mixed content, repeated choices) hold them in one ordered list, `content`:
+element objects, exi.ElementValue for simple-typed children, exi.AnyElement
+for wildcard elements, str for text.  Encode with exi.encode(), decode with
 exi.decode(data, 'sap').
 """
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import List, Optional, Union
 
-from exi.message import Message, V2GEnum
+from exi.message import AnyElement, ElementValue, Message, V2GEnum
 
 SCHEMA_ID = 'sap'
 

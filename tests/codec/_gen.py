@@ -4,7 +4,10 @@ A message is built by walking its grammar (exi/_tables/<id>.json: GRAMMARS, STAT
 first state to an EE production, choosing among the declared productions (attributes,
 child elements, character content); every value is drawn within its datatype's facets.
 A walk through the grammar is a valid event sequence, so the object respects the content
-model (required elements, choices with one alternative, maxOccurs) by construction.
+model (required elements, choices with one alternative, maxOccurs) by construction.  Where
+the class keeps its children in document order (`content`: mixed content, repeated
+choices), the walk's random choices are the document order: repeated groups come in
+random orders with text between them, and the items are what exi/_content.py expects.
 """
 from __future__ import annotations
 
@@ -17,13 +20,14 @@ from types import SimpleNamespace
 from hypothesis import strategies as st
 
 import exi
-from exi._kinds import (DT_BASE64, DT_BOOL, DT_ENUM, DT_HEX, DT_INT, DT_NBIT, DT_STRING, DT_UINT,
-                        P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_NS)
+from exi._kinds import (DT_BASE64, DT_BOOL, DT_ENUM, DT_HEX, DT_INT, DT_NBIT, DT_STRING, DT_UINT, F_CONTENT,
+                        P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_ITEM, P_SE_NS)
 
 MAX_DEPTH = 7        # below this, walks take the shortest way to EE
 MAX_STEPS = 12       # productions per element before heading for EE
 LIST_CAP = 3         # repeated elements per field (bounded maxOccurs are tested apart)
-WALKED = (P_AT, P_SE, P_CH, P_EE, P_SE_ANY, P_SE_NS, P_CH_MIXED)
+CONTENT_CAP = 7      # items of an ordered content list
+WALKED = (P_AT, P_SE, P_CH, P_EE, P_SE_ANY, P_SE_NS, P_CH_MIXED, P_SE_ITEM)
 WILDCARD = (P_SE_ANY, P_SE_NS, P_CH_MIXED)
 
 XML_SPECIALS = "<>&\"' \t\n]]>"
@@ -168,7 +172,11 @@ def walk(data, tb: Tables, gi: int, depth: int = 0, cls=None, xml_safe=True):
         prods = [p for p in tb.t.STATES[s][1] if p[0] in WALKED]
         usable = []
         for p in prods:
-            if p[0] in (P_AT, P_SE, P_CH):
+            if p[0] == P_SE_ITEM or (p[0] in WILDCARD and rows[p[2]][1] == F_CONTENT):
+                items = vals.get(rows[p[2]][0], [])
+                if len(items) >= CONTENT_CAP or (p[0] == P_CH_MIXED and items and isinstance(items[-1], str)):
+                    continue
+            elif p[0] in (P_AT, P_SE, P_CH):
                 f = p[2]
                 if rows[f][2]:
                     if len(vals.get(rows[f][0], ())) >= LIST_CAP:
@@ -190,9 +198,15 @@ def walk(data, tb: Tables, gi: int, depth: int = 0, cls=None, xml_safe=True):
         if p[0] == P_EE:
             break
         name, _, is_list = rows[p[2]][:3]
+        if p[0] == P_SE_ITEM:
+            vals.setdefault(name, []).append(content_item(data, tb, p, depth, xml_safe))
+            s = p[4]
+            steps += 1
+            continue
         if p[0] in WILDCARD:
-            # wildcard content: an undeclared element with text, or mixed text
-            text = data.draw(st.text(alphabet="abcxyzXYZ0123456789", min_size=1, max_size=12))
+            # wildcard content: an undeclared element with text, or mixed text (not
+            # whitespace only: XML readers take that for formatting)
+            text = data.draw(text_strategy(1, 12, xml_safe).filter(str.strip))
             if p[0] == P_CH_MIXED:
                 v = text
             else:
@@ -214,6 +228,21 @@ def walk(data, tb: Tables, gi: int, depth: int = 0, cls=None, xml_safe=True):
         s = p[4]
         steps += 1
     return cls(**vals)
+
+
+def content_item(data, tb: Tables, p, depth, xml_safe):
+    """A declared child of ordered content: an object of its element class, or an
+    exi.ElementValue (simple type, or an element without a class of its own)."""
+    q, gi = p[1], p[3]
+    s = tb.schema
+    local = s.qnames[q][1]
+    tcls = tb.grammar_class(gi)
+    if tcls is None:
+        return exi.ElementValue(local, walk(data, tb, gi, depth + 1, xml_safe=xml_safe), s.id, q)
+    ecls = s.element_class_of.get(q)
+    if ecls is not None and issubclass(ecls, tcls):
+        return walk(data, tb, gi, depth + 1, cls=ecls, xml_safe=xml_safe)
+    return exi.ElementValue(local, walk(data, tb, gi, depth + 1, xml_safe=xml_safe), s.id, q)
 
 
 def field_grammar(cls, name):
