@@ -256,7 +256,7 @@ class EVCCSession:
             return self._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X}")
         schema = "sap" if self.state is E.SUPPORTED_APP_PROTOCOL else self.schema
         try:
-            msg = exi.decode(payload, schema)
+            msg = exi.decode(payload, schema, padding=True)   # zero padding some encoders add
             name, body = message_name(schema, msg)
         except (exi.DecodeError, ValueError) as e:
             return self._end(now, False, f"undecodable {schema} message from the SECC: {e}")

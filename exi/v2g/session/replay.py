@@ -254,7 +254,7 @@ def replay_secc(session: RecordedSession, *, store: Optional[SessionStore] = Non
         if core.ended is not None:
             return ReplayResult("secc", session, False, reached, len(recs),
                                 f"our SECC ended before this request: {core.ended.reason}", _at(r, i), core.ended)
-        msg = exi.decode(r.exi, r.schema)
+        msg = exi.decode(r.exi, r.schema, padding=True)
         if r.schema != "sap":
             if msg.Header is not None and (r.name != "SessionSetupReq" or bytes(msg.Header.SessionID or b"") in ids):
                 msg.Header.SessionID = _our_session_id(ids, msg.Header.SessionID)
@@ -451,7 +451,7 @@ def replay_evcc(session: RecordedSession) -> ReplayResult:
                                 _at(r, i), core.result, core.violations)
         payload = r.exi
         if r.schema == "sap":
-            msg = exi.decode(r.exi, "sap")
+            msg = exi.decode(r.exi, "sap", padding=True)
             if msg.SchemaID is not None:
                 msg.SchemaID = ours_by_schema.get(recorded_ns.get(msg.SchemaID), msg.SchemaID)
             payload = exi.encode(msg, validate=False)

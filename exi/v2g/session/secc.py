@@ -191,7 +191,7 @@ class SECCSession:
             return self._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X}")
         schema = self.schema or "sap"
         try:
-            msg = exi.decode(payload, schema)
+            msg = exi.decode(payload, schema, padding=True)   # zero padding some encoders add
             name, body = message_name(schema, msg)
         except (exi.DecodeError, ValueError) as e:
             return self._end(now, False, f"undecodable {schema} message: {e}")

@@ -112,7 +112,7 @@ class ISO20EVCC:
         if schema is None:
             return host._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X} in a -20 session")
         try:
-            msg = exi.decode(payload, schema)
+            msg = exi.decode(payload, schema, padding=True)   # zero padding some encoders add
         except (exi.DecodeError, ValueError) as e:
             return host._end(now, False, f"undecodable {schema} message from the SECC: {e}")
         name = type(msg).__name__
