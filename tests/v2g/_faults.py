@@ -252,6 +252,8 @@ async def good_sessions(a, n: int) -> list:
         await asyncio.sleep(i * 0.02)
         proto, mode = kinds[i % 3]
         secure = i % 10 == 9
+        if secure and proto == "din":       # DIN SPEC 70121 has no TLS: the SECC refuses it there
+            proto = "iso2"
         cfg = EVCCConfig(protocols=(proto,), mode=mode, loop_interval=0.1,
                          max_charge_loops=a.loops,
                          msg_timeout=(lambda schema, req: a.msg_timeout) if a.msg_timeout else None)

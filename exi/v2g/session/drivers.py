@@ -323,7 +323,9 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
 
     def factory(info: transport.ConnectionInfo):
         counter[0] += 1
-        core = SECCSession(tls_config if info.secure else config, name=f"conn{counter[0]}")
+        # the core's log lines name the peer as every fault line does: [address%interface]:port
+        peer = peer_label(info.peer) if info.peer else f"conn{counter[0]}"
+        core = SECCSession(tls_config if info.secure else config, name=peer)
         if keep_sessions:
             service.sessions.append(core)
         return CoreHandler(core, tracer=tracer, stats=stats, faults=faults)
