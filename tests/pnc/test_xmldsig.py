@@ -160,9 +160,10 @@ def test_profile_violations_are_refused(pki):
         with pytest.raises(SignatureError, match=match):
             xmldsig.verify(s, check_items, key.public_key())
 
-    refused(lambda s: setattr(s, "KeyInfo", iso2.KeyInfoType(KeyName=["x"])), "KeyInfo")
+    refused(lambda s: setattr(s, "KeyInfo", iso2.KeyInfoType(content=[exi.ElementValue("KeyName", "x")])), "KeyInfo")
     refused(lambda s: setattr(s.SignedInfo, "Id", "si"), "@Id")
-    refused(lambda s: setattr(s.SignedInfo.SignatureMethod, "HMACOutputLength", 8), "SignatureMethod")
+    refused(lambda s: setattr(s.SignedInfo.SignatureMethod, "content",
+                              [exi.ElementValue("HMACOutputLength", 8)]), "SignatureMethod")
     refused(lambda s: setattr(s.SignedInfo.SignatureMethod, "Algorithm",
                               "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"), "SignatureMethod")
     refused(lambda s: setattr(s.SignedInfo.CanonicalizationMethod, "Algorithm",

@@ -157,11 +157,11 @@ def _verify(signature, items, key) -> None:
         raise SignatureError("Signature carries KeyInfo or Object [V2G2-771]")
     if info.Id is not None or signature.SignatureValue.Id is not None:
         raise SignatureError("SignedInfo/@Id or SignatureValue/@Id present [V2G2-771]")
-    if _algorithm(info.CanonicalizationMethod) != CANONICAL_EXI or info.CanonicalizationMethod.any:
+    if _algorithm(info.CanonicalizationMethod) != CANONICAL_EXI or info.CanonicalizationMethod.content:
         raise SignatureError(f"CanonicalizationMethod {_algorithm(info.CanonicalizationMethod)!r} "
                              f"is not {CANONICAL_EXI}")
     method = info.SignatureMethod
-    if _algorithm(method) != ECDSA_SHA256 or method.HMACOutputLength is not None or method.any:
+    if _algorithm(method) != ECDSA_SHA256 or method.content:   # HMACOutputLength or any other child
         raise SignatureError(f"SignatureMethod {_algorithm(method)!r} is not {ECDSA_SHA256} "
                              "(without HMACOutputLength) [V2G2-771]")
     refs = info.Reference or []
@@ -188,9 +188,9 @@ def _verify(signature, items, key) -> None:
         seen.add(uri)
         transforms = ref.Transforms.Transform if ref.Transforms is not None else None
         if (not transforms or len(transforms) != 1 or _algorithm(transforms[0]) != CANONICAL_EXI
-                or transforms[0].XPath or transforms[0].any):
+                or transforms[0].content):   # XPath or any other child
             raise SignatureError(f"Reference {uri}: the only Transform must be {CANONICAL_EXI}")
-        if _algorithm(ref.DigestMethod) != SHA256 or ref.DigestMethod.any:
+        if _algorithm(ref.DigestMethod) != SHA256 or ref.DigestMethod.content:
             raise SignatureError(f"Reference {uri}: DigestMethod must be {SHA256}")
         value = ref.DigestValue or b""
         if len(value) != 32 or not hmac.compare_digest(value, digest(by_id[uri[1:]])):
