@@ -80,7 +80,9 @@ class Emitter:
             name = self.enum_class(t, hint)
             row = (K.DT_ENUM, coding_length(len(t.enum_values)), name, t.enum_values)
         elif t.kind == "string":
-            row = (K.DT_STRING, t.min_length, t.max_length)
+            # the whiteSpace facet matters to XML text only (exi._convert), not to EXI
+            row = (K.DT_STRING, t.min_length, t.max_length) + \
+                ((t.whitespace,) if t.whitespace != "preserve" else ())
         elif t.kind == "hex":
             row = (K.DT_HEX, t.min_length, t.max_length)
         elif t.kind == "base64":

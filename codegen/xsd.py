@@ -44,6 +44,7 @@ class SimpleType:
     item: Optional["SimpleType"] = None   # list item type
     datetime_kind: str = ""
     builtin: str = ""              # XSD built-in the type derives from
+    whitespace: str = "preserve"   # whiteSpace facet of a string type: preserve|replace|collapse
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,8 @@ class SchemaSet:
             return SimpleType("datetime", name, datetime_kind=primitive, builtin=prim)
         if primitive == "QName":
             return SimpleType("qname", name, builtin=prim)
-        return SimpleType("string", name, min_length=minlen, max_length=maxlen, builtin=prim)
+        return SimpleType("string", name, min_length=minlen, max_length=maxlen, builtin=prim,
+                          whitespace=getattr(t, "white_space", None) or "preserve")
 
     def _base_without_enum(self, t) -> SimpleType:
         base = t.base_type

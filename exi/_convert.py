@@ -20,7 +20,7 @@ from typing import Any
 from ._kinds import (DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_LIST,
                      DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_CONTENT, F_ELEMENT, F_VALUE)
 from ._content import children as _content_children
-from ._schema import Schema, get_schema
+from ._schema import WHITESPACE, Schema, get_schema
 from .errors import DecodeError, EncodeError
 from .message import AnyElement, ElementValue, Message
 
@@ -115,10 +115,20 @@ def _xml_text(dt, v) -> str:
         raise EncodeError(f"a {v.bit_length()}-bit integer is too long to write as text") from None
 
 
+def whitespace_normalized(text: str, facet: str) -> str:
+    """XML Schema whiteSpace normalisation (Part 2, 4.3.6) of a lexical value."""
+    if facet in ("replace", "collapse"):
+        text = text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    if facet == "collapse":
+        text = " ".join(x for x in text.split(" ") if x)
+    return text
+
+
 def _parse_text(dt, text: str, where):
     k = dt.kind
     if k == DT_STRING:
-        return text
+        facet = WHITESPACE.get(id(dt))
+        return whitespace_normalized(text, facet) if facet else text
     t = text.strip()
     if not t and k not in (DT_HEX, DT_BASE64, DT_LIST):
         return ""          # an empty element of a typed value (see _engine.empty_value)

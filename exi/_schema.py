@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Optional
 
 from . import _engine
-from ._kinds import DT_ENUM, DT_LIST
+from ._kinds import DT_ENUM, DT_LIST, DT_STRING
 from .registry import schema_info
 
 _cache: dict = _engine.SCHEMAS     # one dict: the compiled decode/encode read it
+# id(Datatype) -> whiteSpace facet ("replace", "collapse") of string types that have one:
+# how XML text of such a type is normalised (exi._convert); EXI itself carries the value
+WHITESPACE: dict = {}
 _lock = threading.Lock()
 
 
@@ -56,6 +59,8 @@ class Schema:
         for dt, row in zip(self.datatypes, t.DATATYPES):
             if row[0] == DT_LIST:
                 dt.item = self.datatypes[row[1]]
+            elif row[0] == DT_STRING and len(row) > 3:
+                WHITESPACE[id(dt)] = row[3]
         self.states = [_engine.State(kind, prods) for kind, prods in t.STATES]
         self.classes = {}
         for name, fields in t.CLASSES:

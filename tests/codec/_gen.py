@@ -20,6 +20,8 @@ from types import SimpleNamespace
 from hypothesis import strategies as st
 
 import exi
+from exi._convert import whitespace_normalized
+from exi._schema import WHITESPACE
 from exi._kinds import (DT_BASE64, DT_BOOL, DT_ENUM, DT_HEX, DT_INT, DT_NBIT, DT_STRING, DT_UINT, F_CONTENT,
                         P_AT, P_CH, P_CH_MIXED, P_EE, P_SE, P_SE_ANY, P_SE_ITEM, P_SE_NS)
 
@@ -150,6 +152,9 @@ def value_strategy(dt, xml_safe=True):
             s = text_strategy(lo, small_hi, xml_safe)
             if hi is not None and hi <= 400:
                 s = s | text_strategy(hi, hi, xml_safe)
+            facet = WHITESPACE.get(id(dt))
+            if facet:       # anyURI, ID, token...: values are whiteSpace-normalised strings
+                s = s.map(lambda v: whitespace_normalized(v, facet)).filter(lambda v: len(v) >= lo)
         else:
             s = st.binary(min_size=lo, max_size=small_hi)
             if hi is not None and hi <= 4000:
