@@ -586,6 +586,16 @@ def from_xml(text, schema: str) -> Message:
         raise EncodeError(f"not well-formed XML: {e}") from None
     if root.getroottree().docinfo.internalDTD is not None or root.getroottree().docinfo.doctype:
         raise refused
+    try:
+        return _xml_root_to_obj(s, schema, root)
+    except EncodeError:
+        raise
+    except ValueError as e:     # lxml refuses some names it parsed (e.g. "a:b:c", "xmlns:") as QNames
+        raise EncodeError(f"not a valid XML name: {e}") from None
+
+
+def _xml_root_to_obj(s: Schema, schema: str, root) -> Message:
+    from lxml import etree
     qn = etree.QName(root)
     key = (qn.namespace or "", qn.localname)
     q = s.qname_index.get(key)
@@ -606,7 +616,10 @@ def _xml_to_any(el) -> AnyElement:
     typ = None
     attrs = []
     for k, v in el.attrib.items():
-        aq = etree.QName(k)
+        try:
+            aq = etree.QName(k)
+        except ValueError:              # lxml keeps some malformed names (e.g. "xmlns:") as attributes
+            raise EncodeError(f"unexpected attribute {k!r} in {q.localname}") from None
         if aq.namespace == XSI and aq.localname == "type":
             prefix, _, local = v.rpartition(":")
             typ = (el.nsmap.get(prefix or None, ""), local)
@@ -636,7 +649,10 @@ def _xml_to_obj(s: Schema, cls, el, where):
         elif kind == F_ELEMENT:
             by_tag[s.qnames[q]] = (name, is_list, g)
     for attr in el.attrib:
-        aq = etree.QName(attr)
+        try:
+            aq = etree.QName(attr)
+        except ValueError:              # lxml keeps some malformed names (e.g. "xmlns:") as attributes
+            raise EncodeError(f"unexpected attribute {attr!r}", where) from None
         if aq.namespace == XSI:
             continue
         if not any(f[1] == F_ATTRIBUTE and s.qnames[f[3]] == (aq.namespace or "", aq.localname)
