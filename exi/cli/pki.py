@@ -74,7 +74,7 @@ def run_ocsp(args: argparse.Namespace) -> int:
     try:
         responder = OCSPResponder.from_folder(args.pki, password=args.password)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        print(f"error: cannot load {args.pki}/ocsp/responder.json: {e}", file=sys.stderr)
+        print(f"exi15118 pki: error: cannot load {args.pki}/ocsp/responder.json: {e}", file=sys.stderr)
         return 2
 
     async def main() -> None:
