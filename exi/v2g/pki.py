@@ -80,7 +80,7 @@ _LAYOUT: dict[str, tuple[Optional[str], str, str, str]] = {
     "moRootCA": (None, "MORootCA", "MO", "root"),
     "moSubCA1": ("moRootCA", "MOSubCA1", "MO", "sub1"),
     "moSubCA2": ("moSubCA1", "MOSubCA2", "MO", "sub2"),
-    "contractLeaf": ("moSubCA2", "DEEXIC15118000001", "MO", "leaf"),   # CN: an EMAID
+    "contractLeaf": ("moSubCA2", "DEEXIC151180001", "MO", "leaf"),   # CN: an EMAID (14-15 characters)
 }
 
 _CA_USAGE = dict(digital_signature=False, content_commitment=False, key_encipherment=False,

@@ -243,7 +243,7 @@ def test_pki_folder_serves_the_backend_and_responder(tmp_path):
     backend = LocalBackend.from_folder(tmp_path)
     chain = [contract] + [x509.load_pem_x509_certificate(
         (tmp_path / "certs" / f"{n}.pem").read_bytes()) for n in ("moSubCA2", "moSubCA1")]
-    res = run(backend.authorize(AuthorizeRequest("DEEXIC15118000001", pem(chain))))
+    res = run(backend.authorize(AuthorizeRequest("DEEXIC151180001", pem(chain))))
     assert res.response_code == "FAILED_CertificateRevoked"
 
 

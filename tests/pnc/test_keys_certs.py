@@ -95,9 +95,9 @@ def code(chain, roots, **kw):
 
 def test_the_test_pki_chains_validate(pki):
     c = certs.validate_chain(pki.chain("contractLeaf"), [pki.certs["moRootCA"]], now=NOW,
-                             emaid="DE-EXI-C15118000001")
+                             emaid="DE-EXI-C15118000-1")
     assert c.response_code == "OK" and c.root is pki.certs["moRootCA"]
-    assert c.common_name == "DEEXIC15118000001"
+    assert c.common_name == "DEEXIC151180001"
     s = certs.validate_chain(pki.chain("seccLeaf"), [pki.certs["v2gRootCA"]], now=NOW,
                              purpose="secc")
     assert s.leaf is pki.certs["seccLeaf"]
