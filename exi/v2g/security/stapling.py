@@ -57,6 +57,14 @@ def _libssl():
         lib.CRYPTO_malloc.restype = ctypes.c_void_p
         lib.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
         lib.SSL_CTX_get_options.restype = ctypes.c_uint64
+        lib.SSL_get_peer_cert_chain.argtypes = [ctypes.c_void_p]
+        lib.SSL_get_peer_cert_chain.restype = ctypes.c_void_p
+        lib.OPENSSL_sk_num.argtypes = [ctypes.c_void_p]
+        lib.OPENSSL_sk_num.restype = ctypes.c_int
+        lib.OPENSSL_sk_value.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.OPENSSL_sk_value.restype = ctypes.c_void_p
+        lib.i2d_X509.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.i2d_X509.restype = ctypes.c_int
         _lib = lib
     return _lib
 
@@ -106,9 +114,29 @@ def staple(ctx: ssl.SSLContext, response: Callable[[], Optional[bytes]]) -> None
     lib.SSL_CTX_callback_ctrl(ptr, _SET_TLSEXT_STATUS_REQ_CB, cb)
 
 
-def request_status(ctx: ssl.SSLContext, check: Callable[[Optional[bytes]], bool]) -> None:
+def _peer_chain(lib, ssl_ptr) -> list[bytes]:
+    """DER of the certificates the server sent (leaf first), from SSL_get_peer_cert_chain."""
+    stack = lib.SSL_get_peer_cert_chain(ssl_ptr)
+    out = []
+    for i in range(lib.OPENSSL_sk_num(stack) if stack else 0):
+        x509 = lib.OPENSSL_sk_value(stack, i)
+        n = lib.i2d_X509(x509, None)
+        if n <= 0:
+            continue
+        buf = ctypes.create_string_buffer(n)
+        cursor = ctypes.c_void_p(ctypes.addressof(buf))     # i2d advances the pointer
+        lib.i2d_X509(x509, ctypes.byref(cursor))
+        out.append(buf.raw[:n])
+    return out
+
+
+def request_status(ctx: ssl.SSLContext, check: Callable[..., bool], *,
+                   with_chain: bool = False) -> None:
     """EVCC: send status_request; ``check(der or None)`` decides on the stapled response
-    (False aborts the handshake).  Never fails open: an exception in ``check`` aborts."""
+    (False aborts the handshake).  ``with_chain``: call ``check(der, chain)`` with the DER
+    certificates the server sent, leaf first (OpenSSL has verified them by then), so that
+    the response can be checked against the SECC leaf and its issuer.  Never fails open:
+    an exception in ``check`` aborts."""
     lib, ptr = _libssl(), _ctx_pointer(ctx)
 
     def on_status(ssl_ptr, _arg) -> int:
@@ -116,6 +144,8 @@ def request_status(ctx: ssl.SSLContext, check: Callable[[Optional[bytes]], bool]
             p = ctypes.c_void_p()
             n = lib.SSL_ctrl(ssl_ptr, _GET_TLSEXT_STATUS_REQ_OCSP_RESP, 0, ctypes.byref(p))
             der = ctypes.string_at(p.value, n) if p.value and n > 0 else None
+            if with_chain:
+                return 1 if check(der, _peer_chain(lib, ssl_ptr)) else 0
             return 1 if check(der) else 0
         except Exception:
             return 0
