@@ -236,13 +236,39 @@ Keys: {keyalg}.  FOR TESTS ONLY: the private keys are {keystate}.
 - SECC (TLS server): `exi.v2g.tls.secc_context("{profile}", "certs/seccChain.pem", "private_keys/seccLeaf.key"{secc_trust})`
 - EVCC (TLS client): `exi.v2g.tls.evcc_context("{profile}", "certs/v2gRootCA.pem"{evcc_cert})`
 
-## OCSP
+{pnc}## OCSP
 Every non-root certificate names the responder `{ocsp_url}` in its AIA.
 `ocsp/responder.json` lists the CAs it answers for, the serial number of every
 certificate and the revocation list (add `{{"serial": "HEX", "time": "2026-01-01T00:00:00+00:00",
 "reason": "keyCompromise"}}` entries).  Run it with `exi15118 pki ocsp --pki DIR`, or in
 Python with `exi.v2g.security.ocsp.OCSPResponder.from_folder(DIR)`.
 """
+
+_PNC_README = """## Plug & Charge (ISO 15118-2)
+One folder serves both sides and the local backend (for tests: a real EVCC holds no MO,
+CPS or other OEM keys, a real SECC no MO key).
+
+- **EVCC** (`exi15118 evcc --payment contract --pki DIR [--install|--update]`,
+  `exi.v2g.pnc.ContractWallet.from_folder(DIR)`): pays with `certs/contractChain.pem` +
+  `private_keys/contractLeaf.key` (CN = eMAID); installs with `certs/oemProvChain.pem` +
+  `private_keys/oemProvLeaf.key` (signs CertificateInstallationReq, ECDH key of the
+  response); trusts `certs/v2gRootCA.pem` (SECC TLS chain, CPS chain) and
+  `certs/moRootCA.pem` (contract chain).  A new contract from an installation or update
+  REPLACES `certs/contractChain.pem`, `certs/contractLeaf.{pem,der}` and
+  `private_keys/contractLeaf.key{,.der}`.
+- **SECC** (`exi15118 secc --pnc --pki DIR`, `exi.v2g.pnc.SECCPnCConfig.from_folder(DIR)`):
+  TLS with `certs/seccChain.pem` + `private_keys/seccLeaf.key`, staples the SECC leaf's
+  OCSP status; accepts contract chains ending at `moRootCA` or `v2gRootCA`; signs
+  SalesTariffs with `private_keys/moSubCA2.key` (what RISE-V2G and the iso15118 package
+  do: the EVCC checks them with the MO Sub-CA 2 of its contract chain).
+- **Local backend** (`exi.v2g.backend.LocalBackend.from_folder(DIR)`, run inside
+  `exi15118 secc --pnc`): the certificate provisioning service signs responses with
+  `private_keys/cpsLeaf.key` (`certs/cpsChain.pem`), accepts provisioning certificates
+  under `oemRootCA`, mints contracts with `private_keys/moSubCA2.key`, answers OCSP from
+  `ocsp/responder.json` (revoke a certificate there to see FAILED_CertificateRevoked).
+
+"""
+
 
 _WHAT = {
     "v2gRootCA": "V2G root CA: trust anchor of SECC and CPS chains",
@@ -314,6 +340,7 @@ def write_pki(pki: PKI, out: Union[str, os.PathLike], *, password: Optional[str]
         rows="\n".join(rows), chains="\n".join(chain_lines),
         secc_trust=', trust=["certs/oemRootCA.pem", "certs/v2gRootCA.pem"]' if iso20 else "",
         ocsp_url=pki.ocsp_url or "(none)",
+        pnc=_PNC_README if pki.profile == "iso2" else "",
         evcc_cert=(', certfile="certs/vehicleChain.pem", keyfile="private_keys/vehicleLeaf.key"'
                    if iso20 else ""))
     put(out / "README.md", text.encode())
