@@ -28,6 +28,7 @@ def test_staple_from_the_backend_is_checked_against_the_sent_chain(pki, folder):
     evcc = pnc_tls.evcc_context(folder, require_staple=True)
     assert _handshake(secc, evcc)["client"] == b"ok"
     assert evcc.exi15118_staple == cache()
+    assert evcc.exi15118_trusted_ca_echoes == 1          # the SECC acknowledged its root
 
 
 def test_missing_staple_is_refused_only_when_required(pki, folder):

@@ -17,8 +17,12 @@ sessions refuse PaymentServiceSelection(Contract) on plain TCP.
 
 What OpenSSL cannot do (see exi/v2g/security/README.md): ``status_request_v2`` (RFC 6961,
 one response per certificate of the chain, [V2G2-871]): only the leaf is stapled; the
-Sub-CAs' status is not checked in TLS.  trusted_ca_keys is not sent (the SECC has one
-chain).
+Sub-CAs' status is not checked in TLS.
+
+trusted_ca_keys (:mod:`exi.v2g.security.trusted_ca`): the EVCC names its V2G root(s)
+([V2G2-651]); the SECC, with one chain, acknowledges the extension when its root is
+named and serves that chain either way (the [V2G2-923] fallback); with more chains,
+:func:`exi.v2g.security.trusted_ca.select_chain` picks one.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from exi.v2g import tls as _tls
 
 from ..backend.base import GetCertificateStatusRequest
 from ..security import ocsp as _ocsp
-from ..security import stapling
+from ..security import stapling, trusted_ca
 from ..security.errors import CertificateError
 
 __all__ = ["StapleCache", "secc_context", "evcc_context", "REFRESH_EVERY"]
@@ -86,14 +90,20 @@ def secc_context(folder: Union[str, Path], *, password: Optional[str] = None,
         raise ValueError("certs/seccChain.pem holds no issuer of the SECC leaf")
     cache = StapleCache(chain[0], chain[1])
     stapling.staple(ctx, cache)
+    root = folder / "certs" / "v2gRootCA.pem"
+    if root.exists():
+        trusted_ca.select_chain(ctx, [(ctx, x509.load_pem_x509_certificate(root.read_bytes()))])
     return ctx, cache
 
 
 def evcc_context(folder: Union[str, Path], *, require_staple: bool = False,
                  keylog=None) -> ssl.SSLContext:
-    """The -2 EVCC context of a PKI folder (V2G root), asking for the SECC leaf's status."""
+    """The -2 EVCC context of a PKI folder (V2G root): sends trusted_ca_keys, asks for the
+    SECC leaf's status."""
     folder = Path(folder)
-    ctx = _tls.evcc_context("iso2", folder / "certs" / "v2gRootCA.pem", keylog=keylog)
+    root = folder / "certs" / "v2gRootCA.pem"
+    ctx = _tls.evcc_context("iso2", root, keylog=keylog)
+    trusted_ca.send(ctx, [x509.load_pem_x509_certificate(root.read_bytes())])   # [V2G2-651]
     ctx.exi15118_staple = None               # what the last handshake got (for logs and tests)
 
     def check(der: Optional[bytes], chain: list) -> bool:

@@ -5,7 +5,8 @@
 * :mod:`.certs`: certificate chain validation with the standard's response codes;
 * :mod:`.installation`: CertificateInstallation/Update requests and responses;
 * :mod:`.ocsp`: OCSP request data, responses, revocation checks and a loopback responder;
-* :mod:`.stapling`: OCSP stapling (status_request) on stdlib ``ssl`` contexts.
+* :mod:`.stapling`: OCSP stapling (status_request) on stdlib ``ssl`` contexts;
+* :mod:`.trusted_ca`: TLS trusted_ca_keys (send, choose the chain) on stdlib ``ssl`` contexts.
 
 See README.md in this folder for the API and how the sessions use it.
 """
