@@ -76,3 +76,63 @@ def test_open_installation_response(benchmark):
         exi.decode(data, "iso2"), PKI.keys["oemProvLeaf"], v2g_roots=[PKI.certs["v2gRootCA"]],
         mo_roots=[PKI.certs["moRootCA"]]))
     assert creds.emaid
+
+
+# --- the session services (exi.v2g.pnc) ---------------------------------------------------
+
+def _services():
+    from exi.v2g.pnc import ContractAuthorization, ContractWallet, SECCPnCConfig
+    config = SECCPnCConfig([PKI.certs["moRootCA"], PKI.certs["v2gRootCA"]],
+                           tariff_key=PKI.keys["moSubCA2"])
+    wallet = ContractWallet(v2g_roots=[PKI.certs["v2gRootCA"]], mo_roots=[PKI.certs["moRootCA"]],
+                            contract=installation.ContractCredentials(
+                                PKI.chain("contractLeaf"), PKI.keys["contractLeaf"], "DEEXIC151180001"))
+    return ContractAuthorization(config, b"\x01" * 8), wallet
+
+
+def test_secc_payment_details(benchmark):
+    """PaymentDetailsReq on the SECC: chain validation, OCSP request data, GenChallenge."""
+    auth, wallet = _services()
+    req = exi.decode(exi.encode(iso2.V2G_Message(
+        Header=iso2.MessageHeaderType(SessionID=b"\x01" * 8),
+        Body=iso2.BodyType(PaymentDetailsReq=wallet.payment_details_request()))), "iso2")
+    code, _ = benchmark(auth.payment_details, req.Body.PaymentDetailsReq)
+    assert code == "OK"
+
+
+def test_secc_authorization_signed(benchmark):
+    """AuthorizationReq on the SECC: challenge and signature (backend not counted)."""
+    auth, wallet = _services()
+    _, challenge = auth.payment_details(wallet.payment_details_request())
+    msg = exi.decode(exi.encode(wallet.authorization_request(b"\x01" * 8, challenge)), "iso2")
+
+    def check():
+        auth.signature_verified = False
+        return auth.authorization(msg)
+    assert benchmark(check) == ("OK", "Ongoing")
+
+
+def test_backend_authorize_with_ocsp(benchmark):
+    """The local backend's Authorize: chain validation and one OCSP response per certificate."""
+    from exi.v2g.backend import AuthorizeRequest
+    from cryptography.hazmat.primitives.serialization import Encoding
+    backend = LocalBackend(PKI)
+    pem = "".join(c.public_bytes(Encoding.PEM).decode() for c in PKI.chain("contractLeaf"))
+    res = benchmark(lambda: asyncio.run(backend.authorize(AuthorizeRequest("DEEXIC151180001", pem))))
+    assert res.response_code == "OK"
+
+
+def test_secc_sign_three_tariffs(benchmark):
+    auth, _ = _services()
+    tuples = [iso2.SAScheduleTupleType(SAScheduleTupleID=k, SalesTariff=iso2.SalesTariffType(
+        Id=f"t{k}", SalesTariffID=k, SalesTariffEntry=[iso2.SalesTariffEntryType(
+            RelativeTimeInterval=iso2.RelativeTimeIntervalType(start=0), EPriceLevel=1)]))
+        for k in (1, 2, 3)]
+
+    def sign():
+        msg = iso2.V2G_Message(Header=iso2.MessageHeaderType(SessionID=b"\x01" * 8),
+                               Body=iso2.BodyType(ChargeParameterDiscoveryRes=iso2.ChargeParameterDiscoveryResType(
+                                   ResponseCode="OK", EVSEProcessing="Finished",
+                                   SAScheduleList=iso2.SAScheduleListType(SAScheduleTuple=tuples))))
+        return auth.sign_tariffs(msg)
+    assert len(benchmark(sign).Header.Signature.SignedInfo.Reference) == 3
