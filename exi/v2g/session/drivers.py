@@ -28,8 +28,8 @@ from exi.v2g.faults import FaultLog, peer_label
 
 from . import protocols as protocol_modules
 from .controllers import EVController
-from .events import (Close, MessageReceived, PowerDeliveryChanged, ProtocolNegotiated, Send,
-                     SessionEnded, SessionEstablished, TimerViolation)
+from .events import (BackendRequest, Close, MessageReceived, PowerDeliveryChanged,
+                     ProtocolNegotiated, Send, SessionEnded, SessionEstablished, TimerViolation)
 from .evcc import EVCCConfig, EVCCSession
 from .secc import SECCConfig, SECCSession
 from .timers import secc_performance_time
@@ -102,13 +102,26 @@ class PerformanceStats:
             self.samples.append(seconds)
 
 
+# How long a response held for the backend may wait (CertificateInstallation/Update):
+# within the EVCC's 5 s message timeout for them, so a slow backend still gets its FAILED
+# answer to the EV in time.
+BACKEND_HOLD_TIMEOUT = 4.0
+
+
 class CoreHandler:
-    """A :mod:`exi.v2g.transport` frame handler driving an SECC or EVCC core."""
+    """A :mod:`exi.v2g.transport` frame handler driving an SECC or EVCC core.
+
+    ``backend``: what the core's :class:`~.events.BackendRequest` calls run on (default:
+    the SECC config's ``pnc.backend``)."""
 
     def __init__(self, core: Union[SECCSession, EVCCSession], *, tracer: Optional[Tracer] = None,
                  label: str = "", setup_started: Optional[float] = None,
-                 stats: Optional[PerformanceStats] = None, faults: Optional[FaultLog] = None):
+                 stats: Optional[PerformanceStats] = None, faults: Optional[FaultLog] = None,
+                 backend=None):
         self.core = core
+        self.backend = backend if backend is not None else \
+            getattr(getattr(getattr(core, "config", None), "pnc", None), "backend", None)
+        self._backend_tasks: set = set()
         self.faults = faults
         self.secc = isinstance(core, SECCSession)
         self.tracer = tracer
@@ -136,7 +149,38 @@ class CoreHandler:
             for o in out:
                 if isinstance(o, Send):
                     self.stats.add(o.schema, o.name[:-3] + "Req", time.perf_counter() - t0)
-        return self._emit(out)
+        held = self._start_backend(out)
+        frames = self._emit(out)
+        return self._after_backend(frames, held) if held else frames
+
+    def _start_backend(self, outputs: list) -> list:
+        """Start the backend calls the core asked for; return those its response waits on."""
+        held = []
+        for o in outputs:
+            if not isinstance(o, BackendRequest):
+                continue
+            if self.backend is None:
+                o.call.fail("no backend configured")
+            elif o.hold:
+                held.append(o)
+            else:                            # the core answers Ongoing meanwhile
+                task = asyncio.ensure_future(o.call.run(self.backend))
+                self._backend_tasks.add(task)
+                task.add_done_callback(self._backend_tasks.discard)
+            if o.hold and self.backend is None:
+                held.append(o)
+        return held
+
+    async def _after_backend(self, frames: list, held: list) -> list:
+        loop = asyncio.get_running_loop()
+        for request in held:
+            if not request.call.finished:
+                try:
+                    await asyncio.wait_for(request.call.run(self.backend), BACKEND_HOLD_TIMEOUT)
+                except asyncio.TimeoutError:
+                    request.call.fail(f"the backend did not answer within {BACKEND_HOLD_TIMEOUT:g} s")
+            frames = frames + self._emit(self.core.backend_done(request.call, loop.time()))
+        return frames
 
     def get_timer(self) -> Optional[float]:
         return self.core.next_deadline()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 __all__ = ["Event", "Send", "MessageReceived", "ProtocolNegotiated", "SessionEstablished",
-           "PowerDeliveryChanged", "TimerViolation", "SessionEnded", "Close"]
+           "PowerDeliveryChanged", "TimerViolation", "SessionEnded", "Close", "BackendRequest"]
 
 
 class Event:
@@ -78,3 +78,15 @@ class SessionEnded(Event):
 class Close(Event):
     """Close the connection (after sending everything before this)."""
     reason: str
+
+
+@dataclass(frozen=True)
+class BackendRequest(Event):
+    """The core needs its operator's systems (:class:`exi.v2g.backend.Backend`, e.g. Plug &
+    Charge authorization or a certificate installation): the driver runs ``await
+    call.run(backend)`` (:class:`exi.v2g.pnc.BackendCall`).  With ``hold`` the core's
+    response waits for the call: once it finished the driver calls
+    ``core.backend_done(call, now)`` and sends what that returns; without, the core
+    answers meanwhile (EVSEProcessing=Ongoing) and looks at the call again later."""
+    call: Any = field(compare=False)
+    hold: bool = False

@@ -7,7 +7,8 @@
     pair.log                            # [(time, "evcc->secc", name), ...]
 
 Frames go through real V2GTP framing (``exi.v2g.v2gtp``) so header handling is
-exercised too.  Hooks let a test tamper with traffic: ``pair.tamper = fn(direction,
+exercised too.  ``backend``: what the SECC's :class:`~.events.BackendRequest` calls run on
+(Plug & Charge), answering after ``backend_delay`` seconds of the fake clock.  Hooks let a test tamper with traffic: ``pair.tamper = fn(direction,
 payload) -> payload | None`` (None drops the frame), and ``pair.inject(side, payload)``.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Callable, Optional
 from exi.v2g.v2gtp import TCP_PAYLOAD_TYPES, Frame, V2GTPFramer
 
 from .controllers import EVController, EVSEController
-from .events import Close, Send, SessionEnded
+from .events import BackendRequest, Close, Send, SessionEnded
 from .evcc import EVCCConfig, EVCCSession
 from .secc import SECCConfig, SECCSession
 
@@ -65,7 +66,7 @@ class SessionPair:
     def __init__(self, evcc: Optional[EVCCConfig] = None, secc: Optional[SECCConfig] = None,
                  *, ev: Optional[EVController] = None, evse: Optional[EVSEController] = None,
                  clock: Optional[FakeClock] = None, latency: float = 0.0,
-                 tls_version: Optional[str] = None):
+                 tls_version: Optional[str] = None, backend=None, backend_delay: float = 0.0):
         self.clock = clock or FakeClock()
         self.secc_config = secc or SECCConfig()
         self.evcc = EVCCSession(evcc or EVCCConfig(), ev, name="evcc")
@@ -73,6 +74,8 @@ class SessionPair:
         # What the link pretends to be: "TLSv1.3" lets both sides use ISO 15118-20.
         self.evcc.tls_version = self.secc.tls_version = tls_version
         self.latency = latency
+        self.backend = backend
+        self.backend_delay = backend_delay
         self.log: list[TraceEntry] = []
         self.events: dict[str, list] = {"evcc": [], "secc": []}
         self.closed: dict[str, Optional[str]] = {"evcc": None, "secc": None}
@@ -98,9 +101,24 @@ class SessionPair:
                     if payload is None:
                         continue
                 self._push(other, Frame(item.payload_type, payload).pack())
+            elif isinstance(item, BackendRequest):
+                if self.backend_delay > 0:
+                    self._seq += 1
+                    heapq.heappush(self._queue, (self.clock.now + self.backend_delay, self._seq,
+                                                 side, item))
+                else:
+                    self._backend_answer(side, item)
             elif isinstance(item, Close):
                 self._close(side, item.reason)
                 return
+
+    def _backend_answer(self, side: str, request: BackendRequest) -> None:
+        if self.backend is None:
+            request.call.fail("SessionPair has no backend")
+        else:
+            request.call.run_now(self.backend)
+        if request.hold and self.closed[side] is None:
+            self._handle(side, self._core(side).backend_done(request.call, self.clock.now))
 
     def _push(self, to_side: str, data: bytes) -> None:
         if self.closed[to_side] is not None:
@@ -143,6 +161,9 @@ class SessionPair:
             self.clock.set(at)
             core = self._core(side)
             if self.closed[side] is not None:
+                return True
+            if isinstance(data, BackendRequest):
+                self._backend_answer(side, data)
                 return True
             if data is None:                 # peer closed
                 self.closed[side] = "peer closed the connection"
