@@ -47,7 +47,7 @@ import datetime as _dt
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -98,7 +98,8 @@ class SECCPnCConfig:
     """What a PnC SECC holds, shared by all its sessions.
 
     ``contract_roots``: the MO and V2G roots a contract chain may end at ([V2G2-924]).
-    ``tariff_key``: signs SalesTariffs (None: tariffs go unsigned).  ``clock``: the wall
+    ``tariff_key``: signs SalesTariffs (None: tariffs go unsigned).  ``backend``: the
+    :class:`exi.v2g.backend.Backend` the drivers run the sessions' calls on.  ``clock``: the wall
     clock certificates are checked against (the session cores keep no wall clock; this is
     the one place PnC needs it)."""
 
@@ -106,6 +107,7 @@ class SECCPnCConfig:
     tariff_key: Optional[ec.EllipticCurvePrivateKey] = None
     certificate_service: bool = True
     verify_receipts: bool = True
+    backend: Any = None
     clock: Callable[[], _dt.datetime] = field(
         default=lambda: _dt.datetime.now(_dt.timezone.utc))
 
@@ -114,7 +116,8 @@ class SECCPnCConfig:
                     sign_tariffs: bool = True, **kw) -> "SECCPnCConfig":
         """From a folder written by ``exi15118 pki create --profile iso2``: trust
         ``certs/moRootCA.pem`` and ``certs/v2gRootCA.pem``; sign tariffs with
-        ``private_keys/moSubCA2.key`` when present."""
+        ``private_keys/moSubCA2.key`` when present.  Pass ``backend=`` (e.g.
+        ``LocalBackend.from_folder(folder)``) for the sessions' backend calls."""
         folder = Path(folder)
         roots = [x509.load_pem_x509_certificate((folder / "certs" / f"{n}.pem").read_bytes())
                  for n in ("moRootCA", "v2gRootCA") if (folder / "certs" / f"{n}.pem").exists()]
