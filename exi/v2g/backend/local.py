@@ -63,19 +63,22 @@ class LocalBackend(Backend):
         self._emaid_prefix = emaid_prefix
 
     @classmethod
-    def from_folder(cls, folder: Union[str, Path], **kw) -> "LocalBackend":
-        """Load a folder written by ``exi15118 pki create --profile iso2``."""
+    def from_folder(cls, folder: Union[str, Path], *, password: Optional[str] = None,
+                    **kw) -> "LocalBackend":
+        """Load a folder written by ``exi15118 pki create --profile iso2`` (``password``:
+        the one its keys were written with, if any)."""
         folder = Path(folder)
         p = _pki.PKI("iso2", "p256")
+        secret = password.encode() if password else None
         for pem in sorted((folder / "certs").glob("*.pem")):
             if pem.stem.endswith("Chain"):
                 continue
             p.certs[pem.stem] = x509.load_pem_x509_certificate(pem.read_bytes())
             p.keys[pem.stem] = serialization.load_pem_private_key(
-                (folder / "private_keys" / f"{pem.stem}.key").read_bytes(), None)
+                (folder / "private_keys" / f"{pem.stem}.key").read_bytes(), secret)
         responder = None
         if (folder / "ocsp" / "responder.json").exists():
-            responder = _ocsp.OCSPResponder.from_folder(folder)
+            responder = _ocsp.OCSPResponder.from_folder(folder, password=password)
         return cls(p, responder=responder, **kw)
 
     # --- helpers -----------------------------------------------------------------------

@@ -107,6 +107,7 @@ class SECCPnCConfig:
     tariff_key: Optional[ec.EllipticCurvePrivateKey] = None
     certificate_service: bool = True
     verify_receipts: bool = True
+    sales_tariff: bool = True            # a (signed) SalesTariff with each SAScheduleTuple
     backend: Any = None
     clock: Callable[[], _dt.datetime] = field(
         default=lambda: _dt.datetime.now(_dt.timezone.utc))
