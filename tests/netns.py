@@ -19,14 +19,18 @@ Needs root and iproute2 (``ip``); :func:`missing_prerequisites` says what is mis
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from typing import Optional, Sequence
 
-__all__ = ["NetnsPair", "missing_prerequisites", "REQUIREMENTS"]
+__all__ = ["NetnsPair", "SECCProcess", "missing_prerequisites", "REQUIREMENTS"]
 
 REQUIREMENTS = ("network namespace tests need root and iproute2: "
                 "run `apt-get install -y iproute2` and run the tests as root")
@@ -144,3 +148,44 @@ class NetnsPair:
         p = subprocess.Popen(self.argv(side, argv), **kw)
         self._procs.append(p)
         return p
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class SECCProcess:
+    """``exi15118 secc`` running in the pair's SECC namespace, started once its ready line
+    (JSON with the ports it listens on) is printed; ``ready`` holds that line."""
+
+    def __init__(self, pair: "NetnsPair", args: Sequence[str], *, trace=None, env=None,
+                 start_timeout: float = 30):
+        argv = [sys.executable, "-m", "exi", "secc", "-i", pair.iface["secc"]]
+        if trace is not None:
+            argv += ["--trace", str(trace)]
+        self.trace = trace
+        self.proc = pair.popen("secc", [*argv, *map(str, args)], cwd=REPO, env=env)
+        ready, _, _ = select.select([self.proc.stdout], [], [], start_timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.proc.kill()
+            raise AssertionError(f"SECC did not start: {self.proc.stderr.read()}")
+        self.ready = json.loads(line)
+
+    def stop(self) -> dict:
+        """SIGTERM; the SECC must exit 0 and print its summary line, which is returned."""
+        self.proc.terminate()
+        out, err = self.proc.communicate(timeout=15)
+        assert self.proc.returncode == 0, err[-3000:]
+        self.stderr = err
+        return json.loads(out.strip().splitlines()[-1])
+
+    def interrupt(self):
+        """Ctrl-C; returns (exit code, stdout, stderr)."""
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()

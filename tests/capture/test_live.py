@@ -13,7 +13,7 @@ import pytest
 
 import exi.capture
 
-from tests.netns import NetnsPair, missing_prerequisites
+from tests.netns import NetnsPair, SECCProcess, missing_prerequisites
 from .conftest import REPO
 
 EXAMPLE = os.path.join(REPO, "examples", "din_dc_session.pcap")
@@ -129,11 +129,9 @@ def test_live_capture_of_our_secc_and_evcc_with_tls(pair, tmp_path, tshark):
     keylog = tmp_path / "keys.log"
     env = {**os.environ, "PYTHONPATH": REPO}
     live = _start(pair, "--format", "jsonl", "--keylog", str(keylog))
-    secc = pair.popen("secc", [sys.executable, "-m", "exi", "secc", "-i", pair.iface["secc"], "--tls",
-                               "--pki", str(tmp_path / "pki"), "--keylog", str(keylog)], cwd=REPO, env=env)
+    secc = SECCProcess(pair, ["--tls", "--pki", tmp_path / "pki", "--keylog", keylog], env=env,
+                       start_timeout=BOUND)
     try:
-        ready, _, _ = select.select([secc.stdout], [], [], BOUND)
-        assert ready and secc.stdout.readline(), secc.stderr.read()
         traces = []
         for proto, extra in (("din", []), ("iso2", ["--tls", "--pki", str(tmp_path / "pki")])):
             trace = tmp_path / f"evcc-{proto}.jsonl"
@@ -150,7 +148,7 @@ def test_live_capture_of_our_secc_and_evcc_with_tls(pair, tmp_path, tshark):
         rest = [json.loads(x) for x in live.stdout.read().decode().splitlines()]
         assert live.wait(BOUND) == 0, live.stderr.read().decode()
     finally:
-        for p in (live, secc):
+        for p in (live, secc.proc):
             if p.poll() is None:
                 p.kill()
     tls = [r for r in got + rest if r["transport"] == "tls"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import NetnsPair, missing_prerequisites
+from tests.netns import NetnsPair, SECCProcess, missing_prerequisites
 
 from .conftest import ROOT, assert_clean
 
@@ -141,32 +141,13 @@ def test_sdp_progress_then_ctrl_c(pair):
     assert "Traceback" not in err
 
 
-class SECC:
-    def __init__(self, pair, *args, env=None):
-        self.proc = pair.popen("secc", [sys.executable, "-m", "exi", "secc", "-i", pair.iface["secc"],
-                                        *map(str, args)], cwd=str(ROOT), env=env)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line:
-            self.proc.kill()
-            raise AssertionError(f"SECC did not start: {self.proc.stderr.read()}")
-        self.ready = json.loads(line)
-
-    def interrupt(self):
-        self.proc.send_signal(signal.SIGINT)
-        out, err = self.proc.communicate(timeout=20)
-        return self.proc.returncode, out, err
-
-
 @pytest.fixture(scope="module")
 def secc(pair, pkis):
     """A TLS SECC on the encrypted PKI, its password from the environment."""
-    s = SECC(pair, "--tls", "--pki", pkis["enc"], "--protocols", "iso2,din",
-             env=_env(EXI15118_PKI_PASSWORD=PASSWORD))
+    s = SECCProcess(pair, ["--tls", "--pki", pkis["enc"], "--protocols", "iso2,din"],
+                    env=_env(EXI15118_PKI_PASSWORD=PASSWORD))
     yield s
-    if s.proc.poll() is None:
-        s.proc.kill()
-        s.proc.communicate()
+    s.kill()
 
 
 def test_encrypted_pki_serves_tls(pair, pkis, secc):

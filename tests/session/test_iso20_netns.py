@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from tests.netns import NetnsPair, missing_prerequisites
-from tests.session.test_netns_sessions import SECCProcess, evcc
+from tests.netns import NetnsPair, SECCProcess, missing_prerequisites
+from tests.session.test_netns_sessions import evcc
 
 pytestmark = pytest.mark.netns
 
@@ -36,7 +36,7 @@ def pki20(tmp_path_factory):
 def secc20(pair, pki20, tmp_path_factory):
     trace = tmp_path_factory.mktemp("trace") / "secc.jsonl"
     s = SECCProcess(pair, ["--protocols", "iso20,iso2,din", "--tls", "--pki", str(pki20),
-                           "--iso20-plain-tcp"], trace)
+                           "--iso20-plain-tcp"], trace=trace)
     yield s
     s.stop()
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.netns import NetnsPair, missing_prerequisites
+from tests.netns import NetnsPair, SECCProcess, missing_prerequisites
 
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.netns
@@ -34,26 +33,6 @@ def pki(tmp_path_factory):
     return d
 
 
-class SECCProcess:
-    def __init__(self, pair: NetnsPair, args: list[str], trace: Path):
-        self.trace = trace
-        self.proc = pair.popen("secc", [sys.executable, "-m", "exi", "secc", "-i", pair.iface["secc"],
-                                        "--trace", str(trace), *args], cwd=str(ROOT))
-        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line:
-            self.proc.kill()
-            raise AssertionError(f"SECC did not start: {self.proc.stderr.read()}")
-        self.ready = json.loads(line)
-
-    def stop(self) -> dict:
-        self.proc.terminate()
-        out, err = self.proc.communicate(timeout=15)
-        assert self.proc.returncode == 0, err[-3000:]
-        self.stderr = err
-        return json.loads(out.strip().splitlines()[-1])
-
-
 def evcc(pair, *args, timeout=60):
     r = pair.run("evcc", [sys.executable, "-m", "exi", "evcc", "-i", pair.iface["evcc"], *args],
                  cwd=str(ROOT), timeout=timeout)
@@ -65,7 +44,7 @@ def evcc(pair, *args, timeout=60):
 @pytest.fixture(scope="module")
 def secc(pair, pki, tmp_path_factory):
     trace = tmp_path_factory.mktemp("trace") / "secc.jsonl"
-    s = SECCProcess(pair, ["--tls", "--pki", str(pki), "--receipt-required"], trace)
+    s = SECCProcess(pair, ["--tls", "--pki", str(pki), "--receipt-required"], trace=trace)
     yield s
     s.stop()
 
@@ -132,7 +111,7 @@ def test_evcc_fails_cleanly_without_secc(pair):
 
 
 def test_evcc_no_common_protocol(pair, pki, tmp_path):
-    s = SECCProcess(pair, ["--protocols", "din", "--port", "61001"], tmp_path / "t.jsonl")
+    s = SECCProcess(pair, ["--protocols", "din", "--port", "61001"], trace=tmp_path / "t.jsonl")
     try:
         # SDP goes to whichever SECC answers first; address this one directly.
         rc, res, err = evcc(pair, "--protocol", "iso2", "--mode", "ac", "--host",
@@ -145,7 +124,7 @@ def test_evcc_no_common_protocol(pair, pki, tmp_path):
 def test_workers_share_one_port(pair, tmp_path):
     """`--workers 2`: two processes listen on the announced port (SO_REUSEPORT), sessions
     complete and the final statistics add up over the processes."""
-    s = SECCProcess(pair, ["--protocols", "iso2,din", "--workers", "2"], tmp_path / "t.jsonl")
+    s = SECCProcess(pair, ["--protocols", "iso2,din", "--workers", "2"], trace=tmp_path / "t.jsonl")
     try:
         port = s.ready["tcp_port"]
         for _ in range(150):
