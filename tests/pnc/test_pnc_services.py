@@ -367,3 +367,18 @@ def test_certificate_service_entries_are_schema_valid():
         ServiceList=iso2.ServiceListType(Service=[certificate_service()]))))
     exi.validate(body_msg(ServiceDetailRes=iso2.ServiceDetailResType(
         ResponseCode="OK", ServiceID=2, ServiceParameterList=certificate_service_parameters())))
+
+
+def test_garbage_and_overlong_chains_are_chain_errors(pki):
+    auth = ContractAuthorization(secc_config(pki), SID)
+    req = wallet(pki).payment_details_request()
+    req.ContractSignatureCertChain.Certificate = b"\x30\x03\x02\x01\x00"
+    assert auth.payment_details(req)[0] == "FAILED_CertChainError"
+    req = wallet(pki).payment_details_request()
+    subs = req.ContractSignatureCertChain.SubCertificates.Certificate
+    req.ContractSignatureCertChain.SubCertificates.Certificate = subs + subs   # 4 Sub-CAs
+    assert auth.payment_details(req)[0] == "FAILED_CertChainError"
+    assert "[V2G2-009]" in auth.reason
+    req.ContractSignatureCertChain = None
+    assert auth.payment_details(req)[0] == "FAILED_CertChainError"
+    assert auth.authorize_call is None and auth.gen_challenge is None
