@@ -58,18 +58,22 @@ class V2GMessageSECC:
     def __init__(self, host, schema: str):
         self.host = host
         self.schema = schema
+        self.config = host.config                  # the host's, fixed for the session
+        self.evse = host.evse
         self.mode: Optional[str] = None            # "AC" / "DC"
         self.tuple_id: Optional[int] = None
         self.isolation = "Invalid"
+        self._handlers: dict = {}
 
-    # what the host keeps for every protocol
-    config = property(lambda self: self.host.config)
-    evse = property(lambda self: self.host.evse)
+    # what the host keeps for every protocol and changes during the session
     state = property(lambda self: self.host.state)
     session_id = property(lambda self: self.host.session_id)
 
     def handler(self, req_name: str):
-        return getattr(self, "on_" + req_name)
+        h = self._handlers.get(req_name)
+        if h is None:
+            h = self._handlers[req_name] = getattr(self, "on_" + req_name)
+        return h
 
     def failed_response(self, req_name: str, code: str, now: float, body=None):
         """The response body to a refused request (None: the request type has no
@@ -129,9 +133,9 @@ class V2GMessageSECC:
         # Precharge current is limited to 2 A ([V2G2-...] unverified; DIN SPEC 70121 same).
         self.evse.set_output(now, fv(req.EVTargetVoltage), min(fv(req.EVTargetCurrent), 2.0), False)
 
-    def _dc_apply(self, req, now) -> tuple:
-        """Apply a CurrentDemandReq's targets: (current, voltage, power) limit achieved."""
-        lim = self.evse.dc_limits()
+    def _dc_apply(self, req, now, lim) -> tuple:
+        """Apply a CurrentDemandReq's targets within the EVSE's ``lim``: (current,
+        voltage, power) limit achieved."""
         v, i = fv(req.EVTargetVoltage), fv(req.EVTargetCurrent)
         self._power_on(now, v, i)
         return (i >= lim.max_current, v >= lim.max_voltage, v * i >= lim.max_power)
@@ -139,9 +143,9 @@ class V2GMessageSECC:
     def _dc_present(self, now) -> dict:
         return {"EVSEPresentVoltage": pv(self.schema, self.evse.present_voltage(now), "V")}
 
-    def _dc_loop_fields(self, now, flags) -> dict:
+    def _dc_loop_fields(self, now, flags, lim=None) -> dict:
         """The CurrentDemandRes fields DIN and -2 share."""
-        lim = self.evse.dc_limits()
+        lim = lim or self.evse.dc_limits()
         s = self.schema
         return dict(EVSEPresentVoltage=pv(s, self.evse.present_voltage(now), "V"),
                     EVSEPresentCurrent=pv(s, self.evse.present_current(now), "A"),
@@ -183,13 +187,13 @@ class V2GMessageEVCC:
     def __init__(self, host, schema: str):
         self.host = host
         self.schema = schema
+        self.config = host.config                 # the host's, fixed for the session
+        self.ev = host.ev
         self.charge_service_id = 1
         self.tuple_id = 1
         self.progress: Optional[str] = None       # last PowerDelivery ChargeProgress
         self.welding_count = 0
 
-    config = property(lambda self: self.host.config)
-    ev = property(lambda self: self.host.ev)
     state = property(lambda self: self.host.state)
     session_id = property(lambda self: self.host.session_id)
 

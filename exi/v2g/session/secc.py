@@ -129,6 +129,7 @@ class SECCSession:
         self.ended: Optional[SessionEnded] = None
         self._deadline: Optional[float] = None
         self.requests = 0
+        self._last_name: Optional[str] = None          # tried first when naming the next message
         # Set by the driver: "TLSv1.3", "TLSv1.2" or None (plain TCP), and the SHA-512 of
         # the client certificate; -20 needs TLS 1.3 and binds resumption to the vehicle.
         self.tls_version: Optional[str] = None
@@ -178,9 +179,10 @@ class SECCSession:
         schema = self.schema or "sap"
         try:
             msg = exi.decode(payload, schema, padding=True)   # zero padding some encoders add
-            name, body = message_name(schema, msg)
+            name, body = message_name(schema, msg, self._last_name)
         except (exi.DecodeError, ValueError) as e:
             return self._end(now, False, f"undecodable {schema} message: {e}")
+        self._last_name = name
         out: list = [MessageReceived(schema, name, msg)]
         if not name.endswith("Req"):
             return out + self._end(now, False, f"{name} is not a request")

@@ -69,10 +69,10 @@ class DINSECC(V2GMessageSECC):
     def build_PowerDeliveryRes(self, code, now):
         return din.PowerDeliveryResType(ResponseCode=code, DC_EVSEStatus=self._dc_status(now))
 
-    def build_CurrentDemandRes(self, code, now, notification="None", flags=(False, False, False)):
+    def build_CurrentDemandRes(self, code, now, notification="None", flags=(False, False, False), lim=None):
         return din.CurrentDemandResType(
             ResponseCode=code, DC_EVSEStatus=self._dc_status(now, notification),
-            **self._dc_loop_fields(now, flags))
+            **self._dc_loop_fields(now, flags, lim))
 
     def build_WeldingDetectionRes(self, code, now):
         return din.WeldingDetectionResType(ResponseCode=code, DC_EVSEStatus=self._dc_status(now),
@@ -147,8 +147,9 @@ class DINSECC(V2GMessageSECC):
         return self.build_PowerDeliveryRes("OK", now), S.POWER_STOPPED, [PowerDeliveryChanged("Stop")]
 
     def on_CurrentDemandReq(self, req, msg, now):
-        flags = self._dc_apply(req, now)
-        return self.build_CurrentDemandRes("OK", now, self._notification(now), flags), S.CHARGING, []
+        lim = self.evse.dc_limits()
+        flags = self._dc_apply(req, now, lim)
+        return self.build_CurrentDemandRes("OK", now, self._notification(now), flags, lim), S.CHARGING, []
 
     def on_WeldingDetectionReq(self, req, msg, now):
         return self.build_WeldingDetectionRes("OK", now), S.POWER_STOPPED, []

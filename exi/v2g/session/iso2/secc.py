@@ -151,10 +151,10 @@ class ISO2SECC(V2GMessageSECC):
                                      **self._dc_present(now))
 
     def build_CurrentDemandRes(self, code, now, notification="None", flags=(False, False, False),
-                               receipt=None, meter=None):
+                               receipt=None, meter=None, lim=None):
         return iso2.CurrentDemandResType(
             ResponseCode=code, DC_EVSEStatus=self._dc_status(now, notification),
-            **self._dc_loop_fields(now, flags),
+            **self._dc_loop_fields(now, flags, lim),
             EVSEID=self.evse.evse_id(), SAScheduleTupleID=self.tuple_id or self.config.sa_schedule_tuple_id,
             MeterInfo=meter, ReceiptRequired=receipt)
 
@@ -275,10 +275,11 @@ class ISO2SECC(V2GMessageSECC):
         if self.mode != "DC":
             raise Failed("FAILED_SequenceError", "CurrentDemandReq in an AC session")
         self._check_receipt_order("CurrentDemandReq")
-        flags = self._dc_apply(req, now)
+        lim = self.evse.dc_limits()
+        flags = self._dc_apply(req, now, lim)
         receipt = self._loop_receipt()
         meter = self._meter(now) if receipt is not None else None
-        return (self.build_CurrentDemandRes("OK", now, self._notification(now), flags, receipt, meter),
+        return (self.build_CurrentDemandRes("OK", now, self._notification(now), flags, receipt, meter, lim),
                 S.CHARGING, [])
 
     def on_MeteringReceiptReq(self, req, msg, now):
