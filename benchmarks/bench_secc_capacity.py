@@ -1,9 +1,12 @@
 """SECC capacity: one `exi15118 secc` process serving N simulated EVs at once over real TCP,
 in the ISO 15118-2 DC CurrentDemand loop (``--mode dc``) or AC ChargingStatus loop
-(``--mode ac``).
+(``--mode ac``), or the ISO 15118-20 DC_ChargeLoop in dynamic control (``--protocol
+iso20``; over plain TCP with the test option ``--iso20-plain-tcp``: the load is the point).
 
     python benchmarks/bench_secc_capacity.py [--n 200,500,1000] [--mode dc] [--seconds 10]
+    python benchmarks/bench_secc_capacity.py --protocol iso20 [--n ...]
     python benchmarks/bench_secc_capacity.py --pure      # the uncompiled build, on purpose
+    python benchmarks/bench_secc_capacity.py --baseline DIR   # A/B against another checkout
     python -m pytest benchmarks/bench_secc_capacity.py -s      # pytest-benchmark wrapper
 
 The SECC runs in one network namespace pinned to CPU 0, the EVs in ``--procs`` load
@@ -15,7 +18,11 @@ load must not be the bottleneck; its CPU share is reported).
 Which build: the compiled codec is required (EXI_REQUIRE_EXTENSIONS=1 in every process,
 and the SECC process is checked to have the compiled engine mapped); ``--pure`` measures
 the uncompiled build and says so.  The package is imported as installed, not from the
-checkout: run ``pip install -e .`` (or ``pip install .``) first.
+checkout: run ``pip install -e .`` (or ``pip install .``) first.  ``--baseline DIR`` also
+runs the SECC from the checkout DIR (built in place: ``pip install -e .`` there, or its
+``.so`` files copied in), interleaved with the installed one for each N, so both see the
+same machine load; the rows then carry ``"secc": "baseline"`` / ``"installed"`` and the
+table the ratio.
 
 Reported per N, over the window in which every EV is in its loop (measured, not nominal):
 loop messages/s, EV-side round trip p50/p99/max (request written to response read) and the share over the SECC performance
@@ -39,8 +46,10 @@ from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
-LOOP_REQ = {"dc": "CurrentDemandReq", "ac": "ChargingStatusReq"}
-PERF_TIME = {"dc": 0.025, "ac": 1.5}
+LOOP_REQ = {("iso2", "dc"): "CurrentDemandReq", ("iso2", "ac"): "ChargingStatusReq",
+            ("iso20", "dc"): "DC_ChargeLoopReq", ("iso20", "ac"): "AC_ChargeLoopReq"}
+# SECC performance time of the loop request (timers.py: -2 Table 109; -20 Tables 215-218)
+PERF_TIME = {("iso2", "dc"): 0.025, ("iso2", "ac"): 1.5, ("iso20", "dc"): 0.25, ("iso20", "ac"): 0.25}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -54,9 +63,10 @@ class _Replay(asyncio.Protocol):
     OK) and timed.  Cheap enough that one load process drives 1,000 EVs."""
 
     def __init__(self, transport, frame: bytes, res_name: str, interval: float, run: dict,
-                 done: asyncio.Future):
+                 done: asyncio.Future, schema: str = "iso2"):
         import exi
         self.decode = exi.decode
+        self.schema = schema
         self.transport = transport
         self.frame = frame
         self.res_name = res_name
@@ -80,7 +90,8 @@ class _Replay(asyncio.Protocol):
         now = time.monotonic()
         n = 8 + int.from_bytes(self.buf[4:8], "big")
         payload, self.buf = self.buf[8:n], self.buf[n:]
-        body = getattr(self.decode(payload, "iso2").Body, self.res_name)
+        msg = self.decode(payload, self.schema)
+        body = getattr(msg.Body, self.res_name) if self.schema == "iso2" else msg
         code = getattr(body.ResponseCode, "value", body.ResponseCode)
         if code != "OK":
             self._finish(f"{self.res_name} {code}")
@@ -115,8 +126,12 @@ async def _ev(args, run: dict, samples_out: list) -> str | None:
     from exi.v2g.session.evcc import EVCCSession
     from exi.v2g.session.events import Send
     loop = asyncio.get_running_loop()
-    req_name = LOOP_REQ[args.mode]
-    cfg = EVCCConfig(protocols=("iso2",), mode=args.mode, loop_interval=args.interval)
+    req_name = LOOP_REQ[args.protocol, args.mode]
+    if args.protocol == "iso20":
+        cfg = EVCCConfig(protocols=("iso20",), mode=args.mode, control="dynamic", iso20_plain_tcp=True,
+                         loop_interval=args.interval)
+    else:
+        cfg = EVCCConfig(protocols=("iso2",), mode=args.mode, loop_interval=args.interval)
     core = EVCCSession(cfg, SimulatedEV(), name="ev")
     conn = await transport.connect_evcc(args.host, args.port, interface=args.iface, timeout=30)
     out = core.start(loop.time())
@@ -140,7 +155,7 @@ async def _ev(args, run: dict, samples_out: list) -> str | None:
     done = loop.create_future()
     tr = conn.writer.transport
     proto = _Replay(tr, transport.Frame(frame.payload_type, frame.payload).pack(),
-                    req_name[:-3] + "Res", args.interval, run, done)
+                    req_name[:-3] + "Res", args.interval, run, done, frame.schema)
     tr.set_protocol(proto)
     _in_loop(run, args.seconds, True)
     proto.send()
@@ -173,7 +188,7 @@ def load_main(argv) -> None:
     p.add_argument("--iface"), p.add_argument("--host"), p.add_argument("--port", type=int)
     p.add_argument("--sessions", type=int), p.add_argument("--seconds", type=float)
     p.add_argument("--interval", type=float), p.add_argument("--ramp", type=float)
-    p.add_argument("--mode")
+    p.add_argument("--mode"), p.add_argument("--protocol", default="iso2")
     args = p.parse_args(argv)
     print(json.dumps(asyncio.run(_load(args))), flush=True)
 
@@ -252,11 +267,14 @@ def _start(pair, side: str, argv: list, **kw):
 
 
 def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str,
-            pure: bool, extra_secc_args=(), profile=None) -> dict:
+            pure: bool, extra_secc_args=(), profile=None, protocol: str = "iso2",
+            secc_path: Optional[str] = None) -> dict:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env.pop("EXI_NO_EXTENSIONS" if not pure else "EXI_REQUIRE_EXTENSIONS", None)
     env["EXI_NO_EXTENSIONS" if pure else "EXI_REQUIRE_EXTENSIONS"] = "1"
+    secc_env = dict(env, PYTHONPATH=secc_path) if secc_path else env
+    protocol_args = ["--protocols", "iso20", "--iso20-plain-tcp"] if protocol == "iso20" else ["--protocols", "iso2"]
     cwd = tempfile.mkdtemp(prefix="secc-capacity-")       # not the checkout: the installed exi
     # CPU time, not wall time: on a shared machine the SECC also waits for the CPU.
     prof = ["-c", "import cProfile, sys, time; from exi.cli.__main__ import main; "
@@ -269,8 +287,8 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
     workers = int(extra_secc_args[extra_secc_args.index("--workers") + 1]) \
         if "--workers" in extra_secc_args else 1
     secc = _start(pair, "secc", _pinned(0 if workers == 1 else None, [sys.executable, *prof, "secc", "-i", pair.iface["secc"],
-                                          "--protocols", "iso2", "--log-level", "WARNING",
-                                          *extra_secc_args]), cwd=cwd, env=env)
+                                          *protocol_args, "--log-level", "WARNING",
+                                          *extra_secc_args]), cwd=cwd, env=secc_env)
     ready, _, _ = select.select([secc.stdout], [], [], 30)
     info = json.loads(secc.stdout.readline()) if ready else None
     if not info:
@@ -279,6 +297,9 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
     secc_build = "compiled" if "_engine.cpython" in maps else "python"
     if secc_build != ("python" if pure else "compiled"):
         raise RuntimeError(f"the SECC runs the {secc_build} build; expected the other one")
+    engine = next((ln.split()[-1] for ln in maps.splitlines() if "_engine.cpython" in ln), "")
+    if secc_path and not engine.startswith(str(Path(secc_path).resolve())):
+        raise RuntimeError(f"the baseline SECC runs {engine}, not the build in {secc_path}")
     for _ in range(100):                       # the workers are up once they listen
         if len(Path(f"/proc/{secc.pid}/task/{secc.pid}/children").read_text().split()) >= workers - 1:
             break
@@ -291,7 +312,7 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
                                             "--host", host, "--port", str(info["tcp_port"]),
                                             "--sessions", str(k), "--seconds", str(seconds),
                                             "--interval", str(interval), "--ramp", str(ramp),
-                                            "--mode", mode]), cwd=cwd, env=env)
+                                            "--mode", mode, "--protocol", protocol]), cwd=cwd, env=env)
              for k in per if k]
     sampler = _Sampler({"secc": secc.pid, **{f"load{i}": lp.pid for i, lp in enumerate(loads)}})
     sampler.start()
@@ -316,13 +337,16 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
     q = (lambda f: round(rtt[min(len(rtt) - 1, int(f * len(rtt)))] * 1000, 2)) if rtt else (lambda f: None)
     cpu, peak_rss = sampler.between(t0, t1, 0)
     load_cpu = [round(sampler.between(t0, t1, 1 + i)[0] * 100, 1) for i in range(len(loads))]
-    row = {"n": n, "mode": mode, "workers": workers, "build": secc_build, "window_s": round(span, 2),
+    row = {"n": n, "protocol": protocol, "mode": mode, "workers": workers, "build": secc_build,
+           "secc": "baseline" if secc_path else "installed", "window_s": round(span, 2),
            "msgs_per_s": round(len(rtt) / span, 1) if span > 0 else None,
            "failed": sum(o["failed"] for o in outs),
            "reasons": [r for o in outs for r in o["reasons"]][:3],
            "rtt_p50_ms": q(0.5), "rtt_p99_ms": q(0.99), "rtt_max_ms": q(1.0),
-           "late_pct": round(100 * sum(x > PERF_TIME[mode] for x in rtt) / len(rtt), 2) if rtt else None,
+           "late_pct": round(100 * sum(x > PERF_TIME[protocol, mode] for x in rtt) / len(rtt), 2) if rtt else None,
            "secc_cpu_pct": round(cpu * 100, 1), "secc_rss_mib": round(peak_rss / 1024, 1),
+           # SECC CPU per loop message (all its work: transport, core, codec, EVSE simulation)
+           "secc_us_per_msg": round(cpu * span / len(rtt) * 1e6, 1) if rtt and span > 0 else None,
            "rss_per_ev_kib": round((peak_rss - idle_rss) / n, 1),
            "secc_worst_ms": stats["worst_ms"], "secc_late": stats["late"],
            "load_cpu_pct": load_cpu}
@@ -331,7 +355,7 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
 
 
 def run(ns_list, seconds=10.0, procs=1, interval=0.1, mode="dc", pure=False,
-        extra_secc_args=(), profile=None) -> list[dict]:
+        extra_secc_args=(), profile=None, protocol="iso2", baseline: Optional[str] = None) -> list[dict]:
     sys.path.append(str(ROOT))                 # tests.netns only; exi comes as installed
     from tests.netns import NetnsPair, missing_prerequisites
     problem = missing_prerequisites()
@@ -348,10 +372,12 @@ def run(ns_list, seconds=10.0, procs=1, interval=0.1, mode="dc", pure=False,
     rows = []
     with NetnsPair() as pair:
         for n in ns_list:
-            row = measure(pair, n, seconds, procs, interval, mode, pure, extra_secc_args,
-                          profile and Path(profile).resolve().with_suffix(f".{n}.prof"))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for secc_path in ([str(Path(baseline).resolve())] if baseline else []) + [None]:
+                row = measure(pair, n, seconds, procs, interval, mode, pure, extra_secc_args,
+                              profile and Path(profile).resolve().with_suffix(f".{n}.prof"),
+                              protocol, secc_path)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     return rows
 
 
@@ -363,6 +389,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", default="200,500,1000", help="EV counts to try (comma list)")
     p.add_argument("--mode", choices=("dc", "ac"), default="dc")
+    p.add_argument("--protocol", choices=("iso2", "iso20"), default="iso2",
+                   help="iso20: -20 DC/AC_ChargeLoop in dynamic control over plain TCP")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="also run the SECC from checkout DIR (built in place), interleaved, for ratios")
     p.add_argument("--seconds", type=float, default=10.0,
                    help="how long all EVs loop together (after the last one got there)")
     p.add_argument("--procs", type=int, default=1, help="load processes (all on CPU 1)")
@@ -380,13 +410,18 @@ def main(argv=None) -> int:
     UVLOOP = a.uvloop
     rows = run([int(x) for x in a.n.split(",")], a.seconds, a.procs, a.interval, a.mode, a.pure,
                extra_secc_args=("--workers", str(a.workers)) if a.workers > 1 else (),
-               profile=a.profile)
-    print(f"\n{'EVs':>5} {'mode':>4} {'proc':>4} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'late %':>6} "
-          f"{'SECC CPU %':>10} {'KiB/EV':>7} {'load CPU %':>10} failed")
+               profile=a.profile, protocol=a.protocol, baseline=a.baseline)
+    print(f"\n{'EVs':>5} {'SECC':>9} {'mode':>4} {'proc':>4} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'late %':>6} "
+          f"{'SECC CPU %':>10} {'us/msg':>6} {'KiB/EV':>7} {'load CPU %':>10} failed")
     for r in rows:
-        print(f"{r['n']:>5} {r['mode']:>4} {r['workers']:>4} {r['msgs_per_s']:>8} {r['rtt_p50_ms']:>7} {r['rtt_p99_ms']:>7} "
-              f"{r['rtt_max_ms']:>7} {r['late_pct']:>6} {r['secc_cpu_pct']:>10} {r['rss_per_ev_kib']:>7} "
+        print(f"{r['n']:>5} {r['secc']:>9} {r['protocol'] + ' ' + r['mode']:>4} {r['workers']:>4} {r['msgs_per_s']:>8} {r['rtt_p50_ms']:>7} {r['rtt_p99_ms']:>7} "
+              f"{r['rtt_max_ms']:>7} {r['late_pct']:>6} {r['secc_cpu_pct']:>10} {r['secc_us_per_msg']:>6} {r['rss_per_ev_kib']:>7} "
               f"{str(r['load_cpu_pct']):>10} {r['failed']}")
+    if a.baseline:          # installed / baseline, per N, from the interleaved runs
+        for base, new in zip(rows[0::2], rows[1::2]):
+            if base["secc_us_per_msg"] and new["secc_us_per_msg"]:
+                print(f"{new['n']:>5} SECC CPU per message installed/baseline: "
+                      f"{new['secc_us_per_msg'] / base['secc_us_per_msg']:.2f}")
     return 0
 
 

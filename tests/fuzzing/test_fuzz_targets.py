@@ -19,7 +19,7 @@ from fuzz.run import NAMES, corpus_files  # noqa: E402
 from fuzz.targets import TARGETS  # noqa: E402
 
 BUILDS = {"compiled": {"EXI_REQUIRE_EXTENSIONS": "1"}, "pure": {"EXI_NO_EXTENSIONS": "1"}}
-COMPILED_SECONDS = 2          # per target, after its corpus
+COMPILED_SECONDS = 1          # per target, after its corpus
 PURE_RUNS = 15                # per target, from an empty corpus
 
 

@@ -27,11 +27,12 @@ from lxml import etree
 
 import exi
 from exi.registry import SCHEMAS
+from tests.thorough import scaled
 
 pytestmark = pytest.mark.interop
 
 REPO = Path(__file__).resolve().parents[2]
-PER_TYPE = 5            # documents per message type (151 types: 755 documents)
+PER_TYPE = scaled(3, 8)  # documents per message type (151 types; EXI15118_THOROUGH=1: 8)
 
 
 def _load_gen():

@@ -9,11 +9,14 @@ from exi.messages import din, iso2
 from exi.v2g.session import EVCCConfig, SECCConfig, SimulatedEV, SimulatedEVSE
 from exi.v2g.session.events import TimerViolation
 from exi.v2g.session.machine import SECC_TABLES, SECCState
+from exi.v2g.session.din.secc import DINSECC
+from exi.v2g.session.iso2.secc import ISO2SECC
 from exi.v2g.session.secc import SECCSession
 from exi.v2g.session.testing import SessionPair
 from exi.v2g.session._msg import ZERO_SESSION, val
 
 MODULES = {"din": din, "iso2": iso2}
+PROTOCOLS = {"din": DINSECC, "iso2": ISO2SECC}      # the SECC handlers of each protocol
 
 
 def _codes(schema):
@@ -21,7 +24,7 @@ def _codes(schema):
 
 
 def _builders(schema):
-    return sorted(n for n in dir(SECCSession) if n.startswith(f"_r_{schema}_"))
+    return sorted(n for n in dir(PROTOCOLS[schema]) if n.startswith("build_"))
 
 
 @pytest.mark.parametrize("schema,mode", [("din", "DC"), ("iso2", "DC"), ("iso2", "AC")])
@@ -32,19 +35,21 @@ def test_every_response_the_secc_can_send_is_schema_valid(schema, mode):
     mandatory (it used to be left out, and the encoder refused the message)."""
     builders = _builders(schema)
     requests = {req for (_, req) in SECC_TABLES[schema] if req != "supportedAppProtocolReq"}
-    assert {f"_r_{schema}_{r}" for r in requests} <= set(builders)     # every request it accepts
+    assert {f"build_{r[:-3]}Res" for r in requests} <= set(builders)     # every request it accepts
     count = 0
     for state in SECCState:
         core = SECCSession(SECCConfig(protocols=(schema,)), SimulatedEVSE())
-        core.schema, core.session_id, core.mode, core.state = schema, b"\x01" * 8, mode, state
+        core.schema, core.session_id, core.state = schema, b"\x01" * 8, state
+        core.protocol = PROTOCOLS[schema](core, schema)
+        core.protocol.mode = mode
         for name in builders:
-            build = getattr(core, name)
+            build = getattr(core.protocol, name)
             takes_processing = "processing" in build.__code__.co_varnames[:build.__code__.co_argcount]
             processings = [p.value for p in MODULES[schema].EVSEProcessingType] if takes_processing else [None]
             for code in _codes(schema):
                 for processing in processings:
                     body = build(code, 1000.0) if processing is None else build(code, 1000.0, processing)
-                    res = name[len(f"_r_{schema}_"):-3] + "Res"
+                    res = name[len("build_"):]
                     msg = MODULES[schema].V2G_Message(
                         Header=MODULES[schema].MessageHeaderType(SessionID=core.session_id),
                         Body=MODULES[schema].BodyType(**{res: body}))

@@ -33,9 +33,17 @@ def body_of(msg) -> tuple[str, Any]:
     raise ValueError("empty Body")
 
 
-def message_name(schema: str, msg) -> tuple[str, Any]:
+def message_name(schema: str, msg, hint: Optional[str] = None) -> tuple[str, Any]:
+    """(name, body) of a message *decoded* from ``schema``.  ``hint``: the name expected
+    (the last one seen), tried first: a decoded Body holds at most one element (the
+    schemas' BodyType has one optional BodyElement), so when the hint's slot is set it
+    is the one, and the scan over the Body's slots is saved."""
     if schema == "sap":
         return type(msg).__name__, msg
+    if hint is not None and type(msg) in _V2G_MESSAGES and msg.Body is not None:
+        v = getattr(msg.Body, hint, None)
+        if v is not None:
+            return hint, v
     return body_of(msg)
 
 
@@ -45,14 +53,28 @@ def v2g(schema: str, session_id: bytes, name: str, body) -> Any:
                          Body=m.BodyType(**{name: body}))
 
 
+_POWERS = tuple((mult, 10 ** mult) for mult in (-3, -2, -1, 0, 1, 2, 3))
+_PHYSICAL_VALUE = {"din": din.PhysicalValueType, "iso2": iso2.PhysicalValueType}
+# value -> (Multiplier, Value): the charge loop sends the same limits every 0.1 s per EV.
+_SCALED: dict = {}
+_SCALED_MAX = 4096
+
+
 def pv(schema: str, value: float, unit: Optional[str]):
     """PhysicalValue with the finest multiplier (-3..3) whose Value fits in a short."""
-    m = MODULES[schema]
-    for mult in (-3, -2, -1, 0, 1, 2, 3):
-        v = round(value / 10 ** mult)
-        if -32768 <= v <= 32767:
-            return m.PhysicalValueType(Multiplier=mult, Unit=unit, Value=v)
-    raise ValueError(f"{value} {unit} does not fit a PhysicalValue")
+    scaled = _SCALED.get(value)
+    if scaled is None:
+        for mult, power in _POWERS:
+            v = round(value / power)
+            if -32768 <= v <= 32767:
+                scaled = (mult, v)
+                break
+        else:
+            raise ValueError(f"{value} {unit} does not fit a PhysicalValue")
+        if len(_SCALED) >= _SCALED_MAX:
+            _SCALED.clear()
+        _SCALED[value] = scaled
+    return _PHYSICAL_VALUE[schema](Multiplier=scaled[0], Unit=unit, Value=scaled[1])
 
 
 def fv(p) -> float:

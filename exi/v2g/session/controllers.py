@@ -278,6 +278,8 @@ class SimulatedEVSE(EVSEController):
     _cpd_seen: int = 0
     _iso_seen: int = 0
     _notified: set = field(default_factory=set)
+    _dc_limits: Optional[tuple] = field(default=None, repr=False, compare=False)   # (key, DCLimits)
+    _ac_limits: Optional[tuple] = field(default=None, repr=False, compare=False)   # (key, ACLimits)
 
     def evse_id(self) -> str:
         return self.evseid
@@ -293,11 +295,16 @@ class SimulatedEVSE(EVSEController):
         return self._cpd_seen > self.cpd_polls
 
     def dc_limits(self) -> DCLimits:
-        return DCLimits(self.max_voltage, self.max_current, self.max_power,
-                        self.min_voltage, self.min_current)
+        key = (self.max_voltage, self.max_current, self.max_power, self.min_voltage, self.min_current)
+        if self._dc_limits is None or self._dc_limits[0] != key:   # asked every loop message
+            self._dc_limits = (key, DCLimits(*key))
+        return self._dc_limits[1]
 
     def ac_limits(self) -> ACLimits:
-        return ACLimits(self.ac_nominal_voltage, self.ac_max_current)
+        key = (self.ac_nominal_voltage, self.ac_max_current)
+        if self._ac_limits is None or self._ac_limits[0] != key:   # asked every loop message
+            self._ac_limits = (key, ACLimits(*key))
+        return self._ac_limits[1]
 
     def schedule(self) -> list[SchedulePeriod]:
         return [SchedulePeriod(0, 86400, self.max_power)]

@@ -17,7 +17,8 @@ from typing import Iterable, Mapping
 
 __all__ = [
     "SECCState", "EVCCState", "Table", "SECC_TABLES", "EVCC_TABLES", "EVCC_EXPECTS",
-    "EVCC_STATE_AFTER", "diagram", "check_transition", "TransitionError",
+    "EVCC_STATE_AFTER", "diagram", "check_transition", "TransitionError", "SAP_SECC", "SAP_EVCC",
+    "evcc_state_after", "evcc_expects",
 ]
 
 SAP_REQ = "supportedAppProtocolReq"
@@ -65,119 +66,24 @@ Table = Mapping[tuple, tuple]
 S = SECCState
 E = EVCCState
 
-# ---------------------------------------------------------------------------------------
-# SECC
+# The transition tables live with their protocols (din/tables.py, iso2/tables.py,
+# iso20/tables.py); collected here for diagrams and for code that walks every table.
+# The SAP rows are the cores' own (they run SupportedAppProtocol before any protocol
+# module is chosen) and are repeated in each protocol's table so its diagram is whole.
+SAP_SECC: Table = {(S.SUPPORTED_APP_PROTOCOL, SAP_REQ): (S.SESSION_SETUP,)}
+SAP_EVCC: Table = {(E.IDLE, "start"): (E.SUPPORTED_APP_PROTOCOL,),
+                   (E.SUPPORTED_APP_PROTOCOL, SAP_RES): (E.SESSION_SETUP,)}
 
-_DIN_SECC: dict = {
-    (S.SUPPORTED_APP_PROTOCOL, SAP_REQ): (S.SESSION_SETUP,),
-    (S.SESSION_SETUP, "SessionSetupReq"): (S.SERVICE_DISCOVERY,),
-    (S.SERVICE_DISCOVERY, "ServiceDiscoveryReq"): (S.PAYMENT_SELECTION,),
-    (S.PAYMENT_SELECTION, "ServicePaymentSelectionReq"): (S.AUTHORIZATION,),
-    (S.AUTHORIZATION, "ContractAuthenticationReq"): (S.AUTHORIZATION, S.CHARGE_PARAMETER_DISCOVERY),
-    (S.CHARGE_PARAMETER_DISCOVERY, "ChargeParameterDiscoveryReq"):
-        (S.CHARGE_PARAMETER_DISCOVERY, S.CABLE_CHECK),
-    (S.CABLE_CHECK, "CableCheckReq"): (S.CABLE_CHECK, S.PRE_CHARGE),
-    (S.PRE_CHARGE, "PreChargeReq"): (S.PRE_CHARGE,),
-    (S.PRE_CHARGE, "PowerDeliveryReq"): (S.CHARGING, S.POWER_STOPPED),
-    (S.CHARGING, "CurrentDemandReq"): (S.CHARGING,),
-    (S.CHARGING, "PowerDeliveryReq"): (S.POWER_STOPPED,),
-    (S.POWER_STOPPED, "WeldingDetectionReq"): (S.POWER_STOPPED,),
-    (S.POWER_STOPPED, "SessionStopReq"): (S.ENDED,),
-    **{(st, "SessionStopReq"): (S.ENDED,) for st in (
-        S.AUTHORIZATION, S.CHARGE_PARAMETER_DISCOVERY, S.CABLE_CHECK, S.PRE_CHARGE)},
-}
 
-_ISO2_SECC: dict = {
-    (S.SUPPORTED_APP_PROTOCOL, SAP_REQ): (S.SESSION_SETUP,),
-    (S.SESSION_SETUP, "SessionSetupReq"): (S.SERVICE_DISCOVERY,),
-    (S.SERVICE_DISCOVERY, "ServiceDiscoveryReq"): (S.PAYMENT_SELECTION,),
-    (S.PAYMENT_SELECTION, "ServiceDetailReq"): (S.PAYMENT_SELECTION,),
-    (S.PAYMENT_SELECTION, "PaymentServiceSelectionReq"): (S.AUTHORIZATION,),
-    (S.AUTHORIZATION, "AuthorizationReq"): (S.AUTHORIZATION, S.CHARGE_PARAMETER_DISCOVERY),
-    # DC goes to CableCheck, AC (and DC after a renegotiation) to PowerDelivery.
-    (S.CHARGE_PARAMETER_DISCOVERY, "ChargeParameterDiscoveryReq"):
-        (S.CHARGE_PARAMETER_DISCOVERY, S.CABLE_CHECK, S.POWER_DELIVERY),
-    (S.CABLE_CHECK, "CableCheckReq"): (S.CABLE_CHECK, S.PRE_CHARGE),
-    (S.PRE_CHARGE, "PreChargeReq"): (S.PRE_CHARGE,),
-    (S.PRE_CHARGE, "PowerDeliveryReq"): (S.CHARGING, S.POWER_STOPPED),
-    (S.POWER_DELIVERY, "PowerDeliveryReq"): (S.CHARGING, S.POWER_STOPPED),
-    (S.CHARGING, "ChargingStatusReq"): (S.CHARGING,),          # AC
-    (S.CHARGING, "CurrentDemandReq"): (S.CHARGING,),           # DC
-    (S.CHARGING, "MeteringReceiptReq"): (S.CHARGING,),         # only after ReceiptRequired
-    # Stop -> PowerStopped, Renegotiate -> ChargeParameterDiscovery
-    (S.CHARGING, "PowerDeliveryReq"): (S.POWER_STOPPED, S.CHARGE_PARAMETER_DISCOVERY),
-    (S.POWER_STOPPED, "WeldingDetectionReq"): (S.POWER_STOPPED,),
-    (S.POWER_STOPPED, "SessionStopReq"): (S.ENDED,),
-    # DC renegotiation: the EV may run CableCheck and PreCharge again before
-    # PowerDelivery(Start) (RISE-V2G does; the SECC accepts both orders).
-    (S.POWER_DELIVERY, "CableCheckReq"): (S.CABLE_CHECK, S.PRE_CHARGE),
-    (S.POWER_DELIVERY, "PreChargeReq"): (S.PRE_CHARGE,),
-    **{(st, "SessionStopReq"): (S.ENDED,) for st in (
-        S.AUTHORIZATION, S.CHARGE_PARAMETER_DISCOVERY, S.CABLE_CHECK, S.PRE_CHARGE, S.POWER_DELIVERY)},
-}
+def evcc_state_after(table: Table) -> dict:
+    """The waiting state each request puts the EVCC in (from an EVCC table)."""
+    return {(SAP_REQ if name == SAP_RES else name[:-3] + "Req"): frm
+            for (frm, name) in table if name != "start"}
 
-SECC_TABLES: dict[str, Table] = {"din": _DIN_SECC, "iso2": _ISO2_SECC}
 
-# ---------------------------------------------------------------------------------------
-# EVCC
-
-_DIN_EVCC: dict = {
-    (E.IDLE, "start"): (E.SUPPORTED_APP_PROTOCOL,),
-    (E.SUPPORTED_APP_PROTOCOL, SAP_RES): (E.SESSION_SETUP,),
-    (E.SESSION_SETUP, "SessionSetupRes"): (E.SERVICE_DISCOVERY,),
-    (E.SERVICE_DISCOVERY, "ServiceDiscoveryRes"): (E.PAYMENT_SELECTION,),
-    (E.PAYMENT_SELECTION, "ServicePaymentSelectionRes"): (E.AUTHORIZATION,),
-    # SESSION_STOP / POWER_DELIVERY before the charge loop: the EV stops early.
-    (E.AUTHORIZATION, "ContractAuthenticationRes"):
-        (E.AUTHORIZATION, E.CHARGE_PARAMETER_DISCOVERY, E.SESSION_STOP),
-    (E.CHARGE_PARAMETER_DISCOVERY, "ChargeParameterDiscoveryRes"):
-        (E.CHARGE_PARAMETER_DISCOVERY, E.CABLE_CHECK, E.SESSION_STOP),
-    (E.CABLE_CHECK, "CableCheckRes"): (E.CABLE_CHECK, E.PRE_CHARGE, E.POWER_DELIVERY, E.SESSION_STOP),
-    (E.PRE_CHARGE, "PreChargeRes"): (E.PRE_CHARGE, E.POWER_DELIVERY, E.SESSION_STOP),
-    (E.POWER_DELIVERY, "PowerDeliveryRes"): (E.CURRENT_DEMAND, E.WELDING_DETECTION, E.SESSION_STOP),
-    (E.CURRENT_DEMAND, "CurrentDemandRes"): (E.CURRENT_DEMAND, E.POWER_DELIVERY),
-    (E.WELDING_DETECTION, "WeldingDetectionRes"): (E.WELDING_DETECTION, E.SESSION_STOP),
-    (E.SESSION_STOP, "SessionStopRes"): (E.DONE,),
-}
-
-_ISO2_EVCC: dict = {
-    (E.IDLE, "start"): (E.SUPPORTED_APP_PROTOCOL,),
-    (E.SUPPORTED_APP_PROTOCOL, SAP_RES): (E.SESSION_SETUP,),
-    (E.SESSION_SETUP, "SessionSetupRes"): (E.SERVICE_DISCOVERY,),
-    (E.SERVICE_DISCOVERY, "ServiceDiscoveryRes"): (E.SERVICE_DETAIL, E.PAYMENT_SELECTION),
-    (E.SERVICE_DETAIL, "ServiceDetailRes"): (E.SERVICE_DETAIL, E.PAYMENT_SELECTION),
-    (E.PAYMENT_SELECTION, "PaymentServiceSelectionRes"): (E.AUTHORIZATION,),
-    (E.AUTHORIZATION, "AuthorizationRes"): (E.AUTHORIZATION, E.CHARGE_PARAMETER_DISCOVERY, E.SESSION_STOP),
-    (E.CHARGE_PARAMETER_DISCOVERY, "ChargeParameterDiscoveryRes"):
-        (E.CHARGE_PARAMETER_DISCOVERY, E.CABLE_CHECK, E.POWER_DELIVERY, E.SESSION_STOP),
-    (E.CABLE_CHECK, "CableCheckRes"): (E.CABLE_CHECK, E.PRE_CHARGE, E.POWER_DELIVERY, E.SESSION_STOP),
-    (E.PRE_CHARGE, "PreChargeRes"): (E.PRE_CHARGE, E.POWER_DELIVERY, E.SESSION_STOP),
-    (E.POWER_DELIVERY, "PowerDeliveryRes"):
-        (E.CHARGING_STATUS, E.CURRENT_DEMAND, E.CHARGE_PARAMETER_DISCOVERY,
-         E.WELDING_DETECTION, E.SESSION_STOP),
-    (E.CHARGING_STATUS, "ChargingStatusRes"):
-        (E.CHARGING_STATUS, E.METERING_RECEIPT, E.POWER_DELIVERY),
-    (E.CURRENT_DEMAND, "CurrentDemandRes"):
-        (E.CURRENT_DEMAND, E.METERING_RECEIPT, E.POWER_DELIVERY),
-    (E.METERING_RECEIPT, "MeteringReceiptRes"):
-        (E.CHARGING_STATUS, E.CURRENT_DEMAND, E.POWER_DELIVERY),
-    (E.WELDING_DETECTION, "WeldingDetectionRes"): (E.WELDING_DETECTION, E.SESSION_STOP),
-    (E.SESSION_STOP, "SessionStopRes"): (E.DONE,),
-}
-
-EVCC_TABLES: dict[str, Table] = {"din": _DIN_EVCC, "iso2": _ISO2_EVCC}
-
-# The waiting state each request puts the EVCC in, per protocol.
-EVCC_STATE_AFTER: dict[str, dict[str, EVCCState]] = {
-    schema: {(SAP_REQ if name == SAP_RES else name[:-3] + "Req"): frm
-             for (frm, name) in table if name != "start"}
-    for schema, table in EVCC_TABLES.items()
-}
-# The response each waiting state expects, per protocol.
-EVCC_EXPECTS: dict[str, dict[EVCCState, str]] = {
-    schema: {frm: name for (frm, name) in table if name != "start"}
-    for schema, table in EVCC_TABLES.items()
-}
+def evcc_expects(table: Table) -> dict:
+    """The response each waiting state expects (from an EVCC table)."""
+    return {frm: name for (frm, name) in table if name != "start"}
 
 
 class TransitionError(RuntimeError):
@@ -230,6 +136,16 @@ def all_diagrams(fmt: str = "mermaid") -> str:
             parts.append(diagram(table, fmt, f"{side} {schema}"))
     return "\n".join(parts)
 
+
+
+# Imported last: the protocol tables import the states above.
+from .din import tables as _din      # noqa: E402
+from .iso2 import tables as _iso2    # noqa: E402
+
+SECC_TABLES: dict[str, Table] = {"din": _din.SECC_TABLE, "iso2": _iso2.SECC_TABLE}
+EVCC_TABLES: dict[str, Table] = {"din": _din.EVCC_TABLE, "iso2": _iso2.EVCC_TABLE}
+EVCC_STATE_AFTER: dict[str, dict[str, EVCCState]] = {k: evcc_state_after(t) for k, t in EVCC_TABLES.items()}
+EVCC_EXPECTS: dict[str, dict[EVCCState, str]] = {k: evcc_expects(t) for k, t in EVCC_TABLES.items()}
 
 if __name__ == "__main__":      # pragma: no cover
     import sys

@@ -1,18 +1,22 @@
 """The seam between the protocol-agnostic session cores and the protocol modules.
 
-SupportedAppProtocol is negotiated by the cores (:mod:`.secc`, :mod:`.evcc`); when the
-chosen schema belongs to a protocol module listed here, the core hands every later
-message, and its timers, to that module's object (``receive(payload, now,
-payload_type)``), which holds the protocol's tables, handlers and timer values and uses
-the core for what all protocols share (``_end``, the deadline, controllers, the paused
-session store).  DIN and ISO 15118-2 still live in the cores themselves.
+SupportedAppProtocol is negotiated by the cores (:mod:`.secc`, :mod:`.evcc`); the chosen
+schema's entry here builds the protocol's handler object ``factory(host core, schema)``,
+which holds the protocol's tables, handlers and timer values and uses the core for what
+all protocols share (``_end``, the deadline and timers, controllers, the paused-session
+store).  DIN SPEC 70121 (:mod:`.din`) and ISO 15118-2 (:mod:`.iso2`) are one
+``V2G_Message`` on payload type 0x8001: the core decodes, sequences and answers them
+(``owns_messages = False``); ISO 15118-20 (:mod:`.iso20`) runs its own receive path over
+its message sets and payload types (``owns_messages = True``).
 """
 from __future__ import annotations
 
-__all__ = ["SECC_PROTOCOLS", "EVCC_PROTOCOLS", "expand", "ALIASES", "preload"]
+__all__ = ["SECC_PROTOCOLS", "EVCC_PROTOCOLS", "TLS13_ONLY", "expand", "ALIASES", "preload"]
 
 # Short names users write (CLI --protocols, config) for groups of schemas.
 ALIASES = {"iso20": ("iso20_dc", "iso20_ac")}
+# Schemas selected and offered only on a TLS 1.3 connection ([V2G20-2356], [V2G20-1237]).
+TLS13_ONLY = frozenset({"iso20_dc", "iso20_ac"})
 
 
 def expand(protocols) -> tuple:
@@ -22,6 +26,28 @@ def expand(protocols) -> tuple:
             if s not in out:
                 out.append(s)
     return tuple(out)
+
+
+# The protocol modules import the cores (shared helpers), so they are imported here only
+# when first used (or by preload).
+def _secc_din(host, schema):
+    from .din.secc import DINSECC
+    return DINSECC(host, schema)
+
+
+def _evcc_din(host, schema):
+    from .din.evcc import DINEVCC
+    return DINEVCC(host, schema)
+
+
+def _secc_iso2(host, schema):
+    from .iso2.secc import ISO2SECC
+    return ISO2SECC(host, schema)
+
+
+def _evcc_iso2(host, schema):
+    from .iso2.evcc import ISO2EVCC
+    return ISO2EVCC(host, schema)
 
 
 def _secc_iso20(host, schema):
@@ -34,12 +60,17 @@ def _evcc_iso20(host, schema):
     return ISO20EVCC(host, schema)
 
 
+SECC_PROTOCOLS = {"din": _secc_din, "iso2": _secc_iso2, "iso20_dc": _secc_iso20, "iso20_ac": _secc_iso20}
+EVCC_PROTOCOLS = {"din": _evcc_din, "iso2": _evcc_iso2, "iso20_dc": _evcc_iso20, "iso20_ac": _evcc_iso20}
+
+
 def preload(protocols) -> None:
     """Import the protocol modules (and so load their grammars) now, not while a message
     waits: the first load takes a noticeable fraction of a message timeout."""
-    if any(s in SECC_PROTOCOLS for s in expand(protocols)):
-        from . import iso20     # noqa: F401
-
-
-SECC_PROTOCOLS = {"iso20_dc": _secc_iso20, "iso20_ac": _secc_iso20}
-EVCC_PROTOCOLS = {"iso20_dc": _evcc_iso20, "iso20_ac": _evcc_iso20}
+    schemas = expand(protocols)
+    if "din" in schemas:
+        from .din import evcc, secc      # noqa: F401
+    if "iso2" in schemas:
+        from .iso2 import evcc, secc     # noqa: F401, F811
+    if TLS13_ONLY & set(schemas):
+        from . import iso20              # noqa: F401

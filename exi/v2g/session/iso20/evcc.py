@@ -43,6 +43,8 @@ class ISO20EVCCSettings:
 class ISO20EVCC:
     """The -20 part of one EVCC session."""
 
+    owns_messages = True            # its own message sets and payload types
+
     def __init__(self, host, schema: str):
         self.host = host
         self.schema = schema

@@ -77,6 +77,8 @@ class ISO20Context:
 class ISO20SECC:
     """The -20 part of one SECC session."""
 
+    owns_messages = True            # its own message sets and payload types
+
     def __init__(self, host, schema: str):
         self.host = host
         self.schema = schema                  # negotiated: "iso20_dc" / "iso20_ac"
