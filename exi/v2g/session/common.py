@@ -75,6 +75,18 @@ class V2GMessageSECC:
             h = self._handlers[req_name] = getattr(self, "on_" + req_name)
         return h
 
+    def finish(self, msg):
+        """The response message just before it is encoded (-2 Plug & Charge signs parts)."""
+        return msg
+
+    def held_response(self, call):
+        """(request name, response message) for a response held until ``call`` finished;
+        None when nothing waits for it."""
+        return None
+
+    def refusal_reason(self) -> str:
+        return ""
+
     def failed_response(self, req_name: str, code: str, now: float, body=None):
         """The response body to a refused request (None: the request type has no
         response builder, i.e. is not supported)."""
@@ -199,6 +211,15 @@ class V2GMessageEVCC:
 
     def handler(self, res_name: str):
         return getattr(self, "on_" + res_name)
+
+    def finish_request(self, req_name: str, msg):
+        """The request message just before it is encoded (-2 Plug & Charge signs it)."""
+        return msg
+
+    def check_response(self, res_name: str, msg) -> Optional[str]:
+        """Why an accepted response must still be refused (-2: a SalesTariff signature);
+        None: it is fine."""
+        return None
 
     def first_request(self):
         """The step after SupportedAppProtocol."""

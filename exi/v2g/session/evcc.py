@@ -93,6 +93,13 @@ class EVCCConfig:
     control: str = "scheduled"
     iso20: Any = None
     iso20_plain_tcp: bool = False
+    # ISO 15118-2 payment: "external" (EIM) or "contract" (Plug & Charge, over TLS, with
+    # ``wallet`` an exi.v2g.pnc.ContractWallet); ``certificate`` forces "installation" or
+    # "update"; ``require_signed_tariffs`` refuses unsigned SalesTariffs.
+    payment: str = "external"
+    wallet: Any = None
+    certificate: Optional[str] = None
+    require_signed_tariffs: bool = False
 
     def transfer_mode(self, schema: str) -> str:
         if self.energy_transfer_mode:
@@ -268,6 +275,9 @@ class EVCCSession:
         code = val(body.ResponseCode)
         if code.upper().startswith("FAILED"):
             return out + self._end(now, False, f"SECC answered {self._last_request} with {code}", code=code)
+        problem = self.protocol.check_response(name, msg) if schema != "sap" else None
+        if problem:
+            return out + self._end(now, False, problem)
         if schema != "sap" and self.state is not E.SESSION_SETUP:
             sid = msg.Header.SessionID if msg.Header else None
             if sid != self.session_id:
@@ -298,7 +308,7 @@ class EVCCSession:
             self.state = E.SUPPORTED_APP_PROTOCOL
         else:
             schema = self.schema
-            msg = v2g(schema, self.session_id, req, body)
+            msg = protocol.finish_request(req, v2g(schema, self.session_id, req, body))
             self.state = protocol.state_after[req]
         self._last_request = req
         timeout = (self.config.msg_timeout or timers.evcc_msg_timeout)(schema, req)

@@ -31,6 +31,7 @@ class SECCState(enum.Enum):
     SESSION_SETUP = "SessionSetup"
     SERVICE_DISCOVERY = "ServiceDiscovery"
     PAYMENT_SELECTION = "ServiceDetail/PaymentSelection"
+    PAYMENT_DETAILS = "Certificate/PaymentDetails"  # -2 Plug & Charge (Contract payment)
     AUTHORIZATION = "Authorization"               # DIN: ContractAuthentication
     CHARGE_PARAMETER_DISCOVERY = "ChargeParameterDiscovery"
     CABLE_CHECK = "CableCheck"
@@ -49,6 +50,9 @@ class EVCCState(enum.Enum):
     SERVICE_DISCOVERY = "ServiceDiscoveryRes"
     SERVICE_DETAIL = "ServiceDetailRes"
     PAYMENT_SELECTION = "PaymentSelectionRes"     # DIN ServicePayment-, -2 PaymentService-
+    CERTIFICATE_INSTALLATION = "CertificateInstallationRes"   # -2 Plug & Charge
+    CERTIFICATE_UPDATE = "CertificateUpdateRes"
+    PAYMENT_DETAILS = "PaymentDetailsRes"
     AUTHORIZATION = "AuthorizationRes"            # DIN ContractAuthenticationRes
     CHARGE_PARAMETER_DISCOVERY = "ChargeParameterDiscoveryRes"
     CABLE_CHECK = "CableCheckRes"

@@ -46,7 +46,7 @@ from exi.registry import SCHEMAS, schema_for_protocol_namespace
 
 from . import protocols as protocol_modules
 from . import timers
-from ._msg import message_name, sap, v2g
+from ._msg import message_name, sap, v2g, val
 from .common import Failed
 from .controllers import EVSEController, SimulatedEVSE
 from .events import Close, MessageReceived, ProtocolNegotiated, Send, SessionEnded, SessionEstablished
@@ -112,6 +112,9 @@ class SECCConfig:
     # and the test-only permission to select it on plain TCP ([V2G20-2356] forbids it).
     iso20: Any = None
     iso20_plain_tcp: bool = False
+    # ISO 15118-2 Plug & Charge (exi.v2g.pnc.SECCPnCConfig): Contract payment over TLS,
+    # with the backend its BackendRequest calls run on
+    pnc: Any = None
 
 
 class SECCSession:
@@ -209,7 +212,8 @@ class SECCSession:
         if new_state is not self.state:
             log.debug("%s: %s -> %s", self.name, self.state.name, new_state.name)
         self.state = new_state
-        out.append(self._send(name, res))
+        if res is not None:          # None: held until a backend call finished (backend_done)
+            out.append(self._send(name, res))
         out += events
         if new_state is S.ENDED:
             paused = getattr(body, "ChargingSession", None) == "Pause"
@@ -225,8 +229,27 @@ class SECCSession:
         else:
             name = req_name[:-3] + "Res"
             schema = self.schema
-            msg = v2g(schema, self.session_id or b"\x00", name, body)
+            msg = self.protocol.finish(v2g(schema, self.session_id or b"\x00", name, body))
         return Send(exi.encode(msg), schema, name, msg)
+
+    def backend_done(self, call, now: float) -> list:
+        """The driver ran a backend call a response was held for (events.BackendRequest
+        with ``hold``): send that response now."""
+        if self.ended or self.protocol is None:
+            return []
+        held = self.protocol.held_response(call)
+        if held is None:
+            return []
+        req_name, msg = held
+        name = req_name[:-3] + "Res"
+        out: list = [Send(exi.encode(msg), self.schema, name, msg)]
+        code = str(val(getattr(msg.Body, name).ResponseCode))
+        if not code.startswith("OK"):
+            reason = f"{req_name}: {code} ({self.protocol.refusal_reason()})"
+            log.warning("%s: %s", self.name, reason)
+            return out + self._end(now, False, reason, code=code)
+        self._deadline = now + self.config.sequence_timeout
+        return out
 
     def _fail(self, req_name: str, code: str, reason: str, now: float, body=None) -> list:
         out: list = []

@@ -1,10 +1,12 @@
-"""ISO 15118-2 EVCC handlers (AC and DC, EIM), run by
+"""ISO 15118-2 EVCC handlers (AC and DC; EIM and Plug & Charge), run by
 :class:`~exi.v2g.session.evcc.EVCCSession` once the SECC has chosen -2.
 ``on_<Response>`` handlers return the next step (request name, build(now), repeat).
 
-The payment option (EIM: ExternalPayment) is chosen in :meth:`ISO2EVCC.payment_option`
-and what follows PaymentServiceSelection in :meth:`ISO2EVCC.after_payment_selection`:
-Plug & Charge adds PaymentDetails (and Certificate*) there.
+The payment option is chosen in :meth:`ISO2EVCC.payment_option` and what follows
+PaymentServiceSelection in :meth:`ISO2EVCC.after_payment_selection`; with
+``EVCCConfig(payment="contract")`` Plug & Charge (:attr:`ISO2EVCC.pnc`, an
+:class:`exi.v2g.pnc.iso2_evcc.EVCCContractPayment`) adds Certificate*, PaymentDetails,
+the signed requests and the SalesTariff checks.
 """
 from __future__ import annotations
 
@@ -34,15 +36,35 @@ class ISO2EVCC(V2GMessageEVCC):
         self.ac_voltage = 230.0
         self.evse_max_current: Optional[float] = None
         self.selected_payment: Optional[str] = "ExternalPayment"
+        self.listed: list[int] = []                # the SECC's ServiceList
+        self.payment_problem = ""
+        self.pnc = None                            # Contract payment (Plug & Charge)
+        if self.config.payment == "contract":
+            from exi.v2g.pnc.iso2_evcc import EVCCContractPayment
+            self.pnc = EVCCContractPayment(host)
 
     # -- payment ------------------------------------------------------------------------------------
     def payment_option(self, offered: list) -> Optional[str]:
-        """The payment option to select among ``offered`` (None: none we can use)."""
+        """The payment option to select among ``offered`` (None: none we can use, see
+        :attr:`payment_problem`)."""
+        if self.pnc is not None:
+            self.payment_problem = self.pnc.choose(offered) or ""
+            return None if self.payment_problem else "Contract"
+        self.payment_problem = f"SECC offers no ExternalPayment (EIM), only {offered}"
         return "ExternalPayment" if "ExternalPayment" in offered else None
 
     def after_payment_selection(self, now):
-        """The step after PaymentServiceSelectionRes (EIM: Authorization)."""
+        """The step after PaymentServiceSelectionRes (EIM: Authorization; Contract:
+        Certificate* or PaymentDetails)."""
+        if self.pnc is not None:
+            return self.pnc.after_selection()
         return "AuthorizationReq", lambda now: iso2.AuthorizationReqType(), False
+
+    def finish_request(self, req_name: str, msg):
+        return self.pnc.finish_request(req_name, msg) if self.pnc is not None else msg
+
+    def check_response(self, res_name: str, msg):
+        return self.pnc.check_response(res_name, msg) if self.pnc is not None else None
 
     # -- requests -------------------------------------------------------------------------------------
     def _phases(self) -> int:
@@ -52,10 +74,11 @@ class ISO2EVCC(V2GMessageEVCC):
         if self.services:
             sid = self.services.pop(0)
             return "ServiceDetailReq", lambda now: iso2.ServiceDetailReqType(ServiceID=sid), False
+        extra = self.pnc.selected_services(self.listed) if self.pnc is not None else []
         return "PaymentServiceSelectionReq", lambda now: iso2.PaymentServiceSelectionReqType(
             SelectedPaymentOption=self.selected_payment,
             SelectedServiceList=iso2.SelectedServiceListType(SelectedService=[
-                iso2.SelectedServiceType(ServiceID=self.charge_service_id)])), False
+                iso2.SelectedServiceType(ServiceID=self.charge_service_id), *extra])), False
 
     def _cpd(self, now):
         mode = self.config.transfer_mode("iso2")
@@ -128,12 +151,13 @@ class ISO2EVCC(V2GMessageEVCC):
         options = [val(o) for o in (res.PaymentOptionList.PaymentOption if res.PaymentOptionList else [])]
         self.selected_payment = self.payment_option(options)
         if self.selected_payment is None:
-            return self._fail(now, out, f"SECC offers no ExternalPayment (EIM), only {options}")
+            return self._fail(now, out, self.payment_problem)
         modes = [val(x) for x in res.ChargeService.SupportedEnergyTransferMode.EnergyTransferMode]
         want = self.config.transfer_mode("iso2")
         if want not in modes:
             return self._fail(now, out, f"SECC does not offer {want} (offers {modes})")
         self.charge_service_id = res.ChargeService.ServiceID
+        self.listed = [s.ServiceID for s in res.ServiceList.Service] if res.ServiceList else []
         if self.config.request_service_details and res.ServiceList is not None:
             self.services = [s.ServiceID for s in res.ServiceList.Service]
         return self._next_detail_or_selection()
@@ -143,6 +167,18 @@ class ISO2EVCC(V2GMessageEVCC):
 
     def on_PaymentServiceSelectionRes(self, res, msg, now, out):
         return self.after_payment_selection(now)
+
+    def on_CertificateInstallationRes(self, res, msg, now, out):
+        step, problem = self.pnc.certificate_response("installation", msg)
+        return self._fail(now, out, problem) if problem else step
+
+    def on_CertificateUpdateRes(self, res, msg, now, out):
+        step, problem = self.pnc.certificate_response("update", msg)
+        return self._fail(now, out, problem) if problem else step
+
+    def on_PaymentDetailsRes(self, res, msg, now, out):
+        step, problem = self.pnc.payment_details_response(res)
+        return self._fail(now, out, problem) if problem else step
 
     def on_AuthorizationRes(self, res, msg, now, out):
         if self._ongoing(res.EVSEProcessing, now, "Authorization"):

@@ -1,11 +1,13 @@
-"""ISO 15118-2 SECC handlers (AC and DC, EIM), run by
+"""ISO 15118-2 SECC handlers (AC and DC; EIM and Plug & Charge), run by
 :class:`~exi.v2g.session.secc.SECCSession` once SupportedAppProtocol has chosen -2.
 
 ``on_<Request>`` handlers return (response body, next state, events); ``build_<Response>``
 builders fill every mandatory field whatever the response code ([V2G2-736]).  What
-depends on the payment option (EIM today; Plug & Charge adds PaymentDetails, signed
-Authorization, Certificate*, signed MeteringReceipt) goes through
-:meth:`ISO2SECC.payment_options` and :attr:`ISO2SECC.payment_option`.
+depends on the payment option goes through :meth:`ISO2SECC.payment_options` and
+:attr:`ISO2SECC.payment_option`; Contract payment (Plug & Charge: Certificate*,
+PaymentDetails, signed Authorization, signed SalesTariffs, signed MeteringReceipt) is
+:attr:`ISO2SECC.pnc`, an :class:`exi.v2g.pnc.iso2_secc.SECCContractPayment`, when the
+SECC config has ``pnc``.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from exi.messages import iso2
 
 from .._msg import fv, pv, val
 from ..common import CHARGE_SERVICE_ID, Failed, V2GMessageSECC
-from ..events import PowerDeliveryChanged
+from ..events import BackendRequest, PowerDeliveryChanged
 from ..machine import SECCState
 from .tables import SECC_TABLE
 
@@ -35,15 +37,37 @@ class ISO2SECC(V2GMessageSECC):
         self.receipt_pending = False
         self.loops = 0
         self.payment_option: Optional[str] = None      # chosen in PaymentServiceSelection
+        self.pnc = None                                # Contract payment (Plug & Charge)
+        if self.config.pnc is not None:
+            from exi.v2g.pnc.iso2_secc import SECCContractPayment
+            self.pnc = SECCContractPayment(host, Failed, BackendRequest, S)
 
     # -- payment options and services -----------------------------------------------------------
     def payment_options(self) -> list:
-        """Offered in ServiceDiscoveryRes ([V2G2-...] EIM: ExternalPayment)."""
-        return ["ExternalPayment"]
+        """Offered in ServiceDiscoveryRes: ExternalPayment, and Contract first when Plug &
+        Charge is configured and the connection is TLS."""
+        return ["Contract", "ExternalPayment"] if self.pnc is not None and self.pnc.offered \
+            else ["ExternalPayment"]
 
     def _offered_services(self) -> set:
         return ({CHARGE_SERVICE_ID} | ({INTERNET_SERVICE_ID} if self.config.offer_value_added_services else set())
-                | {i for i, _, _ in self.config.extra_services})
+                | {i for i, _, _ in self.config.extra_services}
+                | (self.pnc.services() if self.pnc is not None else set()))
+
+    # -- Plug & Charge hooks of the core ------------------------------------------------------------
+    def finish(self, msg):
+        return self.pnc.finish(msg) if self.pnc is not None else msg
+
+    def held_response(self, call):
+        return self.pnc.held_response(call) if self.pnc is not None else None
+
+    def refusal_reason(self) -> str:
+        return self.pnc.auth.reason if self.pnc is not None and self.pnc.auth is not None else ""
+
+    def _contract(self, name: str):
+        if self.pnc is None or self.payment_option != "Contract":
+            raise Failed("FAILED_SequenceError", f"{name} without Contract payment")
+        return self.pnc
 
     # -- status, meter, schedule -----------------------------------------------------------------
     def _ac_status(self, notification="None"):
@@ -51,16 +75,22 @@ class ISO2SECC(V2GMessageSECC):
 
     def _meter(self, now):
         m = self.evse.meter(now)
-        return iso2.MeterInfoType(MeterID=m.meter_id, MeterReading=m.energy_wh,
-                                  MeterStatus=m.status, TMeter=m.timestamp)
+        meter = iso2.MeterInfoType(MeterID=m.meter_id, MeterReading=m.energy_wh,
+                                   MeterStatus=m.status, TMeter=m.timestamp)
+        if self.pnc is not None:
+            self.pnc.issued_meter = meter          # what a signed receipt must repeat
+        return meter
 
     def _schedule(self):
         entries = [iso2.PMaxScheduleEntryType(
             RelativeTimeInterval=iso2.RelativeTimeIntervalType(start=p.start, duration=p.duration),
             PMax=pv("iso2", p.max_power, "W")) for p in self.evse.schedule()]
-        return iso2.SAScheduleListType(SAScheduleTuple=[iso2.SAScheduleTupleType(
+        schedules = iso2.SAScheduleListType(SAScheduleTuple=[iso2.SAScheduleTupleType(
             SAScheduleTupleID=self.config.sa_schedule_tuple_id,
             PMaxSchedule=iso2.PMaxScheduleType(PMaxScheduleEntry=entries))])
+        if self.pnc is not None:
+            self.pnc.add_tariffs(schedules)        # Contract payment: signed in finish()
+        return schedules
 
     def _loop_receipt(self) -> Optional[bool]:
         """ReceiptRequired of a charge-loop response (None: not configured)."""
@@ -90,7 +120,7 @@ class ISO2SECC(V2GMessageSECC):
                  for i, n, c in self.config.extra_services if category in (None, c)]
         if extra:
             services = iso2.ServiceListType(Service=(services.Service if services else []) + extra)
-        return iso2.ServiceDiscoveryResType(
+        res = iso2.ServiceDiscoveryResType(
             ResponseCode=code,
             PaymentOptionList=iso2.PaymentOptionListType(PaymentOption=self.payment_options()),
             ChargeService=iso2.ChargeServiceType(
@@ -98,6 +128,9 @@ class ISO2SECC(V2GMessageSECC):
                 FreeService=False, SupportedEnergyTransferMode=iso2.SupportedEnergyTransferModeType(
                     EnergyTransferMode=list(self.config.energy_modes))),
             ServiceList=services)
+        if self.pnc is not None:
+            self.pnc.offer(res, category)           # the certificate service (TLS only)
+        return res
 
     def build_ServiceDetailRes(self, code, now, service_id=CHARGE_SERVICE_ID, params=None):
         return iso2.ServiceDetailResType(ResponseCode=code, ServiceID=service_id,
@@ -105,6 +138,12 @@ class ISO2SECC(V2GMessageSECC):
 
     def build_PaymentServiceSelectionRes(self, code, now):
         return iso2.PaymentServiceSelectionResType(ResponseCode=code)
+
+    def build_CertificateInstallationRes(self, code, now):
+        return self.pnc.failed_response("CertificateInstallationReq", code) if self.pnc else None
+
+    def build_CertificateUpdateRes(self, code, now):
+        return self.pnc.failed_response("CertificateUpdateReq", code) if self.pnc else None
 
     def build_PaymentDetailsRes(self, code, now):
         return iso2.PaymentDetailsResType(ResponseCode=code, GenChallenge=b"\x00" * 16, EVSETimeStamp=0)
@@ -178,7 +217,7 @@ class ISO2SECC(V2GMessageSECC):
         if req.ServiceID not in offered:
             # [V2G2-425] (2nd-hand)
             raise Failed("FAILED_ServiceIDInvalid", f"ServiceDetailReq for unknown ServiceID {req.ServiceID}")
-        params = None
+        params = self.pnc.service_parameters(req.ServiceID) if self.pnc is not None else None
         if req.ServiceID == INTERNET_SERVICE_ID:
             params = iso2.ServiceParameterListType(ParameterSet=[iso2.ParameterSetType(
                 ParameterSetID=3, Parameter=[iso2.ParameterType(Name="Protocol", stringValue="https"),
@@ -186,6 +225,10 @@ class ISO2SECC(V2GMessageSECC):
         return self.build_ServiceDetailRes("OK", now, req.ServiceID, params), S.PAYMENT_SELECTION, []
 
     def on_PaymentServiceSelectionReq(self, req, msg, now):
+        if val(req.SelectedPaymentOption) == "Contract" and self.pnc is not None:
+            step = self.pnc.select(req, self._offered_services())
+            self.payment_option = "Contract"
+            return step
         if req.SelectedPaymentOption not in self.payment_options():
             raise Failed("FAILED_PaymentSelectionInvalid",
                          f"payment option {req.SelectedPaymentOption} was not offered (EIM only)")
@@ -198,7 +241,18 @@ class ISO2SECC(V2GMessageSECC):
         self.payment_option = val(req.SelectedPaymentOption)
         return self.build_PaymentServiceSelectionRes("OK", now), S.AUTHORIZATION, []
 
+    def on_CertificateInstallationReq(self, req, msg, now):
+        return self._contract("CertificateInstallationReq").certificate("CertificateInstallationReq", msg)
+
+    def on_CertificateUpdateReq(self, req, msg, now):
+        return self._contract("CertificateUpdateReq").certificate("CertificateUpdateReq", msg)
+
+    def on_PaymentDetailsReq(self, req, msg, now):
+        return self._contract("PaymentDetailsReq").payment_details(req)
+
     def on_AuthorizationReq(self, req, msg, now):
+        if self.payment_option == "Contract":
+            return self.pnc.authorization(msg)
         processing = self._authorize(now)
         nxt = S.AUTHORIZATION if processing == "Ongoing" else S.CHARGE_PARAMETER_DISCOVERY
         return self.build_AuthorizationRes("OK", now, processing), nxt, []
@@ -289,6 +343,8 @@ class ISO2SECC(V2GMessageSECC):
             raise Failed("FAILED_UnknownSession", "MeteringReceiptReq for another session")
         if req.MeterInfo is None:
             raise Failed("FAILED", "MeteringReceiptReq without MeterInfo")
+        if self.payment_option == "Contract":
+            self.pnc.metering_receipt(msg)         # signed with the contract key [V2G2-903]
         self.receipt_pending = False
         return self.build_MeteringReceiptRes("OK", now), S.CHARGING, []
 

@@ -15,7 +15,12 @@ SECC_TABLE: Table = {
     (S.SESSION_SETUP, "SessionSetupReq"): (S.SERVICE_DISCOVERY,),
     (S.SERVICE_DISCOVERY, "ServiceDiscoveryReq"): (S.PAYMENT_SELECTION,),
     (S.PAYMENT_SELECTION, "ServiceDetailReq"): (S.PAYMENT_SELECTION,),
-    (S.PAYMENT_SELECTION, "PaymentServiceSelectionReq"): (S.AUTHORIZATION,),
+    # Contract payment (Plug & Charge) goes to PaymentDetails, optionally after a
+    # CertificateInstallation or CertificateUpdate
+    (S.PAYMENT_SELECTION, "PaymentServiceSelectionReq"): (S.AUTHORIZATION, S.PAYMENT_DETAILS),
+    (S.PAYMENT_DETAILS, "CertificateInstallationReq"): (S.PAYMENT_DETAILS,),
+    (S.PAYMENT_DETAILS, "CertificateUpdateReq"): (S.PAYMENT_DETAILS,),
+    (S.PAYMENT_DETAILS, "PaymentDetailsReq"): (S.AUTHORIZATION,),
     (S.AUTHORIZATION, "AuthorizationReq"): (S.AUTHORIZATION, S.CHARGE_PARAMETER_DISCOVERY),
     # DC goes to CableCheck, AC (and DC after a renegotiation) to PowerDelivery.
     (S.CHARGE_PARAMETER_DISCOVERY, "ChargeParameterDiscoveryReq"):
@@ -45,7 +50,11 @@ EVCC_TABLE: Table = {
     (E.SESSION_SETUP, "SessionSetupRes"): (E.SERVICE_DISCOVERY,),
     (E.SERVICE_DISCOVERY, "ServiceDiscoveryRes"): (E.SERVICE_DETAIL, E.PAYMENT_SELECTION),
     (E.SERVICE_DETAIL, "ServiceDetailRes"): (E.SERVICE_DETAIL, E.PAYMENT_SELECTION),
-    (E.PAYMENT_SELECTION, "PaymentServiceSelectionRes"): (E.AUTHORIZATION,),
+    (E.PAYMENT_SELECTION, "PaymentServiceSelectionRes"):
+        (E.AUTHORIZATION, E.CERTIFICATE_INSTALLATION, E.CERTIFICATE_UPDATE, E.PAYMENT_DETAILS),
+    (E.CERTIFICATE_INSTALLATION, "CertificateInstallationRes"): (E.PAYMENT_DETAILS,),
+    (E.CERTIFICATE_UPDATE, "CertificateUpdateRes"): (E.PAYMENT_DETAILS,),
+    (E.PAYMENT_DETAILS, "PaymentDetailsRes"): (E.AUTHORIZATION,),
     (E.AUTHORIZATION, "AuthorizationRes"): (E.AUTHORIZATION, E.CHARGE_PARAMETER_DISCOVERY, E.SESSION_STOP),
     (E.CHARGE_PARAMETER_DISCOVERY, "ChargeParameterDiscoveryRes"):
         (E.CHARGE_PARAMETER_DISCOVERY, E.CABLE_CHECK, E.POWER_DELIVERY, E.SESSION_STOP),
