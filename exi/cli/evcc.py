@@ -2,6 +2,8 @@
 
     exi15118 evcc --interface eth1 --protocol din|iso2|iso20 --mode ac|dc|ac_bpt|dc_bpt
         [--control scheduled|dynamic] [--tls --pki DIR] [--iso20-plain-tcp] [--trace FILE]
+    exi15118 evcc --interface eth1 --protocol iso2 --mode ac --payment contract --pki DIR
+        [--install|--update]                             # ISO 15118-2 Plug & Charge
 
 Finds the charger by SDP (one line at info level, each repeated request at debug), runs
 the session with a simulated battery (exi.v2g.session.controllers.SimulatedEV) and exits
@@ -13,6 +15,12 @@ Ctrl-C ends the session as a car does: in the charge loop PowerDelivery(Stop),
 WeldingDetection (DC) and SessionStop(Terminate); before the charge loop, or at a second
 Ctrl-C, the connection is closed.  Then the result line, and exit code 130.
 DIN SPEC 70121 has no TLS: with --tls only ISO 15118-2 is offered.
+
+--payment contract (implies --tls) pays with the PKI folder's contract certificate
+(certs/contractChain.pem, private_keys/contractLeaf.key); without one, or with --install,
+it first installs one with the OEM provisioning certificate; --update (or a contract
+ending within 14 days) updates it.  A new contract replaces the folder's contract files.
+The result line then also carries "emaid" (the contract paid with).
 """
 from __future__ import annotations
 
@@ -45,6 +53,15 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "iso15118 package's simulators; the standard forbids it, [V2G20-1237])")
     p.add_argument("--tls", action="store_true", help="ask for TLS (ISO 15118-2 profile)")
     p.add_argument("--pki", type=Path, help="PKI folder (its V2G root is the trust anchor)")
+    pki_cli.add_password_option(p)
+    p.add_argument("--payment", choices=("external", "contract"), default="external",
+                   help="-2 payment: external (EIM, default) or contract (Plug & Charge; implies "
+                        "--tls, needs --pki)")
+    cert = p.add_mutually_exclusive_group()
+    cert.add_argument("--install", action="store_true",
+                      help="with --payment contract: install a new contract certificate first")
+    cert.add_argument("--update", action="store_true",
+                      help="with --payment contract: update the contract certificate first")
     p.add_argument("--loops", type=int, default=10, help="charge loop requests before stopping (default 10)")
     p.add_argument("--loop-interval", type=float, default=0.1, help="seconds between loop requests (0.1)")
     p.add_argument("--pause", action="store_true", help="-2: end with SessionStop Pause")
@@ -89,6 +106,17 @@ def run(args: argparse.Namespace) -> int:
         raise usage("bidirectional modes exist in ISO 15118-20 only (--protocol iso20)")
     if "din" in protocols and args.mode == "ac":
         raise usage("DIN SPEC 70121 is DC only")
+    certificate = "installation" if args.install else "update" if args.update else None
+    if certificate and args.payment != "contract":
+        raise usage("--install/--update go with --payment contract")
+    if args.payment == "contract":
+        if "iso2" not in protocols:
+            raise usage("--payment contract is ISO 15118-2 Plug & Charge: --protocol iso2")
+        if args.pki is None:
+            raise usage("--payment contract needs --pki DIR (create one with `exi15118 pki create --out DIR`)")
+        args.tls = True
+        pki_cli.check_pnc_evcc_pki(args.pki, certificate)
+    args.certificate = certificate
     if args.tls:
         if args.pki is None:
             raise usage("--tls needs --pki DIR (create one with `exi15118 pki create --out DIR`)")
@@ -100,10 +128,12 @@ def run(args: argparse.Namespace) -> int:
         pki_cli.check_evcc_pki(args.pki)
     resume = _session_id(args.resume) if args.resume else None
     result, interrupted = asyncio.run(_main(args, protocols, resume))
-    print(json.dumps({"event": "result", "ok": result.ok, "reason": result.reason,
-                      "paused": result.paused,
-                      "session_id": result.session_id.hex().upper() if result.session_id else None,
-                      "response_code": result.response_code, "interrupted": interrupted}), flush=True)
+    line = {"event": "result", "ok": result.ok, "reason": result.reason, "paused": result.paused,
+            "session_id": result.session_id.hex().upper() if result.session_id else None,
+            "response_code": result.response_code, "interrupted": interrupted}
+    if args.payment == "contract":
+        line["emaid"] = args.wallet.contract.emaid if args.wallet.contract else None
+    print(json.dumps(line), flush=True)
     if interrupted:
         return INTERRUPTED
     return 0 if result.ok else 1
@@ -123,6 +153,12 @@ async def _main(args, protocols, resume):
                         iso20_plain_tcp=args.iso20_plain_tcp,
                         late_responses="tolerate" if args.tolerate_late else "enforce")
     ctx = evcc_tls_context(args.pki, args.keylog) if args.tls else None
+    if args.payment == "contract":
+        from exi.v2g.pnc import ContractWallet
+        from exi.v2g.pnc import tls as pnc_tls
+        args.wallet = ContractWallet.from_folder(args.pki, password=pki_cli.password(args))
+        config.payment, config.wallet, config.certificate = "contract", args.wallet, args.certificate
+        ctx = pnc_tls.evcc_context(args.pki, keylog=args.keylog)
     tracer = Tracer(args.trace) if args.trace else None
     core = EVCCSession(config, SimulatedEV(soc_pct=args.soc), name="evcc")
     task = asyncio.ensure_future(run_evcc(args.interface, config, ssl=ctx, tracer=tracer,

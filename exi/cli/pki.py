@@ -182,5 +182,29 @@ def check_secc_pki(pki: Path, pw: Optional[str], protocols: tuple = ("iso2",)) -
                     "certs/seccChain.pem")
 
 
+def check_pnc_secc_pki(pki: Path) -> None:
+    """What `exi15118 secc --pnc` needs besides TLS: the contract trust anchors, the tariff
+    key and what the local backend signs and mints with."""
+    for rel in ("certs/moRootCA.pem", "certs/v2gRootCA.pem", "certs/oemRootCA.pem",
+                "certs/cpsChain.pem", "private_keys/cpsLeaf.key",
+                "certs/moSubCA2.pem", "private_keys/moSubCA2.key"):
+        _need(pki, rel)
+
+
+def check_pnc_evcc_pki(pki: Path, action) -> None:
+    """What `exi15118 evcc --payment contract` needs: the roots, and a contract (or, to
+    install one, the OEM provisioning certificate and key)."""
+    check_evcc_pki(pki)
+    _need(pki, "certs/moRootCA.pem")
+    has_contract = (pki / "certs" / "contractChain.pem").is_file() and \
+        (pki / "private_keys" / "contractLeaf.key").is_file()
+    if action == "installation" or not has_contract:
+        _need(pki, "certs/oemProvChain.pem")
+        _need(pki, "private_keys/oemProvLeaf.key")
+    if action == "update" and not has_contract:
+        raise usage(f"--pki {pki}: --update needs a contract (certs/contractChain.pem and "
+                    "private_keys/contractLeaf.key)")
+
+
 __all__ = ["register", "run", "add_password_option", "password", "check_secc_pki", "check_evcc_pki",
-           "CLIError"]
+           "check_pnc_secc_pki", "check_pnc_evcc_pki", "CLIError"]

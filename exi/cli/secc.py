@@ -1,9 +1,10 @@
 """``exi15118 secc``: a charger (SECC) serving concurrent V2G sessions until stopped.
 
     exi15118 secc --interface eth1 [--protocols din,iso2] [--tls --pki DIR] [--trace FILE]
+    exi15118 secc --interface eth1 --pnc --pki DIR      # + ISO 15118-2 Plug & Charge
 
-Answers SDP on the interface, serves DIN SPEC 70121 DC and ISO 15118-2 AC/DC (EIM)
-sessions with a simulated power stage (exi.v2g.session.controllers.SimulatedEVSE).  Once
+Answers SDP on the interface, serves DIN SPEC 70121 DC and ISO 15118-2 AC/DC (EIM; Plug &
+Charge with --pnc) sessions with a simulated power stage (exi.v2g.session.controllers.SimulatedEVSE).  Once
 it listens it prints one JSON line on stdout:
     {"event": "ready", "interface": ..., "tcp_port": ..., "tls_port": ..., "protocols": [...]}
 Ctrl-C (SIGINT) or SIGTERM stop it: open sessions are closed, then it prints
@@ -11,6 +12,12 @@ Ctrl-C (SIGINT) or SIGTERM stop it: open sessions are closed, then it prints
 and exits 0.  DIN SPEC 70121 has no TLS: TLS connections are offered ISO 15118-2 only.
 With --tls the PKI folder is checked at start-up (see `exi15118 pki create`); an
 encrypted key needs --pki-password or the EXI15118_PKI_PASSWORD environment variable.
+
+--pnc (implies --tls) adds ISO 15118-2 Plug & Charge on the TLS server: Contract payment,
+CertificateInstallation/Update, signed SalesTariffs and MeteringReceipts, with the PKI
+folder's local backend (exi.v2g.backend.LocalBackend: certificate provisioning service,
+mobility operator and OCSP responder of ocsp/responder.json) and the SECC leaf's OCSP
+status stapled.  See the folder's README.md.
 """
 from __future__ import annotations
 
@@ -46,6 +53,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--pki", type=Path, help="PKI folder from `exi15118 pki create` (with --tls)")
     pki_cli.add_password_option(p)
     p.add_argument("--tls-only", action="store_true", help="no plain TCP server")
+    p.add_argument("--pnc", action="store_true",
+                   help="ISO 15118-2 Plug & Charge over TLS with the PKI folder's local backend "
+                        "(implies --tls; needs --pki)")
     p.add_argument("--port", type=int, help="fixed TCP port (default: random dynamic port)")
     p.add_argument("--receipt-required", action="store_true",
                    help="-2: ask for MeteringReceipts in the charge loop (see README deviations)")
@@ -66,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
     bad = [x for x in protocols if x not in ("din", "iso2", "iso20")]
     if bad or not protocols:
         raise usage(f"--protocols: unsupported {', '.join(bad) or 'empty list'}: choose from din, iso2, iso20")
+    if args.pnc:
+        if args.pki is None:
+            raise usage("--pnc needs --pki DIR (create one with `exi15118 pki create --out DIR`)")
+        if "iso2" not in protocols:
+            raise usage("--pnc is ISO 15118-2 Plug & Charge: add iso2 to --protocols")
+        args.tls = True
     if args.tls_only and not args.tls:
         raise usage("--tls-only needs --tls")
     if args.tls and args.pki is None:
@@ -76,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         raise usage("DIN SPEC 70121 has no TLS: --tls serves ISO 15118-2 or -20 (--protocols iso2,din or iso20)")
     if args.tls:
         pki_cli.check_secc_pki(args.pki, pki_cli.password(args), protocols)
+    if args.pnc:
+        pki_cli.check_pnc_secc_pki(args.pki)
     return asyncio.run(_main(args, protocols))
 
 
@@ -93,6 +111,9 @@ async def _main(args, protocols) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     ctx = secc_tls_context(args.pki, args.keylog, pki_cli.password(args)) if args.tls else None
+    refresher = None
+    if args.pnc:
+        ctx, refresher = await _pnc(args, config)
     tracer = Tracer(args.trace) if args.trace else None
     service = await serve_secc(args.interface, config, tls_context=ctx, tls_only=args.tls_only,
                                tracer=tracer, port=args.port, freeze_gc=True,
@@ -110,6 +131,8 @@ async def _main(args, protocols) -> int:
         open_sessions = sum(len(s.connections) for s in service.servers)
         log.info("SECC stopping%s", f": closing {open_sessions} open session(s)" if open_sessions else "")
     finally:
+        if refresher is not None:
+            refresher.cancel()
         await service.close()
         if tracer:
             tracer.close()
@@ -121,3 +144,26 @@ async def _main(args, protocols) -> int:
                       worst_ms=max(result["worst_ms"], w["worst_ms"]))
     print(json.dumps(result), flush=True)
     return 0
+
+
+async def _pnc(args, config):
+    """Plug & Charge: the local backend, the contract checks, the stapling TLS context;
+    returns (context, the task that refreshes the staple)."""
+    from exi.v2g.backend import LocalBackend
+    from exi.v2g.pnc import SECCPnCConfig
+    from exi.v2g.pnc import tls as pnc_tls
+    log = logging.getLogger("exi.v2g.session")
+    pw = pki_cli.password(args)
+    backend = LocalBackend.from_folder(args.pki, password=pw)
+    config.pnc = SECCPnCConfig.from_folder(args.pki, password=pw, backend=backend)
+    ctx, cache = pnc_tls.secc_context(args.pki, password=pw, keylog=args.keylog)
+
+    async def refresh():
+        while True:
+            if await cache.refresh(backend):
+                log.debug("OCSP staple of the SECC leaf refreshed")
+            else:
+                log.warning("no OCSP staple for the SECC leaf: %s", cache.error)
+            await asyncio.sleep(pnc_tls.REFRESH_EVERY.total_seconds())
+    task = asyncio.ensure_future(refresh())
+    return ctx, task
