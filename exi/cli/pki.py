@@ -198,12 +198,12 @@ def check_pnc_evcc_pki(pki: Path, action) -> None:
     _need(pki, "certs/moRootCA.pem")
     has_contract = (pki / "certs" / "contractChain.pem").is_file() and \
         (pki / "private_keys" / "contractLeaf.key").is_file()
-    if action == "installation" or not has_contract:
-        _need(pki, "certs/oemProvChain.pem")
-        _need(pki, "private_keys/oemProvLeaf.key")
     if action == "update" and not has_contract:
         raise usage(f"--pki {pki}: --update needs a contract (certs/contractChain.pem and "
                     "private_keys/contractLeaf.key)")
+    if action == "installation" or not has_contract:
+        _need(pki, "certs/oemProvChain.pem")
+        _need(pki, "private_keys/oemProvLeaf.key")
 
 
 __all__ = ["register", "run", "add_password_option", "password", "check_secc_pki", "check_evcc_pki",
