@@ -24,7 +24,7 @@ import exi
 from exi.messages import iso2
 
 from .secc import (CERTIFICATE_SERVICE_ID, ContractAuthorization, certificate_service,
-                   certificate_service_parameters, failed_certificate_response)
+                   certificate_service_parameters)
 
 __all__ = ["SECCContractPayment", "HELD"]
 
@@ -107,11 +107,6 @@ class SECCContractPayment:
         name, _ = self.held
         self.held = None
         return name, self.auth.certificate_result(call)
-
-    def failed_response(self, name: str, code: str):
-        kind = "installation" if name == "CertificateInstallationReq" else "update"
-        body = failed_certificate_response(kind, code, self.host.session_id or b"\x00").Body
-        return body.CertificateInstallationRes if kind == "installation" else body.CertificateUpdateRes
 
     # --- PaymentDetails, Authorization -------------------------------------------------------
 

@@ -140,10 +140,14 @@ class ISO2SECC(V2GMessageSECC):
         return iso2.PaymentServiceSelectionResType(ResponseCode=code)
 
     def build_CertificateInstallationRes(self, code, now):
-        return self.pnc.failed_response("CertificateInstallationReq", code) if self.pnc else None
+        from exi.v2g.pnc.secc import failed_certificate_response   # (loads cryptography)
+        return failed_certificate_response("installation", code, self.session_id or b"\x00").Body. \
+            CertificateInstallationRes
 
     def build_CertificateUpdateRes(self, code, now):
-        return self.pnc.failed_response("CertificateUpdateReq", code) if self.pnc else None
+        from exi.v2g.pnc.secc import failed_certificate_response
+        return failed_certificate_response("update", code, self.session_id or b"\x00").Body. \
+            CertificateUpdateRes
 
     def build_PaymentDetailsRes(self, code, now):
         return iso2.PaymentDetailsResType(ResponseCode=code, GenChallenge=b"\x00" * 16, EVSETimeStamp=0)
