@@ -1,7 +1,9 @@
 """ISO 15118-20 end to end through the real drivers and CLI: `exi15118 secc` and
 `exi15118 evcc` as subprocesses in two network namespaces joined by a veth pair, over
-TLS 1.3 with the vehicle certificate (PKI from `pki create --profile iso20`), and over
-plain TCP with the documented test option --iso20-plain-tcp."""
+TLS 1.3 with the vehicle certificate, and over plain TCP with the documented test option
+--iso20-plain-tcp.  The one SECC serves din, iso2 and iso20 at once from one PKI folder
+of both profiles (`pki create --profile iso2,iso20`): -2 EVs over TLS 1.2 with the -2
+chain, -20 EVs over TLS 1.3 with the -20 chain, on the same TLS port."""
 from __future__ import annotations
 
 import json
@@ -26,9 +28,10 @@ def pair():
 
 @pytest.fixture(scope="module")
 def pki20(tmp_path_factory):
-    from exi.v2g.pki import create_pki, write_pki
-    d = tmp_path_factory.mktemp("pki20")
-    write_pki(create_pki("iso20"), d)
+    """Written by the CLI, as a user would: both profiles in one folder."""
+    from exi.cli.__main__ import main
+    d = tmp_path_factory.mktemp("pki") / "both"
+    assert main(["pki", "create", "--profile", "iso2,iso20", "--out", str(d)]) == 0
     return d
 
 
@@ -67,6 +70,18 @@ def test_iso20_over_tls13_with_the_vehicle_certificate(pair, secc20, pki20, tmp_
     assert names.count(loop) >= 3
     setup = next(x for x in lines if x["message"] == "SessionSetupRes")
     assert setup["content"]["SessionSetupRes"]["Header"]["SessionID"] == res["session_id"]
+
+
+def test_iso2_over_tls12_on_the_same_port(pair, secc20, pki20, tmp_path):
+    """The SECC that serves -20 over TLS 1.3 serves a -2 EV over TLS 1.2 on the same
+    port, with the -2 chain of the same PKI folder."""
+    trace = tmp_path / "evcc.jsonl"
+    rc, res, err = evcc(pair, "--protocol", "iso2", "--mode", "dc", "--loops", "2",
+                        "--loop-interval", "0.05", "--tls", "--pki", str(pki20), "--trace", str(trace))
+    assert rc == 0 and res["ok"], err[-3000:]
+    assert "TLS TLSv1.2 ECDHE-ECDSA-AES128-SHA256" in err and "protocol iso2 " in err
+    names = [json.loads(x)["message"] for x in trace.read_text().splitlines()]
+    assert names.count("CurrentDemandReq") >= 2 and names[-1] == "SessionStopRes"
 
 
 def test_iso20_plain_tcp_only_with_the_test_option(pair, secc20, tmp_path):
