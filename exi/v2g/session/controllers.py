@@ -163,8 +163,14 @@ class EVSEController(abc.ABC):
         return True
 
     def notification(self, now: float) -> str:
-        """EVSENotification: "None", "StopCharging" or "ReNegotiation"."""
+        """EVSENotification: "None", "StopCharging" or "ReNegotiation"; ISO 15118-20
+        sessions also take its own names ("Pause", "ExitStandby", "Terminate",
+        "ScheduleRenegotiation", "ServiceRenegotiation", "MeteringConfirmation")."""
         return "None"
+
+    def metering_confirmed(self, now: float, meter_id: str, charged_wh: Optional[int],
+                           discharged_wh: Optional[int]) -> None:
+        """ISO 15118-20: the EV confirmed this meter reading (MeteringConfirmationReq)."""
 
     def status_code(self, now: float) -> str:
         return "EVSE_Ready"
@@ -247,7 +253,9 @@ class SimulatedEVSE(EVSEController):
     is pending for ``auth_polls`` requests; a meter integrating V*I.
 
     ``notify_at``: {elapsed charging seconds: "StopCharging"|"ReNegotiation"} to
-    exercise SECC-initiated stops/renegotiation."""
+    exercise SECC-initiated stops/renegotiation (-20: any EVSENotification name, see
+    :meth:`EVSEController.notification`); ``confirmed_readings`` lists the meter
+    readings the EV confirmed (-20 MeteringConfirmation)."""
     evseid: str = "DE*EXI*E15118*1"
     max_voltage: float = 500.0
     min_voltage: float = 150.0
@@ -278,6 +286,7 @@ class SimulatedEVSE(EVSEController):
     _cpd_seen: int = 0
     _iso_seen: int = 0
     _notified: set = field(default_factory=set)
+    confirmed_readings: list = field(default_factory=list)
 
     def evse_id(self) -> str:
         return self.evseid
@@ -352,6 +361,10 @@ class SimulatedEVSE(EVSEController):
     def meter(self, now: float) -> MeterReading:
         self._advance(now)
         return MeterReading(self.meter_id, int(self._energy_wh))
+
+    def metering_confirmed(self, now: float, meter_id: str, charged_wh: Optional[int],
+                           discharged_wh: Optional[int]) -> None:
+        self.confirmed_readings.append((meter_id, charged_wh, discharged_wh))
 
     def notification(self, now: float) -> str:
         if self._charging_since is None or not self._on:

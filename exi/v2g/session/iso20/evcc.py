@@ -70,6 +70,11 @@ class ISO20EVCC:
         self.standby_left: Optional[int] = None
         self.last_stop: Optional[str] = None
         self.ac_power = 0.0
+        # EVSENotification ServiceRenegotiation: stop power, then SessionStop(ServiceRenegotiation)
+        self.service_renegotiation_asked = False
+        # EVSENotification MeteringConfirmation: confirm the next MeterInfo the SECC sends
+        self.confirm_metering = False
+        self.metering_confirmations = 0
 
     @property
     def ev(self):
@@ -342,8 +347,10 @@ class ISO20EVCC:
         return self._session_stop()
 
     def _session_stop(self):
-        if self.settings.service_renegotiation and not self.renegotiated_service and self.failure is None:
+        own = self.settings.service_renegotiation and not self.renegotiated_service
+        if (own or self.service_renegotiation_asked) and self.failure is None:
             self.renegotiated_service = True
+            self.service_renegotiation_asked = False
             return "SessionStopReq", {"ChargingSession": "ServiceRenegotiation"}, False
         return "SessionStopReq", {"ChargingSession": self.stop_mode}, False
 
@@ -353,7 +360,9 @@ class ISO20EVCC:
 
     def _loop_fields(self, now) -> dict:
         ev = self.ev
-        fields: dict = {"MeterInfoRequested": False, "DisplayParameters": self._display(DC if self.dc else AC, now)}
+        # MeterInfoRequested: a MeteringConfirmation waits for a meter reading ([V2G20-1081]).
+        fields: dict = {"MeterInfoRequested": self.confirm_metering,
+                        "DisplayParameters": self._display(DC if self.dc else AC, now)}
         if not self.dc:
             return {**fields, **self._ac_loop_fields()}
         lim = ev.dc_limits()
@@ -448,6 +457,18 @@ class ISO20EVCC:
             return self._power_delivery("Stop")
         if n == "ScheduleRenegotiation" and self.standby_left is None:
             return self._power_delivery("ScheduleRenegotiation")
+        if n == "ServiceRenegotiation":
+            # Power off, then SessionStop(ServiceRenegotiation) and a new ServiceDiscovery
+            # in the same session ([V2G20-1477]).
+            self.service_renegotiation_asked = True
+            return self._power_delivery("Stop")
+        if n == "MeteringConfirmation" or self.confirm_metering:
+            # [V2G20-1083]: the EV confirms the meter reading in SignedMeteringData; the
+            # reading is the MeterInfo of this response, or of the next one it asks for.
+            if res.MeterInfo is not None:
+                self.confirm_metering = False
+                return self._metering_confirmation(res.MeterInfo)
+            self.confirm_metering = True
         if self.standby_left is not None:
             self.standby_left -= 1
             if self.standby_left <= 0 or n == "ExitStandby":
@@ -463,6 +484,22 @@ class ISO20EVCC:
         if self.ev.charging_complete(now) or self.ev.stop_requested(now) or \
                 (c.max_charge_loops is not None and self.loops >= c.max_charge_loops):
             return self._power_delivery("Stop")
+        name, fields, _ = self._loop_req(now)
+        return name, fields, True
+
+    def _metering_confirmation(self, meter):
+        """MeteringConfirmationReq for a MeterInfo of a charge-loop response.  EIM: not
+        signed (a PnC session signs SignedMeteringData with the contract key: the header's
+        Signature, left to the Plug & Charge work)."""
+        info = CM.MeterInfoType(**{f: getattr(meter, f) for f in meter._fields})
+        mode = {"Dynamic_SMDTControlMode": CM.Dynamic_SMDTControlModeType()} if self.control == DYNAMIC else \
+            {"Scheduled_SMDTControlMode": CM.Scheduled_SMDTControlModeType(SelectedScheduleTupleID=self.tuple_id)}
+        data = CM.SignedMeteringDataType(Id=f"meter{self.metering_confirmations + 1}",
+                                         SessionID=self.host.session_id, MeterInfo=info, **mode)
+        return "MeteringConfirmationReq", {"SignedMeteringData": data}, False
+
+    def _on_MeteringConfirmationRes(self, res, now, out):
+        self.metering_confirmations += 1
         name, fields, _ = self._loop_req(now)
         return name, fields, True
 

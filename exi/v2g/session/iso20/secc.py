@@ -209,10 +209,40 @@ class ISO20SECC:
             for sid, params in parameter_sets(service, lim.nominal_voltage)])
 
     def _status(self, mod, now: float):
-        """EVSEStatus when the EVSE has something to say (-2 style names translated)."""
+        """EVSEStatus when the EVSE has something to say (-2 style names translated):
+        Pause, ExitStandby, Terminate, ScheduleRenegotiation, ServiceRenegotiation or
+        MeteringConfirmation (the controller's ``notification``)."""
         n = self.evse.notification(now) or "None"
         n = _NOTIFICATION.get(n, n)
+        if n == "ServiceRenegotiation" and not self.settings.service_renegotiation:
+            # ServiceDiscoveryRes said it is not supported ([V2G20-1931]): not asked for.
+            log.warning("%s: EVSE asked for ServiceRenegotiation, which this SECC does not support",
+                        self.host.name)
+            return None
         return None if n == "None" else mod.EVSEStatusType(NotificationMaxDelay=0, EVSENotification=n)
+
+    def _loop_extras(self, mod, req, now: float, fields: dict) -> None:
+        """EVSEStatus and MeterInfo of a charge-loop response: MeterInfo when asked for,
+        in the first response ([V2G20-1081]/[V2G20-1082]/[V2G20-1833]) and with a
+        MeteringConfirmation notification, whose SignedMeteringData carries it back."""
+        status = self._status(mod, now)
+        if status is not None:
+            fields["EVSEStatus"] = status
+        notification = val(status.EVSENotification) if status is not None else None
+        if req.MeterInfoRequested or self.loop_count == 1 or notification == "MeteringConfirmation":
+            fields["MeterInfo"] = self._meter_info(mod, now)
+
+    def _on_MeteringConfirmationReq(self, req, now):
+        """[V2G20-1083]: the EV confirms a meter reading.  EIM: no signature to check
+        (PnC: the header's Signature over SignedMeteringData, FAILED_MeteringSignatureNotValid)."""
+        data = req.SignedMeteringData
+        if data is None or data.MeterInfo is None or data.SessionID != self.host.session_id:
+            raise Failed20("FAILED", "MeteringConfirmation without this session's SignedMeteringData")
+        m = data.MeterInfo
+        confirmed = getattr(self.evse, "metering_confirmed", None)
+        if confirmed is not None:
+            confirmed(now, m.MeterID, m.ChargedEnergyReadingWh, m.BPT_DischargedEnergyReadingWh)
+        return {}, self.state, []
 
     # -- CommonMessages -------------------------------------------------------------------
     def _on_SessionSetupReq(self, req, now):
@@ -509,12 +539,7 @@ class ISO20SECC:
                   "EVSECurrentLimitAchieved": i >= lim.max_current,
                   "EVSEVoltageLimitAchieved": v >= lim.max_voltage,
                   "EVSEPowerLimitAchieved": v * i >= lim.max_power}
-        # [V2G20-1081]/[V2G20-1082]: MeterInfo when asked for; [V2G20-1833] in the first.
-        if req.MeterInfoRequested or self.loop_count == 1:
-            fields["MeterInfo"] = self._meter_info(DC, now)
-        status = self._status(DC, now)
-        if status is not None:
-            fields["EVSEStatus"] = status
+        self._loop_extras(DC, req, now, fields)
         return fields, self.state, []
 
     def _meter_info(self, mod, now):
@@ -574,9 +599,5 @@ class ISO20SECC:
         self.evse.set_output(now, lim.nominal_voltage, p / 3 / lim.nominal_voltage, True, ac=True)
         self.loop_count += 1
         fields = self._ac_loop_mode(now, ev_max)
-        if req.MeterInfoRequested or self.loop_count == 1:
-            fields["MeterInfo"] = self._meter_info(AC, now)
-        status = self._status(AC, now)
-        if status is not None:
-            fields["EVSEStatus"] = status
+        self._loop_extras(AC, req, now, fields)
         return fields, self.state, []
