@@ -12,6 +12,7 @@ import exi
 from exi.v2g.session.controllers import SimulatedEV, SimulatedEVSE
 from exi.v2g.session.evcc import EVCCConfig
 from exi.v2g.session.iso20 import ISO20EVCCSettings, ISO20SECCSettings
+from exi.v2g.session.iso20._msg import fr
 from exi.v2g.session.iso20.secc import ISO20SECC
 from exi.v2g.session.iso20.tables import SECC_TABLE, SECC20State
 from exi.v2g.session.events import Send, SessionEnded
@@ -419,3 +420,44 @@ def test_evse_notification_exit_standby_and_schedule_renegotiation():
     progress = [e.message.ChargeProgress for e in pair.log if e.name == "PowerDeliveryReq"]
     assert progress == ["Start", "ScheduleRenegotiation", "Start", "Stop"]
     assert pair.requests().count("ScheduleExchangeReq") == 2
+
+
+# -- AC_BPT discharge, dynamic: the SECC steers the AC power negative ---------------------
+
+def test_dynamic_ac_bpt_discharge_drains_the_battery():
+    ev = SimulatedEV(soc_pct=60.0)
+    evse = SimulatedEVSE(bidirectional=True)
+    secc = SECCConfig(protocols=("iso20",), iso20=ISO20SECCSettings(discharge_power=11000))
+    pair, result = run("ac_bpt", "dynamic", ev=ev, evse=evse, max_charge_loops=10, secc=secc)
+    assert result.ok, result.reason
+    res = [e.message.BPT_Dynamic_AC_CLResControlMode for e in pair.log if e.name == "AC_ChargeLoopRes"]
+    # 11 kW over three phases, negative: the EVSE sinks power
+    assert all(abs(fr(r.EVSETargetActivePower) + 11000 / 3) < 1 for r in res)
+    assert fr(res[0].EVSETargetActivePower_L2) < 0 and fr(res[0].EVSETargetActivePower_L3) < 0
+    reqs = [e.message.BPT_Dynamic_AC_CLReqControlMode for e in pair.log if e.name == "AC_ChargeLoopReq"]
+    assert fr(reqs[-1].EVPresentActivePower) < 0                     # the EV says it gives power
+    assert fr(reqs[-1].EVMaximumDischargePower_L3) > 0
+    assert ev.soc_pct < 60.0 and ev.energy_wh < 0
+    # the meter counts the discharged energy apart, and says so in MeterInfo
+    meter = evse.meter(pair.clock.now)
+    assert meter.energy_wh == 0 and meter.discharged_wh > 0
+    assert abs(meter.discharged_wh + ev.energy_wh) <= 1          # what the EV lost, the EVSE took
+    first = next(e.message for e in pair.log if e.name == "AC_ChargeLoopRes")
+    assert first.MeterInfo.BPT_DischargedEnergyReadingWh is not None
+
+
+def test_ac_bpt_discharge_stops_at_the_ev_minimum_soc():
+    # 10 Wh battery: 11 kW takes 3 % per 0.1 s loop; at min_soc the EV's limit drops to 0
+    ev = SimulatedEV(soc_pct=26.0, capacity_wh=10.0, min_soc=20.0)
+    evse = SimulatedEVSE(bidirectional=True)
+    secc = SECCConfig(protocols=("iso20",), iso20=ISO20SECCSettings(discharge_power=11000))
+    pair, result = run("ac_bpt", "dynamic", ev=ev, evse=evse, max_charge_loops=8, secc=secc)
+    assert result.ok, result.reason
+    reqs = [e.message.BPT_Dynamic_AC_CLReqControlMode for e in pair.log if e.name == "AC_ChargeLoopReq"]
+    res = [e.message.BPT_Dynamic_AC_CLResControlMode for e in pair.log if e.name == "AC_ChargeLoopRes"]
+    assert fr(reqs[-1].EVMaximumDischargePower) == 0 and fr(res[-1].EVSETargetActivePower) == 0
+    assert 16.0 < ev.soc_pct <= 20.0
+    # A unidirectional EVSE never discharges, whatever the setting.
+    ev = SimulatedEV(soc_pct=60.0)
+    pair, result = run("ac_bpt", "dynamic", ev=ev, max_charge_loops=5, secc=secc)
+    assert result.ok and ev.soc_pct > 60.0

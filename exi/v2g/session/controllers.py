@@ -46,6 +46,7 @@ class MeterReading:
     energy_wh: int
     status: int = 0
     timestamp: Optional[int] = None   # Unix time, when the meter knows it
+    discharged_wh: Optional[int] = None   # -20 BPT: energy the EVSE took from the EV
 
 
 # ---------------------------------------------------------------------------------------
@@ -188,7 +189,9 @@ class SimulatedEV(EVController):
     """A battery with a linear open-circuit voltage, a CC phase and a CV-like taper.
 
     ``stop_after`` ends charging after that many seconds of current flow regardless of
-    SoC (the tests use it to keep sessions short)."""
+    SoC (the tests use it to keep sessions short).  ISO 15118-20 BPT: the battery also
+    discharges (negative current or AC power), down to ``min_soc``, where its discharge
+    limits drop to 0."""
     capacity_wh: float = 60000.0
     soc_pct: float = 30.0
     target_soc: float = 90.0
@@ -200,6 +203,7 @@ class SimulatedEV(EVController):
     ac_max_current: float = 32.0
     stop_after: Optional[float] = None
     evcc_id: bytes = bytes.fromhex("0A1B2C3D4E5F")
+    min_soc: float = 20.0
     _last: Optional[float] = None
     _charging_time: float = 0.0
     energy_wh: float = 0.0
@@ -212,6 +216,14 @@ class SimulatedEV(EVController):
 
     def soc(self) -> int:
         return int(self.soc_pct)
+
+    def discharge_limits(self) -> tuple:
+        """-20 DC_BPT: (max discharge power W, max discharge current A)."""
+        return (0.0, 0.0) if self.soc_pct <= self.min_soc else (self.max_power, self.max_current)
+
+    def ac_discharge_power(self) -> float:
+        """-20 AC_BPT: max discharge power, W, all phases."""
+        return 0.0 if self.soc_pct <= self.min_soc else self.max_voltage * self.ac_max_current * 3
 
     def battery_voltage(self) -> float:
         return self.v_empty + (self.v_full - self.v_empty) * self.soc_pct / 100
@@ -230,7 +242,7 @@ class SimulatedEV(EVController):
             dt = now - self._last
             wh = voltage * current * dt / 3600
             self.energy_wh += wh
-            self.soc_pct = min(100.0, self.soc_pct + 100 * wh / self.capacity_wh)
+            self.soc_pct = max(0.0, min(100.0, self.soc_pct + 100 * wh / self.capacity_wh))
             if current > 0:
                 self._charging_time += dt
         self._last = now
@@ -271,8 +283,9 @@ class SimulatedEVSE(EVSEController):
     authorized: bool = True
     notify_at: dict = field(default_factory=dict)
     meter_id: str = "EXI-METER-1"
-    # A bidirectional (ISO 15118-20 BPT) power stage: negative DC current sinks power
-    # from the battery (discharge), up to max_current / max_power as when charging.
+    # A bidirectional (ISO 15118-20 BPT) power stage: negative DC current (AC: negative
+    # current per phase) sinks power from the battery (discharge), up to max_current /
+    # ac_max_current / max_power as when charging; the meter counts it apart.
     bidirectional: bool = False
     _v: float = 0.0
     _v_target: float = 0.0
@@ -281,6 +294,7 @@ class SimulatedEVSE(EVSEController):
     _ac: bool = False
     _last: Optional[float] = None
     _energy_wh: float = 0.0
+    _discharged_wh: float = 0.0
     _charging_since: Optional[float] = None
     _auth_seen: int = 0
     _cpd_seen: int = 0
@@ -328,7 +342,11 @@ class SimulatedEVSE(EVSEController):
             self._v = self._v_target if abs(self._v_target - self._v) <= step else \
                 self._v + step * (1 if self._v_target > self._v else -1)
             phases = 3 if self._ac else 1
-            self._energy_wh += phases * self._v * self.present_current(now) * dt / 3600
+            wh = phases * self._v * self.present_current(now) * dt / 3600
+            if wh >= 0:
+                self._energy_wh += wh
+            else:                       # BPT discharge: the meter counts it apart
+                self._discharged_wh -= wh
         self._last = now
 
     def set_output(self, now: float, voltage: float, current: float, on: bool,
@@ -337,7 +355,8 @@ class SimulatedEVSE(EVSEController):
         self._ac = ac
         if ac:      # grid voltage: no slewing; three phases deliver 3 * V * I
             self._v = self._v_target = voltage if on else 0.0
-            self._i_target = min(max(current, 0.0), self.ac_max_current)
+            self._i_target = min(max(current, -self.ac_max_current if self.bidirectional else 0.0),
+                                 self.ac_max_current)
             if on and not self._on:
                 self._charging_since = now
             self._on = on
@@ -360,7 +379,8 @@ class SimulatedEVSE(EVSEController):
 
     def meter(self, now: float) -> MeterReading:
         self._advance(now)
-        return MeterReading(self.meter_id, int(self._energy_wh))
+        return MeterReading(self.meter_id, int(self._energy_wh),
+                            discharged_wh=int(self._discharged_wh) if self.bidirectional else None)
 
     def metering_confirmed(self, now: float, meter_id: str, charged_wh: Optional[int],
                            discharged_wh: Optional[int]) -> None:

@@ -414,13 +414,23 @@ class ISO20EVCC:
                      EVMaximumEnergyRequest=rn(AC, mx), EVMinimumEnergyRequest=rn(AC, mn),
                      EVMinimumChargePower=rn(AC, 0), EVPresentReactivePower=rn(AC, 0))
         if self.bpt:
-            f.update(EVMaximumDischargePower=rn(AC, pmax), EVMinimumDischargePower=rn(AC, 0))
+            for suffix, v in self._phases(0.0 if standby else self._ac_discharge_power()).items():
+                f["EVMaximumDischargePower" + suffix] = rn(AC, v)
+            f["EVMinimumDischargePower"] = rn(AC, 0)
             cls = AC.BPT_Dynamic_AC_CLReqControlModeType if self.control == DYNAMIC \
                 else AC.BPT_Scheduled_AC_CLReqControlModeType
         else:
             cls = AC.Dynamic_AC_CLReqControlModeType if self.control == DYNAMIC \
                 else AC.Scheduled_AC_CLReqControlModeType
         return {cls.__name__[:-4]: cls(**f)}
+
+    def _ac_discharge_power(self) -> float:
+        """AC_BPT: the most the EV gives back, W (all phases)."""
+        f = getattr(self.ev, "ac_discharge_power", None)
+        if f is not None:
+            return f()
+        lim = self.ev.ac_limits()
+        return lim.nominal_voltage * lim.max_current * 3
 
     def _on_AC_ChargeLoopRes(self, res, now, out):
         mode = (res.Dynamic_AC_CLResControlMode or res.BPT_Dynamic_AC_CLResControlMode
@@ -430,6 +440,8 @@ class ISO20EVCC:
         p = fr(target) * (3 if getattr(mode, "EVSETargetActivePower_L2", None) is not None else 1) \
             if target is not None else lim.nominal_voltage * lim.max_current * 3
         self.ac_power = 0.0 if self.standby_left is not None else min(p, self.pmax or p)
+        if self.ac_power < 0:           # BPT discharge, as the SECC steers it (dynamic)
+            self.ac_power = max(self.ac_power, -self._ac_discharge_power()) if self.bpt else 0.0
         self.ev.update(now, 230.0, self.ac_power / 230.0)
         return self._after_loop(res, now)
 

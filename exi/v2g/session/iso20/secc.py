@@ -544,7 +544,9 @@ class ISO20SECC:
 
     def _meter_info(self, mod, now):
         m = self.evse.meter(now)
-        return mod.MeterInfoType(MeterID=m.meter_id[:32], ChargedEnergyReadingWh=max(0, int(m.energy_wh)))
+        discharged = getattr(m, "discharged_wh", None) if self.bpt else None
+        return mod.MeterInfoType(MeterID=m.meter_id[:32], ChargedEnergyReadingWh=max(0, int(m.energy_wh)),
+                                 BPT_DischargedEnergyReadingWh=None if discharged is None else max(0, int(discharged)))
 
     def _on_DC_WeldingDetectionReq(self, req, now):
         return {}, S.POWER_STOPPED, []
@@ -596,8 +598,14 @@ class ISO20SECC:
             if mode.EVMaximumChargePower is not None else None
         lim = self.evse.ac_limits()
         p = min(lim.nominal_voltage * lim.max_current * 3, ev_max if ev_max is not None else float("inf"))
+        if self.bpt and self.control == DYNAMIC and self.settings.discharge_power > 0 \
+                and getattr(self.evse, "bidirectional", False):
+            # Dynamic AC_BPT: the SECC steers into discharge, a negative target active
+            # power within the EV's and its own discharge limits ([V2G20-2188]).
+            ev_dis = fr(mode.EVMaximumDischargePower) * (3 if mode.EVMaximumDischargePower_L2 is not None else 1)
+            p = -min(self.settings.discharge_power, ev_dis, lim.nominal_voltage * lim.max_current * 3)
         self.evse.set_output(now, lim.nominal_voltage, p / 3 / lim.nominal_voltage, True, ac=True)
         self.loop_count += 1
-        fields = self._ac_loop_mode(now, ev_max)
+        fields = self._ac_loop_mode(now, p)
         self._loop_extras(AC, req, now, fields)
         return fields, self.state, []
