@@ -461,3 +461,24 @@ def test_ac_bpt_discharge_stops_at_the_ev_minimum_soc():
     ev = SimulatedEV(soc_pct=60.0)
     pair, result = run("ac_bpt", "dynamic", ev=ev, max_charge_loops=5, secc=secc)
     assert result.ok and ev.soc_pct > 60.0
+
+
+@pytest.mark.parametrize("direction,ender,sender", [("evcc->secc", "secc", "EVCC"), ("secc->evcc", "evcc", "SECC")])
+def test_undecodable_frame_ends_the_session_on_either_side(direction, ender, sender):
+    """Both roles read a -20 frame the same way (iso20._msg.decode_frame): a frame that is
+    no message of its set ends the session with the reason, no response."""
+    seen = []
+
+    def tamper(d, payload):
+        if d == direction:
+            seen.append(d)
+            if len(seen) == 3:              # after SupportedAppProtocol and SessionSetup
+                return b"\xff" * 6
+        return payload
+    pair = SessionPair(EVCCConfig(protocols=("iso20",), mode="dc"), SECCConfig(protocols=("iso20",)),
+                       tls_version="TLSv1.3")
+    pair.tamper = tamper
+    result = pair.run()
+    assert not result.ok
+    ended = result if ender == "evcc" else secc_end(pair)
+    assert not ended.ok and f"undecodable iso20_cm message from the {sender}" in ended.reason

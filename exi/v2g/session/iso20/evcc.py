@@ -17,7 +17,7 @@ import exi
 from .. import timers
 from ..events import MessageReceived, PowerDeliveryChanged, Send, SessionEstablished
 from ..machine import check_transition
-from ._msg import AC, CM, DC, SESSION_PAYLOAD_TYPES, build, fr, payload_type_of, rn, schema_of, val
+from ._msg import AC, CM, DC, FrameError, build, decode_frame, fr, payload_type_of, rn, schema_of, val
 from .tables import DYNAMIC, EVCC_STATE_AFTER, EVCC_TABLE, SCHEDULED, SERVICE_IDS, EVCC20State, Service
 
 __all__ = ["ISO20EVCCSettings", "ISO20EVCC"]
@@ -113,13 +113,10 @@ class ISO20EVCC:
     # -- receiving ------------------------------------------------------------------------
     def receive(self, payload: bytes, now: float, payload_type: int) -> list:
         host = self.host
-        schema = SESSION_PAYLOAD_TYPES.get(payload_type)
-        if schema is None:
-            return host._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X} in a -20 session")
         try:
-            msg = exi.decode(payload, schema, padding=True)   # zero padding some encoders add
-        except (exi.DecodeError, ValueError) as e:
-            return host._end(now, False, f"undecodable {schema} message from the SECC: {e}")
+            schema, msg = decode_frame(payload, payload_type, "SECC")
+        except FrameError as e:
+            return host._end(now, False, str(e))
         name = type(msg).__name__
         out: list = [MessageReceived(schema, name, msg)]
         expected = self.expected()

@@ -25,7 +25,7 @@ import exi
 from .. import timers
 from ..events import MessageReceived, PowerDeliveryChanged, Send, SessionEstablished
 from ..machine import check_transition
-from ._msg import AC, CM, DC, SESSION_PAYLOAD_TYPES, build, fr, payload_type_of, rn, schema_of, val
+from ._msg import AC, CM, DC, FrameError, build, decode_frame, fr, payload_type_of, rn, schema_of, val
 from ..secc import PausedSession
 from .tables import DYNAMIC, SCHEDULED, SECC_TABLE, SERVICES, Service, SECC20State, parameter_sets
 
@@ -110,13 +110,10 @@ class ISO20SECC:
     def receive(self, payload: bytes, now: float, payload_type: int) -> list:
         host = self.host
         host.requests += 1
-        schema = SESSION_PAYLOAD_TYPES.get(payload_type)
-        if schema is None:
-            return host._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X} in a -20 session")
         try:
-            msg = exi.decode(payload, schema, padding=True)   # zero padding some encoders add
-        except (exi.DecodeError, ValueError) as e:
-            return host._end(now, False, f"undecodable {schema} message: {e}")
+            schema, msg = decode_frame(payload, payload_type, "EVCC")
+        except FrameError as e:
+            return host._end(now, False, str(e))
         name = type(msg).__name__
         out: list = [MessageReceived(schema, name, msg)]
         if not name.endswith("Req"):
