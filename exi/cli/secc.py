@@ -81,7 +81,19 @@ def run(args: argparse.Namespace) -> int:
         raise usage("DIN SPEC 70121 has no TLS: --tls serves ISO 15118-2 or -20 (--protocols iso2,din or iso20)")
     if args.tls:
         pki_cli.check_secc_pki(args.pki, pki_cli.password(args), protocols)
+        _warn_one_tls_profile(args.pki, protocols)
     return asyncio.run(_main(args, protocols))
+
+
+def _warn_one_tls_profile(pki: Path, protocols: tuple) -> None:
+    """-2 and -20 asked for, but the folder has the chains of one of them."""
+    from exi.v2g.session.drivers import pki_profiles
+    held = pki_profiles(pki)
+    missing = [p for p in ("iso2", "iso20") if p in protocols and p not in held]
+    if len(held) == 1 and missing:
+        logging.getLogger("exi.v2g.session").warning(
+            "--pki %s holds %s chains only: %s EVs cannot use TLS here (a folder from "
+            "`exi15118 pki create --profile iso2,iso20` serves both)", pki, held[0], ", ".join(missing))
 
 
 async def _main(args, protocols) -> int:

@@ -455,13 +455,14 @@ class _SECCConnection(asyncio.Protocol):
     async def _handshake(self, raw) -> None:
         opts = self.opts
         try:
-            ctx = opts.ssl
-            if opts.contexts is not None:
-                self.profile = await asyncio.wait_for(self._choose_profile(raw), opts.handshake_timeout)
+            ctx, timeout = opts.ssl, opts.handshake_timeout
+            if opts.contexts is not None:     # the handshake timeout covers the peek too
+                started = self.loop.time()
+                self.profile = await self._choose_profile(raw, timeout)
                 ctx = opts.contexts[self.profile]
+                timeout = max(0.1, timeout - (self.loop.time() - started))
             tls_transport = await self.loop.start_tls(
-                raw, self, ctx, server_side=True,
-                ssl_handshake_timeout=opts.handshake_timeout)
+                raw, self, ctx, server_side=True, ssl_handshake_timeout=timeout)
             if tls_transport is None:
                 raise ConnectionResetError("peer closed the connection during the handshake")
         except asyncio.CancelledError:
@@ -494,17 +495,21 @@ class _SECCConnection(asyncio.Protocol):
                 return
         self._start(tls_transport, peer_cert)
 
-    async def _choose_profile(self, raw) -> _tls.Profile:
+    async def _choose_profile(self, raw, timeout: float) -> _tls.Profile:
         """-20 for a ClientHello offering TLS 1.3, else -2 (see exi.v2g.clienthello):
         peeked from a duplicate of the socket, so OpenSSL still reads all of it."""
         sock = raw.get_extra_info("socket").dup()
         fd = sock.fileno()
+        deadline = self.loop.time() + timeout
+        pause = 0.005
         try:
             while True:
                 readable = self.loop.create_future()
                 self.loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
                 try:
-                    await readable
+                    await asyncio.wait_for(readable, max(0.0, deadline - self.loop.time()))
+                except asyncio.TimeoutError:
+                    raise TimeoutError(f"no complete ClientHello within {timeout:g} s") from None
                 finally:
                     self.loop.remove_reader(fd)
                 data = sock.recv(MAX_CLIENT_HELLO + 64, socket.MSG_PEEK)
@@ -517,7 +522,12 @@ class _SECCConnection(asyncio.Protocol):
                 if hello is not None:
                     iso20 = hello.offers_tls13 and _tls.Profile.ISO20 in self.opts.contexts
                     return _tls.Profile.ISO20 if iso20 else _tls.Profile.ISO2
-                await asyncio.sleep(0.005)            # the rest of it is on its way
+                # The rest of it is on its way; the peeked part keeps the socket readable,
+                # so wait (longer each time: a peer trickling bytes costs little).
+                if self.loop.time() + pause > deadline:
+                    raise TimeoutError(f"no complete ClientHello within {timeout:g} s")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.2)
         finally:
             sock.close()
 

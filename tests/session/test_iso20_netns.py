@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 
 from tests.netns import NetnsPair, missing_prerequisites
-from tests.session.test_netns_sessions import SECCProcess, evcc
+from tests.session.test_netns_sessions import ROOT, SECCProcess, evcc
 
 pytestmark = pytest.mark.netns
 
@@ -70,6 +71,52 @@ def test_iso20_over_tls13_with_the_vehicle_certificate(pair, secc20, pki20, tmp_
     assert names.count(loop) >= 3
     setup = next(x for x in lines if x["message"] == "SessionSetupRes")
     assert setup["content"]["SessionSetupRes"]["Header"]["SessionID"] == res["session_id"]
+
+
+# A -20 client whose ClientHello arrives in two pieces 0.3 s apart (the SECC peeks until it
+# is complete), then a full TLS 1.3 handshake with the vehicle certificate; then garbage.
+_TRICKLE = """
+import socket, ssl, sys, time
+from exi.v2g.session.drivers import evcc_tls_context
+host, port, pki = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection((host, port), timeout=10)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = evcc_tls_context(pki, profile="iso20").wrap_bio(inc, out)
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = out.read()
+s.sendall(hello[:40]); time.sleep(0.3); s.sendall(hello[40:])
+while True:
+    try:
+        tls.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        s.sendall(out.read())
+        data = s.recv(65536)
+        if not data:
+            sys.exit("closed during the handshake")
+        inc.write(data)
+s.sendall(out.read())
+print(tls.version(), tls.getpeercert(binary_form=True) is not None)
+g = socket.create_connection((host, port), timeout=10)
+g.sendall(b"GET / HTTP/1.1" + bytes([13, 10, 13, 10]))
+try:
+    while g.recv(100):       # at most a TLS alert, then the SECC closes
+        pass
+except ConnectionResetError:
+    pass
+print("garbage: closed")
+"""
+
+
+def test_clienthello_in_pieces_and_garbage_on_the_shared_tls_port(pair, secc20, pki20):
+    host = f"{pair.link_local('secc')}%{pair.iface['evcc']}"
+    r = pair.run("evcc", [sys.executable, "-c", _TRICKLE, host, str(secc20.ready["tls_port"]), str(pki20)],
+                 cwd=str(ROOT), timeout=30)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines() == ["TLSv1.3 True", "garbage: closed"]
 
 
 def test_iso2_over_tls12_on_the_same_port(pair, secc20, pki20, tmp_path):

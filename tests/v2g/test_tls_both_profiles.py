@@ -167,3 +167,13 @@ def test_client_hello_mutations_are_read_or_refused(both):
         except ClientHelloError:
             outcomes.add("error")
     assert outcomes == {"none", "hello", "error"}
+
+
+def test_secc_warns_when_its_folder_serves_one_of_two_tls_protocols(both, caplog):
+    from exi.cli.secc import _warn_one_tls_profile
+    _warn_one_tls_profile(both, ("din", "iso2", "iso20"))
+    _warn_one_tls_profile(both / "iso2", ("din", "iso2"))
+    assert not caplog.records
+    _warn_one_tls_profile(both / "iso20", ("iso20", "iso2", "din"))
+    assert "holds iso20 chains only: iso2 EVs cannot use TLS" in caplog.text
+    assert "--profile iso2,iso20" in caplog.text
