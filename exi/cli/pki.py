@@ -67,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
         error("pki", f"--out {out} is not an empty folder; use --force to overwrite")
         return BAD_INPUT
     profiles = (args.profile,) if isinstance(args.profile, str) else args.profile
+    # --force overwrites a folder of the same layout; mixing layouts would leave chains
+    # that tools then pick up (a single-profile folder next to iso2/ and iso20/).
+    from exi.v2g.pki import folder_profiles
+    if out.is_dir() and ((len(profiles) == 1 and folder_profiles(out)) or
+                         (len(profiles) > 1 and (out / "certs").is_dir())):
+        error("pki", f"--out {out} holds a PKI of the other layout (one profile vs several); "
+                     "use an empty folder")
+        return BAD_INPUT
     extra = {"ocsp_url": args.ocsp_url} if getattr(args, "ocsp_url", None) else {}
     try:
         if len(profiles) > 1 and args.curve is not None and args.curve not in CURVES["iso20"]:

@@ -356,7 +356,8 @@ key types), each in a complete single-profile folder (its README.md lists the fi
 - SECC serving every protocol at once (DIN on plain TCP; -2 over TLS 1.2 with the
   `iso2/` chain; -20 over TLS 1.3 with the `iso20/` chain and the vehicle certificate):
   `exi15118 secc -i IFACE --protocols din,iso2,iso20 --tls --pki DIR`.  The SECC picks the
-  chain per connection from the EV's ClientHello: TLS 1.3 offered -> `iso20/`, else `iso2/`.
+  chain per connection from the EV's ClientHello: TLS 1.3 offered -> `iso20/`, else `iso2/`
+  (so a -2 EV must not offer TLS 1.3: it would be asked for a vehicle certificate).
 - EVCC: `exi15118 evcc ... --tls --pki DIR` uses the sub-folder of the first protocol it
   offers that runs over TLS (`--protocol iso20` -> `iso20/`, `--protocol iso2` -> `iso2/`);
   `--pki DIR/iso2` or `--pki DIR/iso20` work as well.

@@ -177,3 +177,15 @@ def test_secc_warns_when_its_folder_serves_one_of_two_tls_protocols(both, caplog
     _warn_one_tls_profile(both / "iso20", ("iso20", "iso2", "din"))
     assert "holds iso20 chains only: iso2 EVs cannot use TLS" in caplog.text
     assert "--profile iso2,iso20" in caplog.text
+
+
+def test_force_does_not_mix_layouts(both, tmp_path, capsys):
+    args = _parser().parse_args(["pki", "create", "--out", str(both), "--force", "--profile", "iso2"])
+    assert args.func(args) == 1
+    assert "other layout" in capsys.readouterr().err
+    assert not (both / "certs").exists()
+    single = tmp_path / "single"
+    args = _parser().parse_args(["pki", "create", "--out", str(single)])
+    assert args.func(args) == 0
+    args = _parser().parse_args(["pki", "create", "--out", str(single), "--force", "--profile", "all"])
+    assert args.func(args) == 1 and folder_profiles(single) == ()
