@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-__all__ = ["ClientHello", "ClientHelloError", "parse_client_hello", "MAX_CLIENT_HELLO"]
+__all__ = ["ClientHello", "ClientHelloError", "parse_client_hello", "MAX_CLIENT_HELLO", "MAX_RECORDS",
+           "MAX_PEEK"]
 
 TLS12 = 0x0303
 TLS13 = 0x0304
@@ -28,6 +29,10 @@ _SUPPORTED_VERSIONS = 43        # extension type
 # ClientHellos of V2G peers are a few hundred bytes; a peer announcing more than this
 # is refused without waiting for it (bounded memory per connection).
 MAX_CLIENT_HELLO = 16384
+# Records a ClientHello may be split into (stdlib/OpenSSL clients send one).
+MAX_RECORDS = 16
+# The most bytes parse_client_hello needs to decide (a ClientHello, or an error).
+MAX_PEEK = MAX_CLIENT_HELLO + 4 + 5 * MAX_RECORDS
 
 
 class ClientHelloError(ValueError):
@@ -47,29 +52,36 @@ class ClientHello:
 
 
 def _handshake_bytes(data: bytes) -> Optional[bytes]:
-    """The handshake message carried by the leading records, once complete."""
+    """The ClientHello body carried by the leading records, once all of it is there (the
+    rest of its last record is not waited for); None while incomplete."""
     out = bytearray()
     pos = 0
+    records = 0
     need: Optional[int] = None
-    while need is None or len(out) < need:
+    while True:
+        if records == MAX_RECORDS:
+            raise ClientHelloError(f"ClientHello split over more than {MAX_RECORDS} records")
         if len(data) < pos + 5:
             return None
         ctype, length = data[pos], int.from_bytes(data[pos + 3:pos + 5], "big")
         if ctype != _HANDSHAKE:
             raise ClientHelloError(f"TLS record type {ctype}, not a handshake")
-        if data[pos + 1] != 3 or length == 0 or length > 16384 + 2048:
+        if data[pos + 1] != 3 or length == 0 or length > 16384:     # RFC 8446 5.1
             raise ClientHelloError("not a TLS record header")
-        if len(data) < pos + 5 + length:
-            return None
-        out += data[pos + 5:pos + 5 + length]
-        pos += 5 + length
+        chunk = data[pos + 5:pos + 5 + length]
+        out += chunk
+        records += 1
         if need is None and len(out) >= 4:
             if out[0] != _CLIENT_HELLO:
                 raise ClientHelloError(f"handshake message type {out[0]}, not a ClientHello")
             need = 4 + int.from_bytes(out[1:4], "big")
-            if need > MAX_CLIENT_HELLO:
-                raise ClientHelloError(f"ClientHello of {need} bytes (at most {MAX_CLIENT_HELLO})")
-    return bytes(out[4:need])
+            if need > MAX_CLIENT_HELLO + 4:
+                raise ClientHelloError(f"ClientHello of {need - 4} bytes (at most {MAX_CLIENT_HELLO})")
+        if need is not None and len(out) >= need:
+            return bytes(out[4:need])
+        if len(chunk) < length:
+            return None                  # the rest of this record is on its way
+        pos += 5 + length
 
 
 class _Reader:

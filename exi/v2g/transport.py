@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from exi.v2g import tls as _tls
-from exi.v2g.clienthello import MAX_CLIENT_HELLO, ClientHelloError, parse_client_hello
+from exi.v2g.clienthello import MAX_PEEK, ClientHelloError, parse_client_hello
 from exi.v2g.faults import FaultLog, peer_label
 from exi.v2g.v2gtp import (
     DEFAULT_MAX_PAYLOAD, TCP_PAYLOAD_TYPES, Action, Frame, V2GTPError, V2GTPFramer,
@@ -512,7 +512,7 @@ class _SECCConnection(asyncio.Protocol):
                     raise TimeoutError(f"no complete ClientHello within {timeout:g} s") from None
                 finally:
                     self.loop.remove_reader(fd)
-                data = sock.recv(MAX_CLIENT_HELLO + 64, socket.MSG_PEEK)
+                data = sock.recv(MAX_PEEK, socket.MSG_PEEK)
                 if not data:
                     raise ConnectionResetError("peer closed the connection during the handshake")
                 try:

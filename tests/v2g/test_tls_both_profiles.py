@@ -14,7 +14,7 @@ from cryptography import x509
 
 from exi.cli import pki as pki_cli
 from exi.cli.errors import CLIError
-from exi.v2g.clienthello import (MAX_CLIENT_HELLO, TLS12, TLS13, ClientHelloError,
+from exi.v2g.clienthello import (MAX_CLIENT_HELLO, MAX_PEEK, MAX_RECORDS, TLS12, ClientHelloError,
                                  parse_client_hello)
 from exi.v2g.pki import folder_profiles, profile_folder
 from exi.v2g.session.drivers import evcc_tls_context, pki_profiles, secc_tls_contexts
@@ -131,6 +131,7 @@ def test_client_hellos_of_our_evcc_contexts(both):
     h20 = parse_client_hello(_client_hello(evcc_tls_context(both, profile="iso20")))
     assert h20.offers_tls13 and TLS12 not in h20.versions
     assert 0x1302 in h20.cipher_suites                  # TLS_AES_256_GCM_SHA384
+    assert h20.versions == (0x0304,)
 
 
 def test_client_hello_incomplete_split_and_refused(both):
@@ -143,6 +144,17 @@ def test_client_hello_incomplete_split_and_refused(both):
         bytes([22, 3, 1]) + (len(body) - 20).to_bytes(2, "big") + body[20:]
     assert parse_client_hello(split).offers_tls13
     assert parse_client_hello(split[:-1]) is None
+    # split over as many one-byte records as allowed: read; one more: refused
+    def records(body: bytes, n: int) -> bytes:
+        parts = [body[i:i + 1] for i in range(n - 1)] + [body[n - 1:]]
+        return b"".join(bytes([22, 3, 1]) + len(p).to_bytes(2, "big") + p for p in parts)
+    assert parse_client_hello(records(body, MAX_RECORDS)).offers_tls13
+    with pytest.raises(ClientHelloError, match="records"):
+        parse_client_hello(records(body, MAX_RECORDS + 1))
+    # the rest of the last record is not waited for (the SECC peeks MAX_PEEK bytes at most)
+    long_record = bytes([22, 3, 3]) + (len(body) + 1000).to_bytes(2, "big") + body
+    assert parse_client_hello(long_record).offers_tls13
+    assert MAX_PEEK < 17000
     for bad, why in ((b"GET / HTTP/1.1\r\n\r\n", "record type"),
                      (bytes([23, 3, 3, 0, 5]) + b"x" * 5, "record type"),
                      (bytes([22, 3, 3, 0, 4, 2, 0, 0, 0]), "not a ClientHello"),
@@ -164,6 +176,7 @@ def test_client_hello_mutations_are_read_or_refused(both):
         try:
             r = parse_client_hello(bytes(m[:rng.randint(1, len(m))] if rng.random() < 0.2 else m))
             outcomes.add("none" if r is None else "hello")
+            assert r is not None or len(m) < MAX_PEEK
         except ClientHelloError:
             outcomes.add("error")
     assert outcomes == {"none", "hello", "error"}
