@@ -498,7 +498,10 @@ class _SECCConnection(asyncio.Protocol):
     async def _choose_profile(self, raw, timeout: float) -> _tls.Profile:
         """-20 for a ClientHello offering TLS 1.3, else -2 (see exi.v2g.clienthello):
         peeked from a duplicate of the socket, so OpenSSL still reads all of it."""
-        sock = raw.get_extra_info("socket").dup()
+        tsock = raw.get_extra_info("socket")
+        if tsock is None or tsock.fileno() < 0:
+            raise ConnectionResetError("peer closed the connection during the handshake")
+        sock = tsock.dup()
         fd = sock.fileno()
         deadline = self.loop.time() + timeout
         pause = 0.005
