@@ -20,7 +20,6 @@ import json
 import os
 import select
 import socket
-import ssl
 import statistics
 import sys
 import tempfile
