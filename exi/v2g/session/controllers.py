@@ -118,9 +118,24 @@ class EVController(abc.ABC):
         """-2: the EV wants a new schedule (PowerDelivery Renegotiate) now."""
         return False
 
+    def discharge_limits(self) -> tuple[float, float]:
+        """ISO 15118-20 DC_BPT: (max discharge power W, max discharge current A) now;
+        (0, 0) when the battery may not give energy back."""
+        lim = self.dc_limits()
+        return lim.max_power, lim.max_current
+
+    def ac_discharge_power(self) -> float:
+        """ISO 15118-20 AC_BPT: max discharge power now, W, all phases (0: none)."""
+        lim = self.ac_limits()
+        return lim.nominal_voltage * lim.max_current * 3
+
 
 class EVSEController(abc.ABC):
     """The charger side: power modules, isolation monitor, meter, authorization."""
+
+    # ISO 15118-20 BPT: the power stage can also sink power (a negative DC current or AC
+    # power in set_output); only then does an SECC steer a session into discharge.
+    bidirectional: bool = False
 
     @abc.abstractmethod
     def evse_id(self) -> str:
@@ -176,6 +191,11 @@ class EVSEController(abc.ABC):
     def status_code(self, now: float) -> str:
         return "EVSE_Ready"
 
+    def discharge_limits(self) -> tuple[float, float]:
+        """ISO 15118-20 DC_BPT: (max discharge power W, max discharge current A)."""
+        lim = self.dc_limits()
+        return lim.max_power, lim.max_current
+
     def session_ended(self, now: float) -> None:
         """Called once when the session ends (open contactors, release the connector)."""
         self.set_output(now, 0.0, 0.0, False)
@@ -217,12 +237,10 @@ class SimulatedEV(EVController):
     def soc(self) -> int:
         return int(self.soc_pct)
 
-    def discharge_limits(self) -> tuple:
-        """-20 DC_BPT: (max discharge power W, max discharge current A)."""
+    def discharge_limits(self) -> tuple[float, float]:
         return (0.0, 0.0) if self.soc_pct <= self.min_soc else (self.max_power, self.max_current)
 
     def ac_discharge_power(self) -> float:
-        """-20 AC_BPT: max discharge power, W, all phases."""
         return 0.0 if self.soc_pct <= self.min_soc else self.max_voltage * self.ac_max_current * 3
 
     def battery_voltage(self) -> float:

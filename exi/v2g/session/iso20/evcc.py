@@ -226,17 +226,14 @@ class ISO20EVCC:
         common = dict(EVMaximumChargePower=rn(AC, p), EVMinimumChargePower=rn(AC, 0))
         if self.bpt:
             return "AC_ChargeParameterDiscoveryReq", {"BPT_AC_CPDReqEnergyTransferMode":
-                AC.BPT_AC_CPDReqEnergyTransferModeType(**common, EVMaximumDischargePower=rn(AC, p),
-                                                       EVMinimumDischargePower=rn(AC, 0))}, False
+                AC.BPT_AC_CPDReqEnergyTransferModeType(
+                    **common, EVMaximumDischargePower=rn(AC, self._ac_discharge_power()),
+                    EVMinimumDischargePower=rn(AC, 0))}, False
         return "AC_ChargeParameterDiscoveryReq", {"AC_CPDReqEnergyTransferMode":
             AC.AC_CPDReqEnergyTransferModeType(**common)}, False
 
     def _discharge_limits(self) -> tuple:
-        f = getattr(self.ev, "discharge_limits", None)
-        if f is not None:
-            return f()
-        lim = self.ev.dc_limits()
-        return lim.max_power, lim.max_current
+        return self.ev.discharge_limits()
 
     def _energy(self) -> tuple:
         """(target, maximum, minimum) energy request in Wh from the battery state."""
@@ -423,11 +420,7 @@ class ISO20EVCC:
 
     def _ac_discharge_power(self) -> float:
         """AC_BPT: the most the EV gives back, W (all phases)."""
-        f = getattr(self.ev, "ac_discharge_power", None)
-        if f is not None:
-            return f()
-        lim = self.ev.ac_limits()
-        return lim.nominal_voltage * lim.max_current * 3
+        return self.ev.ac_discharge_power()
 
     def _on_AC_ChargeLoopRes(self, res, now, out):
         mode = (res.Dynamic_AC_CLResControlMode or res.BPT_Dynamic_AC_CLResControlMode

@@ -455,11 +455,7 @@ class ISO20SECC:
         return {"DC_CPDResEnergyTransferMode": DC.DC_CPDResEnergyTransferModeType(**common)}
 
     def _discharge_limits(self) -> tuple:
-        f = getattr(self.evse, "discharge_limits", None)
-        if f is not None:
-            return f()
-        lim = self.evse.dc_limits()
-        return lim.max_power, lim.max_current
+        return self.evse.discharge_limits()
 
     def _on_DC_ChargeParameterDiscoveryReq(self, req, now):
         if self.service not in (Service.DC, Service.DC_BPT):
@@ -517,7 +513,7 @@ class ISO20SECC:
             if fr(mode.EVTargetEnergyRequest) <= 0:
                 p = min(p, fr(mode.EVMinimumChargePower))
             i = min(fr(mode.EVMaximumChargeCurrent), lim.max_current, p / v if v > 1 else 0.0)
-            if self.bpt and self.settings.discharge_power > 0 and getattr(self.evse, "bidirectional", False):
+            if self.bpt and self.settings.discharge_power > 0 and self.evse.bidirectional:
                 dp, di = self._discharge_limits()
                 p_dis = min(self.settings.discharge_power, fr(mode.EVMaximumDischargePower), dp)
                 i = -min(fr(mode.EVMaximumDischargeCurrent), di, p_dis / v if v > 1 else 0.0)
@@ -596,7 +592,7 @@ class ISO20SECC:
         lim = self.evse.ac_limits()
         p = min(lim.nominal_voltage * lim.max_current * 3, ev_max if ev_max is not None else float("inf"))
         if self.bpt and self.control == DYNAMIC and self.settings.discharge_power > 0 \
-                and getattr(self.evse, "bidirectional", False):
+                and self.evse.bidirectional:
             # Dynamic AC_BPT: the SECC steers into discharge, a negative target active
             # power within the EV's and its own discharge limits ([V2G20-2188]).
             ev_dis = fr(mode.EVMaximumDischargePower) * (3 if mode.EVMaximumDischargePower_L2 is not None else 1)
