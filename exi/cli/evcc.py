@@ -44,7 +44,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="TEST OPTION: offer ISO 15118-20 without TLS 1.3 (for test tools such as the "
                         "iso15118 package's simulators; the standard forbids it, [V2G20-1237])")
     p.add_argument("--tls", action="store_true", help="ask for TLS (ISO 15118-2 profile)")
-    p.add_argument("--pki", type=Path, help="PKI folder (its V2G root is the trust anchor)")
+    p.add_argument("--pki", type=Path, help="PKI folder (its V2G root is the trust anchor; in a folder "
+                                            "of several profiles, that of the first TLS protocol offered)")
     p.add_argument("--loops", type=int, default=10, help="charge loop requests before stopping (default 10)")
     p.add_argument("--loop-interval", type=float, default=0.1, help="seconds between loop requests (0.1)")
     p.add_argument("--pause", action="store_true", help="-2: end with SessionStop Pause")
@@ -77,6 +78,11 @@ def _session_id(text: str) -> bytes:
     return sid
 
 
+def _tls_profile(protocols: tuple) -> str:
+    """The TLS profile of the first protocol offered that runs over TLS."""
+    return next((p for p in protocols if p in ("iso2", "iso20")), "iso2")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     protocols = tuple(x.strip() for x in args.protocol.split(",") if x.strip())
@@ -97,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if "din" in protocols:
             logging.getLogger("exi.v2g.session").warning("DIN SPEC 70121 has no TLS: not offering it")
             protocols = tuple(x for x in protocols if x != "din")
-        pki_cli.check_evcc_pki(args.pki)
+        pki_cli.check_evcc_pki(args.pki, _tls_profile(protocols))
     resume = _session_id(args.resume) if args.resume else None
     result, interrupted = asyncio.run(_main(args, protocols, resume))
     print(json.dumps({"event": "result", "ok": result.ok, "reason": result.reason,
@@ -109,11 +115,17 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _pki_profile(args, protocols) -> str:
+    from exi.v2g.pki import profile_folder
+    from exi.v2g.session.drivers import pki_profile
+    return pki_profile(profile_folder(args.pki, _tls_profile(protocols))) if args.tls else "iso2"
+
+
 async def _main(args, protocols, resume):
     import signal
 
     from exi.v2g.session.controllers import SimulatedEV
-    from exi.v2g.session.drivers import Tracer, evcc_tls_context, pki_profile, run_evcc
+    from exi.v2g.session.drivers import Tracer, evcc_tls_context, run_evcc
     from exi.v2g.session.evcc import EVCCConfig, EVCCSession
     from exi.v2g.session.events import SessionEnded
     config = EVCCConfig(protocols=protocols, mode=args.mode, max_charge_loops=args.loops,
@@ -122,12 +134,12 @@ async def _main(args, protocols, resume):
                         precharge_tolerance=args.precharge_tolerance, control=args.control,
                         iso20_plain_tcp=args.iso20_plain_tcp,
                         late_responses="tolerate" if args.tolerate_late else "enforce")
-    ctx = evcc_tls_context(args.pki, args.keylog) if args.tls else None
+    ctx = evcc_tls_context(args.pki, args.keylog, _tls_profile(protocols)) if args.tls else None
     tracer = Tracer(args.trace) if args.trace else None
     core = EVCCSession(config, SimulatedEV(soc_pct=args.soc), name="evcc")
     task = asyncio.ensure_future(run_evcc(args.interface, config, ssl=ctx, tracer=tracer,
                                           host=args.host, port=args.port, core=core,
-                                          tls_profile=pki_profile(args.pki) if args.tls else "iso2"))
+                                          tls_profile=_pki_profile(args, protocols)))
     loop = asyncio.get_running_loop()
     log = logging.getLogger("exi.v2g.session.evcc")
     interrupts = []

@@ -8,9 +8,12 @@ it listens it prints one JSON line on stdout:
     {"event": "ready", "interface": ..., "tcp_port": ..., "tls_port": ..., "protocols": [...]}
 Ctrl-C (SIGINT) or SIGTERM stop it: open sessions are closed, then it prints
     {"event": "stopped", "requests": ..., "late": ..., "worst_ms": ...}
-and exits 0.  DIN SPEC 70121 has no TLS: TLS connections are offered ISO 15118-2 only.
+and exits 0.  DIN SPEC 70121 has no TLS: TLS connections are offered ISO 15118-2/-20 only.
 With --tls the PKI folder is checked at start-up (see `exi15118 pki create`); an
 encrypted key needs --pki-password or the EXI15118_PKI_PASSWORD environment variable.
+A folder from `pki create --profile iso2,iso20` serves both on the one TLS port: an EV
+whose ClientHello offers TLS 1.3 gets the -20 chain (TLS 1.3, vehicle certificate
+required), any other the -2 chain (TLS 1.2).
 """
 from __future__ import annotations
 
@@ -42,8 +45,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "iso15118 package's simulators; the standard forbids it, [V2G20-2356])")
     p.add_argument("--priority", choices=("ev", "secc"), default="ev",
                    help="who decides among common protocols (default: the EV's Priority)")
-    p.add_argument("--tls", action="store_true", help="also serve TLS (ISO 15118-2 profile)")
-    p.add_argument("--pki", type=Path, help="PKI folder from `exi15118 pki create` (with --tls)")
+    p.add_argument("--tls", action="store_true",
+                   help="also serve TLS (the profile(s) of the --pki folder: -2, -20, or both)")
+    p.add_argument("--pki", type=Path, help="PKI folder from `exi15118 pki create` (with --tls); "
+                                            "one from `--profile iso2,iso20` serves -2 and -20 TLS at once")
     pki_cli.add_password_option(p)
     p.add_argument("--tls-only", action="store_true", help="no plain TCP server")
     p.add_argument("--port", type=int, help="fixed TCP port (default: random dynamic port)")
@@ -76,12 +81,25 @@ def run(args: argparse.Namespace) -> int:
         raise usage("DIN SPEC 70121 has no TLS: --tls serves ISO 15118-2 or -20 (--protocols iso2,din or iso20)")
     if args.tls:
         pki_cli.check_secc_pki(args.pki, pki_cli.password(args), protocols)
+        _warn_one_tls_profile(args.pki, protocols)
     return asyncio.run(_main(args, protocols))
+
+
+def _warn_one_tls_profile(pki: Path, protocols: tuple) -> None:
+    """-2 and -20 asked for, but the folder has the chains of one of them."""
+    from exi.v2g.session.drivers import pki_profiles
+    held = pki_profiles(pki)
+    missing = [p for p in ("iso2", "iso20") if p in protocols and p not in held]
+    if len(held) == 1 and missing:
+        logging.getLogger("exi.v2g.session").warning(
+            "--pki %s holds %s chains only: %s EVs cannot use TLS here (a folder from "
+            "`exi15118 pki create --profile iso2,iso20` serves both)", pki, held[0], ", ".join(missing))
 
 
 async def _main(args, protocols) -> int:
     from exi.v2g.session import workers
-    from exi.v2g.session.drivers import Tracer, pki_profile, secc_tls_context, serve_secc
+    from exi.v2g.session.drivers import (Tracer, pki_profile, pki_profiles, secc_tls_context,
+                                         secc_tls_contexts, serve_secc)
     from exi.v2g.session.secc import SECCConfig
     config = SECCConfig(protocols=protocols, priority=args.priority,
                         receipt_required=args.receipt_required, iso20_plain_tcp=args.iso20_plain_tcp)
@@ -92,7 +110,11 @@ async def _main(args, protocols) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    ctx = secc_tls_context(args.pki, args.keylog, pki_cli.password(args)) if args.tls else None
+    ctx = None
+    if args.tls and len(pki_profiles(args.pki)) > 1:    # -2 and -20 chains: one per ClientHello
+        ctx = secc_tls_contexts(args.pki, args.keylog, pki_cli.password(args), protocols)
+    elif args.tls:
+        ctx = secc_tls_context(args.pki, args.keylog, pki_cli.password(args))
     tracer = Tracer(args.trace) if args.trace else None
     service = await serve_secc(args.interface, config, tls_context=ctx, tls_only=args.tls_only,
                                tracer=tracer, port=args.port, freeze_gc=True,
