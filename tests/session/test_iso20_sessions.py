@@ -463,9 +463,9 @@ def test_ac_bpt_discharge_stops_at_the_ev_minimum_soc():
     assert result.ok and ev.soc_pct > 60.0
 
 
-@pytest.mark.parametrize("direction,ender,sender", [("evcc->secc", "secc", "EVCC"), ("secc->evcc", "evcc", "SECC")])
-def test_undecodable_frame_ends_the_session_on_either_side(direction, ender, sender):
-    """Both roles read a -20 frame the same way (iso20._msg.decode_frame): a frame that is
+@pytest.mark.parametrize("direction,ender", [("evcc->secc", "secc"), ("secc->evcc", "evcc")])
+def test_undecodable_frame_ends_the_session_on_either_side(direction, ender):
+    """Both roles read a -20 frame the same way (the cores' shared preamble): a frame that is
     no message of its set ends the session with the reason, no response."""
     seen = []
 
@@ -481,4 +481,4 @@ def test_undecodable_frame_ends_the_session_on_either_side(direction, ender, sen
     result = pair.run()
     assert not result.ok
     ended = result if ender == "evcc" else secc_end(pair)
-    assert not ended.ok and f"undecodable iso20_cm message from the {sender}" in ended.reason
+    assert not ended.ok and ended.reason.startswith("undecodable iso20_cm message")

@@ -6,8 +6,11 @@ which holds the protocol's tables, handlers and timer values and uses the core f
 all protocols share (``_end``, the deadline and timers, controllers, the paused-session
 store).  DIN SPEC 70121 (:mod:`.din`) and ISO 15118-2 (:mod:`.iso2`) are one
 ``V2G_Message`` on payload type 0x8001: the core decodes, sequences and answers them
-(``owns_messages = False``); ISO 15118-20 (:mod:`.iso20`) runs its own receive path over
-its message sets and payload types (``owns_messages = True``).
+(``owns_messages = False``); ISO 15118-20 (:mod:`.iso20`) has its own message sets,
+payload types, state enum and per-message sequence timeouts, so it runs its own receive
+path (``owns_messages = True``) over the same preamble (the cores' ``_request`` /
+``_wrong_session`` and ``_response`` / ``_accept``: decoding, naming, reporting,
+FAILED and SessionID checks).
 """
 from __future__ import annotations
 

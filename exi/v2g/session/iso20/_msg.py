@@ -31,24 +31,6 @@ def schema_of(name: str) -> str:
     return "iso20_cm"
 
 
-class FrameError(Exception):
-    """A frame that is no -20 message: the session ends (no response can be built)."""
-
-
-def decode_frame(payload: bytes, payload_type: int, sender: str) -> tuple[str, Any]:
-    """(schema, message) of a frame on a -20 session's connection, for both roles:
-    the payload type names the message set (Table 12); zero padding some encoders add
-    is accepted.  :class:`FrameError` with the reason otherwise (``sender``: "EVCC" or
-    "SECC", for that reason)."""
-    schema = SESSION_PAYLOAD_TYPES.get(payload_type)
-    if schema is None:
-        raise FrameError(f"unexpected V2GTP payload type 0x{payload_type:04X} in a -20 session")
-    try:
-        return schema, exi.decode(payload, schema, padding=True)
-    except (exi.DecodeError, ValueError) as e:
-        raise FrameError(f"undecodable {schema} message from the {sender}: {e}") from None
-
-
 def payload_type_of(schema: str) -> int:
     return SCHEMAS[schema].payload_type
 

@@ -15,9 +15,9 @@ from typing import Callable, Optional
 import exi
 
 from .. import timers
-from ..events import MessageReceived, PowerDeliveryChanged, Send, SessionEstablished
+from ..events import PowerDeliveryChanged, Send, SessionEstablished
 from ..machine import check_transition
-from ._msg import AC, CM, DC, FrameError, build, decode_frame, fr, payload_type_of, rn, schema_of, val
+from ._msg import AC, CM, DC, SESSION_PAYLOAD_TYPES, build, fr, payload_type_of, rn, schema_of, val
 from .tables import DYNAMIC, EVCC_STATE_AFTER, EVCC_TABLE, SCHEDULED, SERVICE_IDS, EVCC20State, Service
 
 __all__ = ["ISO20EVCCSettings", "ISO20EVCC"]
@@ -115,24 +115,19 @@ class ISO20EVCC:
     # -- receiving ------------------------------------------------------------------------
     def receive(self, payload: bytes, now: float, payload_type: int) -> list:
         host = self.host
-        try:
-            schema, msg = decode_frame(payload, payload_type, "SECC")
-        except FrameError as e:
-            return host._end(now, False, str(e))
-        name = type(msg).__name__
-        out: list = [MessageReceived(schema, name, msg)]
+        schema = SESSION_PAYLOAD_TYPES.get(payload_type)
+        if schema is None:
+            return host._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X} in a -20 session")
+        out, name, msg, _ = host._response(payload, now, schema)    # the cores' shared preamble
+        if name is None:
+            return out
         expected = self.expected()
         if host._pending is not None or name != expected or schema_of(name) != schema:
             return out + host._end(now, False, f"unexpected {name} on 0x{payload_type:04X} (waiting for "
                                                f"{expected if host._pending is None else 'nothing'})")
-        host._timers.pop("msg", None)
-        host._timers.pop("late", None)
-        code = val(msg.ResponseCode) or ""
-        if code.startswith("FAILED"):
-            return out + host._end(now, False, f"SECC answered {host._last_request} with {code}", code=code)
-        if self.state is not E.SESSION_SETUP and msg.Header.SessionID != host.session_id:
-            return out + host._end(now, False, f"{name} with SessionID {(msg.Header.SessionID or b'').hex()}, "
-                                               f"session is {host.session_id.hex()}")
+        refused = host._accept(name, msg, msg, now, self.state is not E.SESSION_SETUP)
+        if refused is not None:
+            return out + refused
         step = getattr(self, f"_on_{name}")(msg, now, out)
         if host.result is not None or step is None:
             return out

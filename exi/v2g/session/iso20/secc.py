@@ -23,9 +23,9 @@ from typing import Callable, Optional
 import exi
 
 from .. import timers
-from ..events import MessageReceived, PowerDeliveryChanged, Send, SessionEstablished
+from ..events import PowerDeliveryChanged, Send, SessionEstablished
 from ..machine import check_transition
-from ._msg import AC, CM, DC, FrameError, build, decode_frame, fr, payload_type_of, rn, schema_of, val
+from ._msg import AC, CM, DC, SESSION_PAYLOAD_TYPES, build, fr, payload_type_of, rn, schema_of, val
 from ..secc import PausedSession
 from .tables import DYNAMIC, SCHEDULED, SECC_TABLE, SERVICES, Service, SECC20State, parameter_sets
 
@@ -112,21 +112,17 @@ class ISO20SECC:
     def receive(self, payload: bytes, now: float, payload_type: int) -> list:
         host = self.host
         host.requests += 1
-        try:
-            schema, msg = decode_frame(payload, payload_type, "EVCC")
-        except FrameError as e:
-            return host._end(now, False, str(e))
-        name = type(msg).__name__
-        out: list = [MessageReceived(schema, name, msg)]
-        if not name.endswith("Req"):
-            return out + host._end(now, False, f"{name} is not a request")
+        schema = SESSION_PAYLOAD_TYPES.get(payload_type)
+        if schema is None:
+            return host._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X} in a -20 session")
+        out, name, msg, _ = host._request(payload, now, schema)     # the cores' shared preamble
+        if name is None:
+            return out
         if schema_of(name) != schema:
             return out + host._end(now, False, f"{name} on payload type 0x{payload_type:04X}")
-        if host.session_id is not None and name != "SessionSetupReq":
-            sid = msg.Header.SessionID if msg.Header is not None else None
-            if sid != host.session_id:
-                return out + self._fail(name, "FAILED_UnknownSession",
-                                        f"{name} with SessionID {(sid or b'').hex()}", now)
+        wrong = host._wrong_session(name, msg)
+        if wrong:
+            return out + self._fail(name, "FAILED_UnknownSession", wrong, now)
         if (self.state, name) not in SECC_TABLE:
             return out + self._fail(name, "FAILED_SequenceError",
                                     f"{name} not expected in state {self.state.name}", now)
