@@ -52,7 +52,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="TEST OPTION: offer ISO 15118-20 without TLS 1.3 (for test tools such as the "
                         "iso15118 package's simulators; the standard forbids it, [V2G20-1237])")
     p.add_argument("--tls", action="store_true", help="ask for TLS (ISO 15118-2 profile)")
-    p.add_argument("--pki", type=Path, help="PKI folder (its V2G root is the trust anchor)")
+    p.add_argument("--pki", type=Path, help="PKI folder (its V2G root is the trust anchor; in a folder "
+                                            "of several profiles, that of the first TLS protocol offered)")
     pki_cli.add_password_option(p)
     p.add_argument("--payment", choices=("external", "contract"), default="external",
                    help="-2 payment: external (EIM, default) or contract (Plug & Charge; implies "
@@ -94,6 +95,11 @@ def _session_id(text: str) -> bytes:
     return sid
 
 
+def _tls_profile(protocols: tuple) -> str:
+    """The TLS profile of the first protocol offered that runs over TLS."""
+    return next((p for p in protocols if p in ("iso2", "iso20")), "iso2")
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     protocols = tuple(x.strip() for x in args.protocol.split(",") if x.strip())
@@ -115,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         if args.pki is None:
             raise usage("--payment contract needs --pki DIR (create one with `exi15118 pki create --out DIR`)")
         args.tls = True
-        pki_cli.check_pnc_evcc_pki(args.pki, certificate)
+        from exi.v2g.pki import profile_folder
+        pki_cli.check_pnc_evcc_pki(profile_folder(args.pki, "iso2"), certificate)
     args.certificate = certificate
     if args.tls:
         if args.pki is None:
@@ -125,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         if "din" in protocols:
             logging.getLogger("exi.v2g.session").warning("DIN SPEC 70121 has no TLS: not offering it")
             protocols = tuple(x for x in protocols if x != "din")
-        pki_cli.check_evcc_pki(args.pki)
+        pki_cli.check_evcc_pki(args.pki, _tls_profile(protocols))
     resume = _session_id(args.resume) if args.resume else None
     result, interrupted = asyncio.run(_main(args, protocols, resume))
     line = {"event": "result", "ok": result.ok, "reason": result.reason, "paused": result.paused,
@@ -139,11 +146,17 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _pki_profile(args, protocols) -> str:
+    from exi.v2g.pki import profile_folder
+    from exi.v2g.session.drivers import pki_profile
+    return pki_profile(profile_folder(args.pki, _tls_profile(protocols))) if args.tls else "iso2"
+
+
 async def _main(args, protocols, resume):
     import signal
 
     from exi.v2g.session.controllers import SimulatedEV
-    from exi.v2g.session.drivers import Tracer, evcc_tls_context, pki_profile, run_evcc
+    from exi.v2g.session.drivers import Tracer, evcc_tls_context, run_evcc
     from exi.v2g.session.evcc import EVCCConfig, EVCCSession
     from exi.v2g.session.events import SessionEnded
     config = EVCCConfig(protocols=protocols, mode=args.mode, max_charge_loops=args.loops,
@@ -152,18 +165,20 @@ async def _main(args, protocols, resume):
                         precharge_tolerance=args.precharge_tolerance, control=args.control,
                         iso20_plain_tcp=args.iso20_plain_tcp,
                         late_responses="tolerate" if args.tolerate_late else "enforce")
-    ctx = evcc_tls_context(args.pki, args.keylog) if args.tls else None
+    ctx = evcc_tls_context(args.pki, args.keylog, _tls_profile(protocols)) if args.tls else None
     if args.payment == "contract":
         from exi.v2g.pnc import ContractWallet
         from exi.v2g.pnc import tls as pnc_tls
-        args.wallet = ContractWallet.from_folder(args.pki, password=pki_cli.password(args))
+        from exi.v2g.pki import profile_folder
+        folder = profile_folder(args.pki, "iso2")
+        args.wallet = ContractWallet.from_folder(folder, password=pki_cli.password(args))
         config.payment, config.wallet, config.certificate = "contract", args.wallet, args.certificate
-        ctx = pnc_tls.evcc_context(args.pki, keylog=args.keylog)
+        ctx = pnc_tls.evcc_context(folder, keylog=args.keylog)
     tracer = Tracer(args.trace) if args.trace else None
     core = EVCCSession(config, SimulatedEV(soc_pct=args.soc), name="evcc")
     task = asyncio.ensure_future(run_evcc(args.interface, config, ssl=ctx, tracer=tracer,
                                           host=args.host, port=args.port, core=core,
-                                          tls_profile=pki_profile(args.pki) if args.tls else "iso2"))
+                                          tls_profile=_pki_profile(args, protocols)))
     loop = asyncio.get_running_loop()
     log = logging.getLogger("exi.v2g.session.evcc")
     interrupts = []

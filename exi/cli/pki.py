@@ -1,7 +1,7 @@
 """``exi15118 pki``: test certificate chains for ISO 15118-2 / -20.
 
-    exi15118 pki create --out DIR [--profile iso2|iso20] [--curve p521|ed448] [--password PW]
-                        [--ocsp-url URL]
+    exi15118 pki create --out DIR [--profile iso2|iso20|iso2,iso20|all] [--curve p521|ed448]
+                        [--password PW] [--ocsp-url URL]
     exi15118 pki ocsp --pki DIR [--host 127.0.0.1] [--port 8015] [--password PW]  # OCSP responder
 """
 from __future__ import annotations
@@ -25,10 +25,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     sub.required = True
     c = sub.add_parser("create", help="write all chains of a profile into a folder")
     c.add_argument("--out", required=True, type=Path, help="output folder (created)")
-    c.add_argument("--profile", choices=("iso2", "iso20"), default="iso2",
-                   help="iso2: ECDSA P-256/SHA-256 (default); iso20: P-521/SHA-512 or Ed448")
+    c.add_argument("--profile", type=_profiles, default=("iso2",), metavar="iso2|iso20|iso2,iso20|all",
+                   help="iso2: ECDSA P-256/SHA-256 (default); iso20: P-521/SHA-512 or Ed448; "
+                        "iso2,iso20 (or all): both, in the sub-folders iso2/ and iso20/, for an SECC "
+                        "serving -2 and -20 at once")
     c.add_argument("--curve", choices=("p256", "p521", "ed448"),
-                   help="key type (default: p256 for iso2, p521 for iso20)")
+                   help="key type (default: p256 for iso2, p521 for iso20; with both profiles, "
+                        "the iso20 key type)")
     c.add_argument("--password", help="encrypt the private keys with this password")
     c.add_argument("--force", action="store_true", help="overwrite a non-empty folder")
     c.add_argument("--ocsp-url", default=None,
@@ -45,9 +48,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _profiles(text: str) -> tuple[str, ...]:
+    names = ("iso2", "iso20") if text.strip() == "all" else \
+        tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    if not names or any(x not in ("iso2", "iso20") for x in names):
+        raise argparse.ArgumentTypeError(f"choose iso2, iso20, iso2,iso20 or all, not {text!r}")
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        from exi.v2g.pki import create_pki, write_pki
+        from exi.v2g.pki import CURVES, create_pki, write_pki, write_pkis
     except ImportError as e:            # cryptography missing
         error("pki", f"needs the 'cryptography' package: pip install cryptography ({e.name} missing)")
         return USAGE
@@ -55,14 +66,31 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         error("pki", f"--out {out} is not an empty folder; use --force to overwrite")
         return BAD_INPUT
+    profiles = (args.profile,) if isinstance(args.profile, str) else args.profile
+    # --force overwrites a folder of the same layout; mixing layouts would leave chains
+    # that tools then pick up (a single-profile folder next to iso2/ and iso20/).
+    from exi.v2g.pki import folder_profiles
+    if out.is_dir() and ((len(profiles) == 1 and folder_profiles(out)) or
+                         (len(profiles) > 1 and (out / "certs").is_dir())):
+        error("pki", f"--out {out} holds a PKI of the other layout (one profile vs several); "
+                     "use an empty folder")
+        return BAD_INPUT
+    extra = {"ocsp_url": args.ocsp_url} if getattr(args, "ocsp_url", None) else {}
     try:
-        extra = {"ocsp_url": args.ocsp_url} if getattr(args, "ocsp_url", None) else {}
-        pki = create_pki(args.profile, curve=args.curve, **extra)
+        if len(profiles) > 1 and args.curve is not None and args.curve not in CURVES["iso20"]:
+            raise ValueError(f"with several profiles --curve sets the iso20 key type "
+                             f"({' or '.join(CURVES['iso20'])}), not {args.curve}")
+        pkis = [create_pki(p, curve=args.curve if len(profiles) == 1 or p == "iso20" else None, **extra)
+                for p in profiles]
     except ValueError as e:
         error("pki", str(e))
         return USAGE
-    files = write_pki(pki, out, password=args.password)
-    print(f"{args.profile} PKI ({pki.curve}): {len(pki.certs)} certificates, "
+    if len(pkis) == 1:
+        files = write_pki(pkis[0], out, password=args.password)
+    else:
+        files = write_pkis(pkis, out, password=args.password)
+    described = ", ".join(f"{p.profile} ({p.curve})" for p in pkis)
+    print(f"{described} PKI: {sum(len(p.certs) for p in pkis)} certificates, "
           f"{len(files)} files in {out} (see {out / 'README.md'})")
     return 0
 
@@ -70,9 +98,9 @@ def run(args: argparse.Namespace) -> int:
 def run_ocsp(args: argparse.Namespace) -> int:
     import asyncio
 
-    from exi.v2g.security.ocsp import OCSPResponder, serve
+    from exi.v2g.security.ocsp import serve
     try:
-        responder = OCSPResponder.from_folder(args.pki, password=args.password)
+        responder = load_responder(args.pki, args.password)
     except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"exi15118 pki: error: cannot load {args.pki}/ocsp/responder.json: {e}", file=sys.stderr)
         return 2
@@ -87,6 +115,17 @@ def run_ocsp(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def load_responder(pki: Path, password: Optional[str] = None):
+    """The OCSP responder of a PKI folder; of a folder of several profiles, one
+    responder for the CAs of all of them (they name the same responder URL)."""
+    from exi.v2g.pki import folder_profiles
+    from exi.v2g.security.ocsp import OCSPResponder
+    parts = [OCSPResponder.from_folder(pki / p, password=password) for p in folder_profiles(pki)] or \
+        [OCSPResponder.from_folder(pki, password=password)]
+    return OCSPResponder([i for r in parts for i in r.issuers],
+                         {k: v for r in parts for k, v in r.revoked.items()})
 
 
 # --- checks at start-up of `secc`/`evcc --pki DIR` -----------------------------------------
@@ -115,10 +154,13 @@ def _need(pki: Path, rel: str) -> Path:
     return f
 
 
-def check_evcc_pki(pki: Path) -> None:
-    """The EVCC needs the V2G root it trusts."""
+def check_evcc_pki(pki: Path, profile: str = "iso2") -> None:
+    """The EVCC needs the V2G root it trusts (of ``profile`` in a folder of several)."""
     from cryptography import x509
-    root = _need(_folder(pki), "certs/v2gRootCA.pem")
+
+    from exi.v2g.pki import profile_folder
+    pki = profile_folder(_folder(pki), profile)
+    root = _need(pki, "certs/v2gRootCA.pem")
     try:
         x509.load_pem_x509_certificate(root.read_bytes())
     except ValueError:
@@ -129,13 +171,28 @@ def check_secc_pki(pki: Path, pw: Optional[str], protocols: tuple = ("iso2",)) -
     """Refuse, saying why, a PKI folder that cannot serve TLS for ``protocols``: files
     missing, a key of the wrong profile, a chain that does not lead to the V2G root EVs
     trust, an expired certificate, an encrypted key without (or with a wrong) password.
-    A folder holds one profile (``pki create --profile``): an iso20 folder serves -20 TLS."""
+    A folder holds one profile (``pki create --profile``: an iso20 folder serves -20 TLS)
+    or several (``--profile iso2,iso20``: each profile of ``protocols`` is checked)."""
+    from exi.v2g.pki import folder_profiles
+    _folder(pki)
+    held = folder_profiles(pki)
+    if held:
+        wanted = [p for p in held if p in protocols]
+        if not wanted:
+            raise usage(f"--pki {pki} holds {', '.join(held)} chains: none serves TLS for "
+                        f"{', '.join(protocols)}")
+        for p in wanted:
+            _check_secc_folder(pki / p, pw, (p,))
+        return
+    _check_secc_folder(pki, pw, protocols)
+
+
+def _check_secc_folder(pki: Path, pw: Optional[str], protocols: tuple) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
     from exi.v2g import tls
     from exi.v2g.session.drivers import pki_profile
-    _folder(pki)
     profile = pki_profile(pki)
     if "iso20" in protocols and "iso2" not in protocols and profile != "iso20":
         raise usage(f"--pki {pki} cannot serve ISO 15118-20 TLS: it is an ISO 15118-2 PKI (make one with "

@@ -9,15 +9,18 @@ it listens it prints one JSON line on stdout:
     {"event": "ready", "interface": ..., "tcp_port": ..., "tls_port": ..., "protocols": [...]}
 Ctrl-C (SIGINT) or SIGTERM stop it: open sessions are closed, then it prints
     {"event": "stopped", "requests": ..., "late": ..., "worst_ms": ...}
-and exits 0.  DIN SPEC 70121 has no TLS: TLS connections are offered ISO 15118-2 only.
+and exits 0.  DIN SPEC 70121 has no TLS: TLS connections are offered ISO 15118-2/-20 only.
 With --tls the PKI folder is checked at start-up (see `exi15118 pki create`); an
 encrypted key needs --pki-password or the EXI15118_PKI_PASSWORD environment variable.
+A folder from `pki create --profile iso2,iso20` serves both on the one TLS port: an EV
+whose ClientHello offers TLS 1.3 gets the -20 chain (TLS 1.3, vehicle certificate
+required), any other the -2 chain (TLS 1.2).
 
 --pnc (implies --tls) adds ISO 15118-2 Plug & Charge on the TLS server: Contract payment,
 CertificateInstallation/Update, signed SalesTariffs and MeteringReceipts, with the PKI
 folder's local backend (exi.v2g.backend.LocalBackend: certificate provisioning service,
 mobility operator and OCSP responder of ocsp/responder.json) and the SECC leaf's OCSP
-status stapled.  See the folder's README.md.
+status stapled.  See the folder's README.md (of its iso2 part).
 """
 from __future__ import annotations
 
@@ -49,8 +52,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "iso15118 package's simulators; the standard forbids it, [V2G20-2356])")
     p.add_argument("--priority", choices=("ev", "secc"), default="ev",
                    help="who decides among common protocols (default: the EV's Priority)")
-    p.add_argument("--tls", action="store_true", help="also serve TLS (ISO 15118-2 profile)")
-    p.add_argument("--pki", type=Path, help="PKI folder from `exi15118 pki create` (with --tls)")
+    p.add_argument("--tls", action="store_true",
+                   help="also serve TLS (the profile(s) of the --pki folder: -2, -20, or both)")
+    p.add_argument("--pki", type=Path, help="PKI folder from `exi15118 pki create` (with --tls); "
+                                            "one from `--profile iso2,iso20` serves -2 and -20 TLS at once")
     pki_cli.add_password_option(p)
     p.add_argument("--tls-only", action="store_true", help="no plain TCP server")
     p.add_argument("--pnc", action="store_true",
@@ -92,14 +97,28 @@ def run(args: argparse.Namespace) -> int:
         raise usage("DIN SPEC 70121 has no TLS: --tls serves ISO 15118-2 or -20 (--protocols iso2,din or iso20)")
     if args.tls:
         pki_cli.check_secc_pki(args.pki, pki_cli.password(args), protocols)
+        _warn_one_tls_profile(args.pki, protocols)
     if args.pnc:
-        pki_cli.check_pnc_secc_pki(args.pki)
+        from exi.v2g.pki import profile_folder
+        pki_cli.check_pnc_secc_pki(profile_folder(args.pki, "iso2"))
     return asyncio.run(_main(args, protocols))
+
+
+def _warn_one_tls_profile(pki: Path, protocols: tuple) -> None:
+    """-2 and -20 asked for, but the folder has the chains of one of them."""
+    from exi.v2g.session.drivers import pki_profiles
+    held = pki_profiles(pki)
+    missing = [p for p in ("iso2", "iso20") if p in protocols and p not in held]
+    if len(held) == 1 and missing:
+        logging.getLogger("exi.v2g.session").warning(
+            "--pki %s holds %s chains only: %s EVs cannot use TLS here (a folder from "
+            "`exi15118 pki create --profile iso2,iso20` serves both)", pki, held[0], ", ".join(missing))
 
 
 async def _main(args, protocols) -> int:
     from exi.v2g.session import workers
-    from exi.v2g.session.drivers import Tracer, pki_profile, secc_tls_context, serve_secc
+    from exi.v2g.session.drivers import (Tracer, pki_profile, pki_profiles, secc_tls_context,
+                                         secc_tls_contexts, serve_secc)
     from exi.v2g.session.secc import SECCConfig
     config = SECCConfig(protocols=protocols, priority=args.priority,
                         receipt_required=args.receipt_required, iso20_plain_tcp=args.iso20_plain_tcp)
@@ -110,10 +129,15 @@ async def _main(args, protocols) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    ctx = secc_tls_context(args.pki, args.keylog, pki_cli.password(args)) if args.tls else None
+    ctx = None
+    if args.tls and len(pki_profiles(args.pki)) > 1:    # -2 and -20 chains: one per ClientHello
+        ctx = secc_tls_contexts(args.pki, args.keylog, pki_cli.password(args), protocols)
+    elif args.tls:
+        ctx = secc_tls_context(args.pki, args.keylog, pki_cli.password(args))
     refresher = None
-    if args.pnc:
-        ctx, refresher = await _pnc(args, config)
+    if args.pnc:                                        # the -2 context staples, knows trusted_ca_keys
+        pnc_ctx, refresher = await _pnc(args, config)
+        ctx = {**ctx, "iso2": pnc_ctx} if isinstance(ctx, dict) else pnc_ctx
     tracer = Tracer(args.trace) if args.trace else None
     service = await serve_secc(args.interface, config, tls_context=ctx, tls_only=args.tls_only,
                                tracer=tracer, port=args.port, freeze_gc=True,
@@ -153,10 +177,12 @@ async def _pnc(args, config):
     from exi.v2g.pnc import SECCPnCConfig
     from exi.v2g.pnc import tls as pnc_tls
     log = logging.getLogger("exi.v2g.session")
+    from exi.v2g.pki import profile_folder
     pw = pki_cli.password(args)
-    backend = LocalBackend.from_folder(args.pki, password=pw)
-    config.pnc = SECCPnCConfig.from_folder(args.pki, password=pw, backend=backend)
-    ctx, cache = pnc_tls.secc_context(args.pki, password=pw, keylog=args.keylog)
+    folder = profile_folder(args.pki, "iso2")
+    backend = LocalBackend.from_folder(folder, password=pw)
+    config.pnc = SECCPnCConfig.from_folder(folder, password=pw, backend=backend)
+    ctx, cache = pnc_tls.secc_context(folder, password=pw, keylog=args.keylog)
 
     async def refresh():
         while True:

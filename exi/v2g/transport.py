@@ -48,9 +48,10 @@ import random
 import socket
 import ssl as _ssl
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from exi.v2g import tls as _tls
+from exi.v2g.clienthello import MAX_PEEK, ClientHelloError, parse_client_hello
 from exi.v2g.faults import FaultLog, peer_label
 from exi.v2g.v2gtp import (
     DEFAULT_MAX_PAYLOAD, TCP_PAYLOAD_TYPES, Action, Frame, V2GTPError, V2GTPFramer,
@@ -315,15 +316,16 @@ class SECCServer:
 
 
 class _ServerOptions:
-    __slots__ = ("factory", "interface", "ssl", "profile", "max_payload", "handshake_timeout",
-                 "max_connections")
+    __slots__ = ("factory", "interface", "ssl", "profile", "contexts", "max_payload",
+                 "handshake_timeout", "max_connections")
 
     def __init__(self, factory, interface, ssl, profile, max_payload, handshake_timeout,
-                 max_connections):
+                 max_connections, contexts=None):
         self.factory = factory
         self.interface = interface
-        self.ssl = ssl
+        self.ssl = ssl                      # the context (the -2 one when there are several)
         self.profile = profile
+        self.contexts = contexts            # {Profile: SSLContext} when chosen per ClientHello
         self.max_payload = max_payload
         self.handshake_timeout = handshake_timeout
         self.max_connections = max_connections
@@ -366,6 +368,7 @@ class _SECCConnection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: Optional[asyncio.Transport] = None
         self.peer: Any = None
+        self.profile = opts.profile            # the TLS profile this connection runs
         self.handler: Any = None
         self.framer: Optional[V2GTPFramer] = None
         self.reason: Optional[str] = None      # set when we decided to close
@@ -452,9 +455,14 @@ class _SECCConnection(asyncio.Protocol):
     async def _handshake(self, raw) -> None:
         opts = self.opts
         try:
+            ctx, timeout = opts.ssl, opts.handshake_timeout
+            if opts.contexts is not None:     # the handshake timeout covers the peek too
+                started = self.loop.time()
+                self.profile = await self._choose_profile(raw, timeout)
+                ctx = opts.contexts[self.profile]
+                timeout = max(0.1, timeout - (self.loop.time() - started))
             tls_transport = await self.loop.start_tls(
-                raw, self, opts.ssl, server_side=True,
-                ssl_handshake_timeout=opts.handshake_timeout)
+                raw, self, ctx, server_side=True, ssl_handshake_timeout=timeout)
             if tls_transport is None:
                 raise ConnectionResetError("peer closed the connection during the handshake")
         except asyncio.CancelledError:
@@ -476,16 +484,55 @@ class _SECCConnection(asyncio.Protocol):
             self._finish(self.reason)
             return
         peer_cert = None
-        if opts.profile is not None:
+        if self.profile is not None:
             try:
                 peer_cert = _tls.check_session(
-                    tls_transport.get_extra_info("ssl_object"), opts.profile,
-                    require_peer_cert=opts.profile is _tls.Profile.ISO20)
+                    tls_transport.get_extra_info("ssl_object"), self.profile,
+                    require_peer_cert=self.profile is _tls.Profile.ISO20)
             except _tls.TLSPolicyError as e:
                 detail = e.args[0] if e.args else str(e)
                 self._close(f"TLS policy: {detail}", fault="TLS policy", detail=detail)
                 return
         self._start(tls_transport, peer_cert)
+
+    async def _choose_profile(self, raw, timeout: float) -> _tls.Profile:
+        """-20 for a ClientHello offering TLS 1.3, else -2 (see exi.v2g.clienthello):
+        peeked from a duplicate of the socket, so OpenSSL still reads all of it."""
+        tsock = raw.get_extra_info("socket")
+        if tsock is None or tsock.fileno() < 0:
+            raise ConnectionResetError("peer closed the connection during the handshake")
+        sock = tsock.dup()
+        fd = sock.fileno()
+        deadline = self.loop.time() + timeout
+        pause = 0.005
+        try:
+            while True:
+                readable = self.loop.create_future()
+                self.loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+                try:
+                    await asyncio.wait_for(readable, max(0.0, deadline - self.loop.time()))
+                except asyncio.TimeoutError:
+                    raise TimeoutError(f"no complete ClientHello within {timeout:g} s") from None
+                finally:
+                    self.loop.remove_reader(fd)
+                data = sock.recv(MAX_PEEK, socket.MSG_PEEK)
+                if not data:
+                    raise ConnectionResetError("peer closed the connection during the handshake")
+                try:
+                    hello = parse_client_hello(data)
+                except ClientHelloError:
+                    return _tls.Profile.ISO2          # OpenSSL says what is wrong with it
+                if hello is not None:
+                    iso20 = hello.offers_tls13 and _tls.Profile.ISO20 in self.opts.contexts
+                    return _tls.Profile.ISO20 if iso20 else _tls.Profile.ISO2
+                # The rest of it is on its way; the peeked part keeps the socket readable,
+                # so wait (longer each time: a peer trickling bytes costs little).
+                if self.loop.time() + pause > deadline:
+                    raise TimeoutError(f"no complete ClientHello within {timeout:g} s")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.2)
+        finally:
+            sock.close()
 
     def _start(self, transport, peer_cert) -> None:
         opts = self.opts
@@ -494,7 +541,7 @@ class _SECCConnection(asyncio.Protocol):
         info = ConnectionInfo(transport.get_extra_info("sockname"), self.peer, opts.interface,
                               so.version() if so else None,
                               (so.cipher() or (None,))[0] if so else None, peer_cert,
-                              opts.profile)
+                              self.profile)
         try:
             self.handler = opts.factory(info)
         except Exception as e:                # noqa: BLE001
@@ -692,7 +739,9 @@ def _listen_socket(interface: str, port: Optional[int],
 
 
 async def start_secc_server(factory: Callable[[ConnectionInfo], Any], interface: str, *,
-                            port: Optional[int] = None, ssl: Optional[_ssl.SSLContext] = None,
+                            port: Optional[int] = None,
+                            ssl: Union[_ssl.SSLContext, Mapping[Union[_tls.Profile, str], _ssl.SSLContext],
+                                       None] = None,
                             tls_profile: Optional[Union[_tls.Profile, str]] = None,
                             max_payload: int = DEFAULT_MAX_PAYLOAD,
                             handshake_timeout: float = 10.0,
@@ -709,11 +758,24 @@ async def start_secc_server(factory: Callable[[ConnectionInfo], Any], interface:
     ``reuse_port``: SO_REUSEPORT, so that worker processes listening on the same port
     share its connections (the kernel spreads them).  ``max_connections``: more are
     closed on arrival (see DEFAULT_MAX_CONNECTIONS).
+
+    ``ssl`` may also map profiles to contexts ({"iso2": ctx2, "iso20": ctx20}): one port
+    then serves both, each connection getting the -20 context when its ClientHello offers
+    TLS 1.3 and the -2 one otherwise (``tls_profile`` is ignored).
     """
     profile = _tls.Profile(tls_profile) if isinstance(tls_profile, str) else tls_profile
+    contexts = None
+    if isinstance(ssl, Mapping):
+        contexts = {_tls.Profile(p): c for p, c in ssl.items()}
+        if not contexts:
+            raise ValueError("ssl: no TLS context given")
+        if len(contexts) == 1:
+            (profile, ssl), contexts = next(iter(contexts.items())), None
+        else:
+            profile, ssl = _tls.Profile.ISO2, contexts[_tls.Profile.ISO2]
     sock, addr = _listen_socket(interface, port, reuse_port)
     opts = _ServerOptions(factory, interface, ssl, profile, max_payload, handshake_timeout,
-                          max_connections)
+                          max_connections, contexts)
     holder: list[SECCServer] = []
     loop = asyncio.get_running_loop()
     # TLS is started per connection (loop.start_tls) so that a failed handshake reaches

@@ -53,14 +53,18 @@ def test_our_evcc_against_peer_secc(pair, tmp_path, proto, mode, peer_proto, etm
         trace = tmp_path / "evcc.jsonl"
         r = subprocess.run(pair.argv("evcc", [
             sys.executable, "-m", "exi", "evcc", "-i", pair.iface["evcc"], "--protocol", proto,
-            "--mode", mode, "--loops", "4", "--precharge-tolerance", "1000", "--trace", str(trace)]),
+            "--mode", mode, "--loops", "4", "--precharge-tolerance", "1000", "--trace", str(trace),
+            # the peer SECC (Python with a JVM codec) answers late on a loaded machine; this test
+            # is about the messages interoperating, so lateness is reported, not fatal
+            "--tolerate-late"]),
             cwd=str(ROOT), capture_output=True, text=True, timeout=120)
         result = json.loads(r.stdout.strip().splitlines()[-1])
         assert r.returncode == 0 and result["ok"], (
             f"{result}\n{r.stderr[-3000:]}\npeer log: {secc.log_path}")
         end = secc.wait_for(jp.SESSION_MARKERS["session_end"], 15)
         assert end.group("reason") in NORMAL_END, end.group(0)
-        names = [json.loads(x)["message"] for x in trace.read_text().splitlines()]
+        rows = [json.loads(x) for x in trace.read_text().splitlines()]
+        names = [x["message"] for x in rows if "message" in x]      # also "event" lines (late responses)
         loop = "ChargingStatusRes" if mode == "ac" else "CurrentDemandRes"
         assert names.count(loop) >= 4 and names[-1] == "SessionStopRes"
         assert f"Chosen protocol: {peer_proto}" in secc.log()

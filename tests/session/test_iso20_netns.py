@@ -1,16 +1,19 @@
 """ISO 15118-20 end to end through the real drivers and CLI: `exi15118 secc` and
 `exi15118 evcc` as subprocesses in two network namespaces joined by a veth pair, over
-TLS 1.3 with the vehicle certificate (PKI from `pki create --profile iso20`), and over
-plain TCP with the documented test option --iso20-plain-tcp."""
+TLS 1.3 with the vehicle certificate, and over plain TCP with the documented test option
+--iso20-plain-tcp.  The one SECC serves din, iso2 and iso20 at once from one PKI folder
+of both profiles (`pki create --profile iso2,iso20`): -2 EVs over TLS 1.2 with the -2
+chain, -20 EVs over TLS 1.3 with the -20 chain, on the same TLS port."""
 from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 
 from tests.netns import NetnsPair, SECCProcess, missing_prerequisites
-from tests.session.test_netns_sessions import evcc
+from tests.session.test_netns_sessions import ROOT, evcc
 
 pytestmark = pytest.mark.netns
 
@@ -26,9 +29,10 @@ def pair():
 
 @pytest.fixture(scope="module")
 def pki20(tmp_path_factory):
-    from exi.v2g.pki import create_pki, write_pki
-    d = tmp_path_factory.mktemp("pki20")
-    write_pki(create_pki("iso20"), d)
+    """Written by the CLI, as a user would: both profiles in one folder."""
+    from exi.cli.__main__ import main
+    d = tmp_path_factory.mktemp("pki") / "both"
+    assert main(["pki", "create", "--profile", "iso2,iso20", "--out", str(d)]) == 0
     return d
 
 
@@ -67,6 +71,64 @@ def test_iso20_over_tls13_with_the_vehicle_certificate(pair, secc20, pki20, tmp_
     assert names.count(loop) >= 3
     setup = next(x for x in lines if x["message"] == "SessionSetupRes")
     assert setup["content"]["SessionSetupRes"]["Header"]["SessionID"] == res["session_id"]
+
+
+# A -20 client whose ClientHello arrives in two pieces 0.3 s apart (the SECC peeks until it
+# is complete), then a full TLS 1.3 handshake with the vehicle certificate; then garbage.
+_TRICKLE = """
+import socket, ssl, sys, time
+from exi.v2g.session.drivers import evcc_tls_context
+host, port, pki = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection((host, port), timeout=10)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = evcc_tls_context(pki, profile="iso20").wrap_bio(inc, out)
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = out.read()
+s.sendall(hello[:40]); time.sleep(0.3); s.sendall(hello[40:])
+while True:
+    try:
+        tls.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        s.sendall(out.read())
+        data = s.recv(65536)
+        if not data:
+            sys.exit("closed during the handshake")
+        inc.write(data)
+s.sendall(out.read())
+print(tls.version(), tls.getpeercert(binary_form=True) is not None)
+g = socket.create_connection((host, port), timeout=10)
+g.sendall(b"GET / HTTP/1.1" + bytes([13, 10, 13, 10]))
+try:
+    while g.recv(100):       # at most a TLS alert, then the SECC closes
+        pass
+except ConnectionResetError:
+    pass
+print("garbage: closed")
+"""
+
+
+def test_clienthello_in_pieces_and_garbage_on_the_shared_tls_port(pair, secc20, pki20):
+    host = f"{pair.link_local('secc')}%{pair.iface['evcc']}"
+    r = pair.run("evcc", [sys.executable, "-c", _TRICKLE, host, str(secc20.ready["tls_port"]), str(pki20)],
+                 cwd=str(ROOT), timeout=30)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines() == ["TLSv1.3 True", "garbage: closed"]
+
+
+def test_iso2_over_tls12_on_the_same_port(pair, secc20, pki20, tmp_path):
+    """The SECC that serves -20 over TLS 1.3 serves a -2 EV over TLS 1.2 on the same
+    port, with the -2 chain of the same PKI folder."""
+    trace = tmp_path / "evcc.jsonl"
+    rc, res, err = evcc(pair, "--protocol", "iso2", "--mode", "dc", "--loops", "2",
+                        "--loop-interval", "0.05", "--tls", "--pki", str(pki20), "--trace", str(trace))
+    assert rc == 0 and res["ok"], err[-3000:]
+    assert "TLS TLSv1.2 ECDHE-ECDSA-AES128-SHA256" in err and "protocol iso2 " in err
+    names = [json.loads(x)["message"] for x in trace.read_text().splitlines()]
+    assert names.count("CurrentDemandReq") >= 2 and names[-1] == "SessionStopRes"
 
 
 def test_iso20_plain_tcp_only_with_the_test_option(pair, secc20, tmp_path):

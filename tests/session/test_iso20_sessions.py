@@ -12,6 +12,7 @@ import exi
 from exi.v2g.session.controllers import SimulatedEV, SimulatedEVSE
 from exi.v2g.session.evcc import EVCCConfig
 from exi.v2g.session.iso20 import ISO20EVCCSettings, ISO20SECCSettings
+from exi.v2g.session.iso20._msg import fr
 from exi.v2g.session.iso20.secc import ISO20SECC
 from exi.v2g.session.iso20.tables import SECC_TABLE, SECC20State
 from exi.v2g.session.events import Send, SessionEnded
@@ -329,3 +330,155 @@ def test_evse_notification_pause_ends_with_a_paused_session():
     assert result.ok and result.paused
     assert [e.message.ChargingSession for e in pair.log if e.name == "SessionStopReq"] == ["Pause"]
     assert result.session_id in secc.store.paused
+
+
+# -- EVSENotification: the EVCC acts on each of them --------------------------------------
+
+def _notifications(pair, loop):
+    return [e.message.EVSEStatus.EVSENotification for e in pair.log
+            if e.name == loop and e.message.EVSEStatus is not None]
+
+
+def test_evse_notification_service_renegotiation():
+    """ServiceRenegotiation: the EV stops power (welding detection for DC) and sends
+    SessionStop(ServiceRenegotiation); the same session goes on at ServiceDiscovery."""
+    evse = SimulatedEVSE(notify_at={0.25: "ServiceRenegotiation"})
+    pair, result = run("dc", "dynamic", evse=evse, max_charge_loops=6)
+    assert result.ok, result.reason
+    assert _notifications(pair, "DC_ChargeLoopRes") == ["ServiceRenegotiation"]
+    reqs = pair.requests()
+    i = reqs.index("DC_ChargeLoopReq")
+    after = reqs[i:]
+    assert after[after.index("PowerDeliveryReq") + 1] == "DC_WeldingDetectionReq"
+    assert [e.message.ChargingSession for e in pair.log if e.name == "SessionStopReq"] == \
+        ["ServiceRenegotiation", "Terminate"]
+    assert reqs.count("ServiceSelectionReq") == 2 and reqs.count("SessionSetupReq") == 1
+    assert reqs.count("DC_CableCheckReq") >= 2           # the output was off: CableCheck again
+    # A SECC that said it does not support it never asks for it.
+    evse = SimulatedEVSE(notify_at={0.25: "ServiceRenegotiation"})
+    pair, result = run("ac", "dynamic", evse=evse, max_charge_loops=6,
+                       secc=SECCConfig(protocols=("iso20",), iso20=ISO20SECCSettings(service_renegotiation=False)))
+    assert result.ok and _notifications(pair, "AC_ChargeLoopRes") == []
+    assert pair.requests().count("ServiceSelectionReq") == 1
+
+
+@pytest.mark.parametrize("mode,control", [("dc", "scheduled"), ("ac_bpt", "dynamic")])
+def test_evse_notification_metering_confirmation(mode, control):
+    """MeteringConfirmation: the SECC sends MeterInfo with it, the EV confirms that
+    reading in SignedMeteringData (this SessionID, the control mode's part) and the loop
+    goes on."""
+    evse = SimulatedEVSE(notify_at={0.25: "MeteringConfirmation"}, bidirectional=mode.endswith("bpt"))
+    pair, result = run(mode, control, evse=evse, max_charge_loops=6)
+    assert result.ok, result.reason
+    loop = "DC_ChargeLoopRes" if mode.startswith("dc") else "AC_ChargeLoopRes"
+    assert _notifications(pair, loop) == ["MeteringConfirmation"]
+    notified = next(e.message for e in pair.log if e.name == loop and e.message.EVSEStatus is not None)
+    assert notified.MeterInfo is not None
+    req = next(e.message for e in pair.log if e.name == "MeteringConfirmationReq")
+    data = req.SignedMeteringData
+    assert data.SessionID == result.session_id and data.Id == "meter1"
+    assert data.MeterInfo.MeterID == notified.MeterInfo.MeterID
+    assert data.MeterInfo.ChargedEnergyReadingWh == notified.MeterInfo.ChargedEnergyReadingWh
+    if control == "scheduled":
+        assert data.Scheduled_SMDTControlMode.SelectedScheduleTupleID is not None
+    else:
+        assert data.Dynamic_SMDTControlMode is not None
+    assert [e.message.ResponseCode for e in pair.log if e.name == "MeteringConfirmationRes"] == ["OK"]
+    assert evse.confirmed_readings == [(notified.MeterInfo.MeterID, notified.MeterInfo.ChargedEnergyReadingWh,
+                                        notified.MeterInfo.BPT_DischargedEnergyReadingWh)]
+    reqs = pair.requests()
+    i = reqs.index("MeteringConfirmationReq")
+    assert reqs[i + 1] == reqs[i - 1] and pair.evcc.protocol.metering_confirmations == 1
+    assert reqs.count(loop[:-3] + "Req") == 6                  # the loop went on
+
+
+def test_metering_confirmation_for_someone_elses_session_is_failed():
+    def other_session(msg):
+        msg.SignedMeteringData.SessionID = b"\x01" * 8
+    evse = SimulatedEVSE(notify_at={0.25: "MeteringConfirmation"})
+    pair = SessionPair(EVCCConfig(protocols=("iso20",), mode="dc", control="dynamic", max_charge_loops=6),
+                       SECCConfig(protocols=("iso20",)), evse=evse, tls_version="TLSv1.3")
+    pair.tamper = _tamper("MeteringConfirmationReq", "iso20_cm", other_session)
+    result = pair.run()
+    assert not result.ok and result.response_code == "FAILED"
+    assert not secc_end(pair).ok and evse.confirmed_readings == []
+
+
+def test_evse_notification_exit_standby_and_schedule_renegotiation():
+    # ExitStandby: the EV would stay in standby for 50 responses; the SECC ends it.
+    evse = SimulatedEVSE(notify_at={0.45: "ExitStandby"})
+    pair, result = run("dc", "dynamic", evse=evse, max_charge_loops=10,
+                       iso20=ISO20EVCCSettings(standby_after=2, standby_loops=50))
+    assert result.ok, result.reason
+    assert _notifications(pair, "DC_ChargeLoopRes") == ["ExitStandby"]
+    progress = [e.message.ChargeProgress for e in pair.log if e.name == "PowerDeliveryReq"]
+    assert progress == ["Start", "Standby", "Start", "Stop"]
+    # ScheduleRenegotiation: back to ScheduleExchange, then PowerDelivery(Start).
+    evse = SimulatedEVSE(notify_at={0.25: "ScheduleRenegotiation"})
+    pair, result = run("ac", "scheduled", evse=evse, max_charge_loops=6)
+    assert result.ok, result.reason
+    progress = [e.message.ChargeProgress for e in pair.log if e.name == "PowerDeliveryReq"]
+    assert progress == ["Start", "ScheduleRenegotiation", "Start", "Stop"]
+    assert pair.requests().count("ScheduleExchangeReq") == 2
+
+
+# -- AC_BPT discharge, dynamic: the SECC steers the AC power negative ---------------------
+
+def test_dynamic_ac_bpt_discharge_drains_the_battery():
+    ev = SimulatedEV(soc_pct=60.0)
+    evse = SimulatedEVSE(bidirectional=True)
+    secc = SECCConfig(protocols=("iso20",), iso20=ISO20SECCSettings(discharge_power=11000))
+    pair, result = run("ac_bpt", "dynamic", ev=ev, evse=evse, max_charge_loops=10, secc=secc)
+    assert result.ok, result.reason
+    res = [e.message.BPT_Dynamic_AC_CLResControlMode for e in pair.log if e.name == "AC_ChargeLoopRes"]
+    # 11 kW over three phases, negative: the EVSE sinks power
+    assert all(abs(fr(r.EVSETargetActivePower) + 11000 / 3) < 1 for r in res)
+    assert fr(res[0].EVSETargetActivePower_L2) < 0 and fr(res[0].EVSETargetActivePower_L3) < 0
+    reqs = [e.message.BPT_Dynamic_AC_CLReqControlMode for e in pair.log if e.name == "AC_ChargeLoopReq"]
+    assert fr(reqs[-1].EVPresentActivePower) < 0                     # the EV says it gives power
+    assert fr(reqs[-1].EVMaximumDischargePower_L3) > 0
+    assert ev.soc_pct < 60.0 and ev.energy_wh < 0
+    # the meter counts the discharged energy apart, and says so in MeterInfo
+    meter = evse.meter(pair.clock.now)
+    assert meter.energy_wh == 0 and meter.discharged_wh > 0
+    assert abs(meter.discharged_wh + ev.energy_wh) <= 1          # what the EV lost, the EVSE took
+    first = next(e.message for e in pair.log if e.name == "AC_ChargeLoopRes")
+    assert first.MeterInfo.BPT_DischargedEnergyReadingWh is not None
+
+
+def test_ac_bpt_discharge_stops_at_the_ev_minimum_soc():
+    # 10 Wh battery: 11 kW takes 3 % per 0.1 s loop; at min_soc the EV's limit drops to 0
+    ev = SimulatedEV(soc_pct=26.0, capacity_wh=10.0, min_soc=20.0)
+    evse = SimulatedEVSE(bidirectional=True)
+    secc = SECCConfig(protocols=("iso20",), iso20=ISO20SECCSettings(discharge_power=11000))
+    pair, result = run("ac_bpt", "dynamic", ev=ev, evse=evse, max_charge_loops=8, secc=secc)
+    assert result.ok, result.reason
+    reqs = [e.message.BPT_Dynamic_AC_CLReqControlMode for e in pair.log if e.name == "AC_ChargeLoopReq"]
+    res = [e.message.BPT_Dynamic_AC_CLResControlMode for e in pair.log if e.name == "AC_ChargeLoopRes"]
+    assert fr(reqs[-1].EVMaximumDischargePower) == 0 and fr(res[-1].EVSETargetActivePower) == 0
+    assert 16.0 < ev.soc_pct <= 20.0
+    # A unidirectional EVSE never discharges, whatever the setting.
+    ev = SimulatedEV(soc_pct=60.0)
+    pair, result = run("ac_bpt", "dynamic", ev=ev, max_charge_loops=5, secc=secc)
+    assert result.ok and ev.soc_pct > 60.0
+
+
+@pytest.mark.parametrize("direction,ender", [("evcc->secc", "secc"), ("secc->evcc", "evcc")])
+def test_undecodable_frame_ends_the_session_on_either_side(direction, ender):
+    """Both roles read a -20 frame the same way (the cores' shared preamble): a frame that is
+    no message of its set ends the session with the reason, no response."""
+    seen = []
+
+    def tamper(d, payload):
+        if d == direction:
+            seen.append(d)
+            if len(seen) == 3:              # after SupportedAppProtocol and SessionSetup
+                return b"\xff" * 6
+        return payload
+    pair = SessionPair(EVCCConfig(protocols=("iso20",), mode="dc"), SECCConfig(protocols=("iso20",)),
+                       tls_version="TLSv1.3")
+    pair.tamper = tamper
+    result = pair.run()
+    assert not result.ok
+    ended = result if ender == "evcc" else secc_end(pair)
+    assert not ended.ok and ended.reason.startswith("undecodable iso20_cm message")

@@ -38,7 +38,7 @@ def message_name(schema: str, msg, hint: Optional[str] = None) -> tuple[str, Any
     (the last one seen), tried first: a decoded Body holds at most one element (the
     schemas' BodyType has one optional BodyElement), so when the hint's slot is set it
     is the one, and the scan over the Body's slots is saved."""
-    if schema == "sap":
+    if schema == "sap" or schema.startswith("iso20"):      # the root is the message itself
         return type(msg).__name__, msg
     if hint is not None and type(msg) in _V2G_MESSAGES and msg.Body is not None:
         v = getattr(msg.Body, hint, None)

@@ -63,17 +63,13 @@ class V2GMessageSECC:
         self.mode: Optional[str] = None            # "AC" / "DC"
         self.tuple_id: Optional[int] = None
         self.isolation = "Invalid"
-        self._handlers: dict = {}
 
     # what the host keeps for every protocol and changes during the session
     state = property(lambda self: self.host.state)
     session_id = property(lambda self: self.host.session_id)
 
     def handler(self, req_name: str):
-        h = self._handlers.get(req_name)
-        if h is None:
-            h = self._handlers[req_name] = getattr(self, "on_" + req_name)
-        return h
+        return getattr(self, "on_" + req_name)
 
     def finish(self, msg):
         """The response message just before it is encoded (-2 Plug & Charge signs parts)."""

@@ -46,6 +46,7 @@ class MeterReading:
     energy_wh: int
     status: int = 0
     timestamp: Optional[int] = None   # Unix time, when the meter knows it
+    discharged_wh: Optional[int] = None   # -20 BPT: energy the EVSE took from the EV
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,9 +118,24 @@ class EVController(abc.ABC):
         """-2: the EV wants a new schedule (PowerDelivery Renegotiate) now."""
         return False
 
+    def discharge_limits(self) -> tuple[float, float]:
+        """ISO 15118-20 DC_BPT: (max discharge power W, max discharge current A) now;
+        (0, 0) when the battery may not give energy back."""
+        lim = self.dc_limits()
+        return lim.max_power, lim.max_current
+
+    def ac_discharge_power(self) -> float:
+        """ISO 15118-20 AC_BPT: max discharge power now, W, all phases (0: none)."""
+        lim = self.ac_limits()
+        return lim.nominal_voltage * lim.max_current * 3
+
 
 class EVSEController(abc.ABC):
     """The charger side: power modules, isolation monitor, meter, authorization."""
+
+    # ISO 15118-20 BPT: the power stage can also sink power (a negative DC current or AC
+    # power in set_output); only then does an SECC steer a session into discharge.
+    bidirectional: bool = False
 
     @abc.abstractmethod
     def evse_id(self) -> str:
@@ -163,11 +179,22 @@ class EVSEController(abc.ABC):
         return True
 
     def notification(self, now: float) -> str:
-        """EVSENotification: "None", "StopCharging" or "ReNegotiation"."""
+        """EVSENotification: "None", "StopCharging" or "ReNegotiation"; ISO 15118-20
+        sessions also take its own names ("Pause", "ExitStandby", "Terminate",
+        "ScheduleRenegotiation", "ServiceRenegotiation", "MeteringConfirmation")."""
         return "None"
+
+    def metering_confirmed(self, now: float, meter_id: str, charged_wh: Optional[int],
+                           discharged_wh: Optional[int]) -> None:
+        """ISO 15118-20: the EV confirmed this meter reading (MeteringConfirmationReq)."""
 
     def status_code(self, now: float) -> str:
         return "EVSE_Ready"
+
+    def discharge_limits(self) -> tuple[float, float]:
+        """ISO 15118-20 DC_BPT: (max discharge power W, max discharge current A)."""
+        lim = self.dc_limits()
+        return lim.max_power, lim.max_current
 
     def session_ended(self, now: float) -> None:
         """Called once when the session ends (open contactors, release the connector)."""
@@ -182,7 +209,9 @@ class SimulatedEV(EVController):
     """A battery with a linear open-circuit voltage, a CC phase and a CV-like taper.
 
     ``stop_after`` ends charging after that many seconds of current flow regardless of
-    SoC (the tests use it to keep sessions short)."""
+    SoC (the tests use it to keep sessions short).  ISO 15118-20 BPT: the battery also
+    discharges (negative current or AC power), down to ``min_soc``, where its discharge
+    limits drop to 0."""
     capacity_wh: float = 60000.0
     soc_pct: float = 30.0
     target_soc: float = 90.0
@@ -194,6 +223,7 @@ class SimulatedEV(EVController):
     ac_max_current: float = 32.0
     stop_after: Optional[float] = None
     evcc_id: bytes = bytes.fromhex("0A1B2C3D4E5F")
+    min_soc: float = 20.0
     _last: Optional[float] = None
     _charging_time: float = 0.0
     energy_wh: float = 0.0
@@ -206,6 +236,12 @@ class SimulatedEV(EVController):
 
     def soc(self) -> int:
         return int(self.soc_pct)
+
+    def discharge_limits(self) -> tuple[float, float]:
+        return (0.0, 0.0) if self.soc_pct <= self.min_soc else (self.max_power, self.max_current)
+
+    def ac_discharge_power(self) -> float:
+        return 0.0 if self.soc_pct <= self.min_soc else self.max_voltage * self.ac_max_current * 3
 
     def battery_voltage(self) -> float:
         return self.v_empty + (self.v_full - self.v_empty) * self.soc_pct / 100
@@ -224,7 +260,7 @@ class SimulatedEV(EVController):
             dt = now - self._last
             wh = voltage * current * dt / 3600
             self.energy_wh += wh
-            self.soc_pct = min(100.0, self.soc_pct + 100 * wh / self.capacity_wh)
+            self.soc_pct = max(0.0, min(100.0, self.soc_pct + 100 * wh / self.capacity_wh))
             if current > 0:
                 self._charging_time += dt
         self._last = now
@@ -247,7 +283,9 @@ class SimulatedEVSE(EVSEController):
     is pending for ``auth_polls`` requests; a meter integrating V*I.
 
     ``notify_at``: {elapsed charging seconds: "StopCharging"|"ReNegotiation"} to
-    exercise SECC-initiated stops/renegotiation."""
+    exercise SECC-initiated stops/renegotiation (-20: any EVSENotification name, see
+    :meth:`EVSEController.notification`); ``confirmed_readings`` lists the meter
+    readings the EV confirmed (-20 MeteringConfirmation)."""
     evseid: str = "DE*EXI*E15118*1"
     max_voltage: float = 500.0
     min_voltage: float = 150.0
@@ -263,8 +301,9 @@ class SimulatedEVSE(EVSEController):
     authorized: bool = True
     notify_at: dict = field(default_factory=dict)
     meter_id: str = "EXI-METER-1"
-    # A bidirectional (ISO 15118-20 BPT) power stage: negative DC current sinks power
-    # from the battery (discharge), up to max_current / max_power as when charging.
+    # A bidirectional (ISO 15118-20 BPT) power stage: negative DC current (AC: negative
+    # current per phase) sinks power from the battery (discharge), up to max_current /
+    # ac_max_current / max_power as when charging; the meter counts it apart.
     bidirectional: bool = False
     _v: float = 0.0
     _v_target: float = 0.0
@@ -273,6 +312,7 @@ class SimulatedEVSE(EVSEController):
     _ac: bool = False
     _last: Optional[float] = None
     _energy_wh: float = 0.0
+    _discharged_wh: float = 0.0
     _charging_since: Optional[float] = None
     _auth_seen: int = 0
     _cpd_seen: int = 0
@@ -280,6 +320,7 @@ class SimulatedEVSE(EVSEController):
     _notified: set = field(default_factory=set)
     _dc_limits: Optional[tuple] = field(default=None, repr=False, compare=False)   # (key, DCLimits)
     _ac_limits: Optional[tuple] = field(default=None, repr=False, compare=False)   # (key, ACLimits)
+    confirmed_readings: list = field(default_factory=list)
 
     def evse_id(self) -> str:
         return self.evseid
@@ -326,7 +367,11 @@ class SimulatedEVSE(EVSEController):
             self._v = self._v_target if abs(self._v_target - self._v) <= step else \
                 self._v + step * (1 if self._v_target > self._v else -1)
             phases = 3 if self._ac else 1
-            self._energy_wh += phases * self._v * self.present_current(now) * dt / 3600
+            wh = phases * self._v * self.present_current(now) * dt / 3600
+            if wh >= 0:
+                self._energy_wh += wh
+            else:                       # BPT discharge: the meter counts it apart
+                self._discharged_wh -= wh
         self._last = now
 
     def set_output(self, now: float, voltage: float, current: float, on: bool,
@@ -335,7 +380,8 @@ class SimulatedEVSE(EVSEController):
         self._ac = ac
         if ac:      # grid voltage: no slewing; three phases deliver 3 * V * I
             self._v = self._v_target = voltage if on else 0.0
-            self._i_target = min(max(current, 0.0), self.ac_max_current)
+            self._i_target = min(max(current, -self.ac_max_current if self.bidirectional else 0.0),
+                                 self.ac_max_current)
             if on and not self._on:
                 self._charging_since = now
             self._on = on
@@ -358,7 +404,12 @@ class SimulatedEVSE(EVSEController):
 
     def meter(self, now: float) -> MeterReading:
         self._advance(now)
-        return MeterReading(self.meter_id, int(self._energy_wh))
+        return MeterReading(self.meter_id, int(self._energy_wh),
+                            discharged_wh=int(self._discharged_wh) if self.bidirectional else None)
+
+    def metering_confirmed(self, now: float, meter_id: str, charged_wh: Optional[int],
+                           discharged_wh: Optional[int]) -> None:
+        self.confirmed_readings.append((meter_id, charged_wh, discharged_wh))
 
     def notification(self, now: float) -> str:
         if self._charging_since is None or not self._on:

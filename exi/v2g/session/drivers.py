@@ -35,7 +35,8 @@ from .secc import SECCConfig, SECCSession
 from .timers import secc_performance_time
 
 __all__ = ["Tracer", "CoreHandler", "SECCService", "serve_secc", "run_evcc",
-           "secc_tls_context", "evcc_tls_context", "PerformanceStats"]
+           "secc_tls_context", "secc_tls_contexts", "evcc_tls_context", "PerformanceStats",
+           "pki_profile", "pki_profiles"]
 
 log = logging.getLogger("exi.v2g.session")
 
@@ -263,6 +264,14 @@ def pki_profile(pki: Union[str, Path]) -> str:
     return "iso20" if (Path(pki) / "private_keys" / "vehicleLeaf.key").exists() else "iso2"
 
 
+def pki_profiles(pki: Union[str, Path]) -> tuple[str, ...]:
+    """The profiles a PKI folder holds: both for one from ``pki create --profile
+    iso2,iso20`` (a sub-folder per profile, :func:`exi.v2g.pki.write_pkis`), else the
+    one of :func:`pki_profile`."""
+    from exi.v2g.pki import folder_profiles
+    return folder_profiles(pki) or (pki_profile(pki),)
+
+
 def secc_tls_context(pki: Union[str, Path], keylog=None, password: Optional[str] = None) -> _ssl.SSLContext:
     """TLS server context of the PKI folder's profile; -20: TLS 1.3 and the vehicle
     certificate required ([V2G20-2400]), trusted up to the OEM or V2G root.
@@ -280,9 +289,23 @@ def secc_tls_context(pki: Union[str, Path], keylog=None, password: Optional[str]
                             password=no_prompt, keylog=keylog, trust=trust if profile == "iso20" else None)
 
 
-def evcc_tls_context(pki: Union[str, Path], keylog=None) -> _ssl.SSLContext:
+def secc_tls_contexts(pki: Union[str, Path], keylog=None, password: Optional[str] = None,
+                      profiles: tuple = ("iso2", "iso20")) -> dict[str, _ssl.SSLContext]:
+    """One TLS server context per profile of ``profiles`` the folder holds (a folder of
+    several profiles, or of one), for :func:`serve_secc`: one TLS port then serves -2
+    and -20, the context chosen per connection from its ClientHello."""
+    from exi.v2g.pki import profile_folder
+    return {p: secc_tls_context(profile_folder(pki, p), keylog, password)
+            for p in pki_profiles(pki) if p in profiles}
+
+
+def evcc_tls_context(pki: Union[str, Path], keylog=None, profile: Optional[str] = None) -> _ssl.SSLContext:
     """TLS client context of the PKI folder's profile; -20 presents the vehicle
-    certificate ([V2G20-2339])."""
+    certificate ([V2G20-2339]).  ``profile`` picks one of a folder of several profiles
+    (default "iso2")."""
+    from exi.v2g.pki import folder_profiles, profile_folder
+    if folder_profiles(pki):
+        pki = profile_folder(pki, profile or "iso2")
     pki = Path(pki)
     if pki_profile(pki) == "iso20":
         return tls.evcc_context("iso20", pki / "certs" / "v2gRootCA.pem", keylog=keylog,
@@ -331,7 +354,7 @@ class SECCService:
 
 
 async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
-                     tls_context: Optional[_ssl.SSLContext] = None, tls_only: bool = False,
+                     tls_context: Union[_ssl.SSLContext, dict, None] = None, tls_only: bool = False,
                      tracer: Optional[Tracer] = None, port: Optional[int] = None,
                      sdp_enabled: bool = True, keep_sessions: bool = False,
                      handshake_timeout: float = 10.0, tls_profile: str = "iso2",
@@ -342,7 +365,9 @@ async def serve_secc(interface: str, config: Optional[SECCConfig] = None, *,
 
     A plain TCP server always runs unless ``tls_only`` (DIN SPEC 70121 has no TLS,
     [V2G-DC-618] (2nd-hand)); with ``tls_context`` a TLS server runs too and SDP answers
-    each EV with the security it asked for when offered.
+    each EV with the security it asked for when offered.  ``tls_context`` may map
+    profiles to contexts (:func:`secc_tls_contexts`): the one TLS port then serves -2
+    (TLS 1.2) and -20 (TLS 1.3), chosen per connection from the ClientHello.
 
     Idle connections end by the cores' V2G_SECC_Sequence_Timeout
     (``config.sequence_timeout``), TLS handshakes after ``handshake_timeout``; beyond

@@ -256,12 +256,9 @@ class EVCCSession:
         if payload_type != 0x8001:
             return self._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X}")
         schema = "sap" if self.state is E.SUPPORTED_APP_PROTOCOL else self.schema
-        try:
-            msg = exi.decode(payload, schema, padding=True)   # zero padding some encoders add
-            name, body = message_name(schema, msg)
-        except (exi.DecodeError, ValueError) as e:
-            return self._end(now, False, f"undecodable {schema} message from the SECC: {e}")
-        out: list = [MessageReceived(schema, name, msg)]
+        out, name, msg, body = self._response(payload, now, schema)
+        if name is None:
+            return out
         try:        # a missing ResponseCode or a value beyond the schema stops here
             exi.validate(msg)
         except exi.ValidationError as e:
@@ -270,19 +267,12 @@ class EVCCSession:
         if self._pending is not None or name != expected:
             return out + self._end(now, False, f"unexpected {name} (waiting for "
                                                f"{expected if self._pending is None else 'nothing'})")
-        self._timers.pop("msg", None)
-        self._timers.pop("late", None)
-        code = val(body.ResponseCode)
-        if code.upper().startswith("FAILED"):
-            return out + self._end(now, False, f"SECC answered {self._last_request} with {code}", code=code)
+        refused = self._accept(name, msg, body, now, schema != "sap" and self.state is not E.SESSION_SETUP)
+        if refused is not None:
+            return out + refused
         problem = self.protocol.check_response(name, msg) if schema != "sap" else None
         if problem:
             return out + self._end(now, False, problem)
-        if schema != "sap" and self.state is not E.SESSION_SETUP:
-            sid = msg.Header.SessionID if msg.Header else None
-            if sid != self.session_id:
-                return out + self._end(now, False, f"{name} with SessionID {(sid or b'').hex()}, "
-                                                   f"session is {self.session_id.hex()}")
         handler = self._on_sap if schema == "sap" else self.protocol.handler(name)
         step = handler(body, msg, now, out)
         if self.result is not None:
@@ -298,6 +288,32 @@ class EVCCSession:
             self._timers["send"] = (now + self.config.loop_interval, "")
             return out
         return out + self._send(req, build(now), now)
+
+    # -- the preamble every protocol's responses share (DIN, -2 here; -20 from its module) ---
+    def _response(self, payload: bytes, now: float, schema: str) -> tuple:
+        """Decode a response of ``schema`` (zero padding accepted), name it and report it:
+        (events, name, message, body); name None when it was undecodable (session ended)."""
+        try:
+            msg = exi.decode(payload, schema, padding=True)
+            name, body = message_name(schema, msg)
+        except (exi.DecodeError, ValueError) as e:
+            return self._end(now, False, f"undecodable {schema} message from the SECC: {e}"), None, None, None
+        return [MessageReceived(schema, name, msg)], name, msg, body
+
+    def _accept(self, name: str, msg, body, now: float, check_session: bool) -> Optional[list]:
+        """The awaited response arrived: its timers stop; a FAILED ResponseCode or (with
+        ``check_session``) another SessionID ends the session -- the events -- else None."""
+        self._timers.pop("msg", None)
+        self._timers.pop("late", None)
+        code = val(body.ResponseCode) or ""
+        if code.upper().startswith("FAILED"):
+            return self._end(now, False, f"SECC answered {self._last_request} with {code}", code=code)
+        if check_session:
+            sid = msg.Header.SessionID if msg.Header else None
+            if sid != self.session_id:
+                return self._end(now, False, f"{name} with SessionID {(sid or b'').hex()}, "
+                                             f"session is {self.session_id.hex()}")
+        return None
 
     def _send(self, req: str, body, now: float) -> list:
         protocol = self.protocol

@@ -6,10 +6,15 @@ which holds the protocol's tables, handlers and timer values and uses the core f
 all protocols share (``_end``, the deadline and timers, controllers, the paused-session
 store).  DIN SPEC 70121 (:mod:`.din`) and ISO 15118-2 (:mod:`.iso2`) are one
 ``V2G_Message`` on payload type 0x8001: the core decodes, sequences and answers them
-(``owns_messages = False``); ISO 15118-20 (:mod:`.iso20`) runs its own receive path over
-its message sets and payload types (``owns_messages = True``).
+(``owns_messages = False``); ISO 15118-20 (:mod:`.iso20`) has its own message sets,
+payload types, state enum and per-message sequence timeouts, so it runs its own receive
+path (``owns_messages = True``) over the same preamble (the cores' ``_request`` /
+``_wrong_session`` and ``_response`` / ``_accept``: decoding, naming, reporting,
+FAILED and SessionID checks).
 """
 from __future__ import annotations
+
+import importlib
 
 __all__ = ["SECC_PROTOCOLS", "EVCC_PROTOCOLS", "TLS13_ONLY", "expand", "ALIASES", "preload"]
 
@@ -28,40 +33,23 @@ def expand(protocols) -> tuple:
     return tuple(out)
 
 
-# The protocol modules import the cores (shared helpers), so they are imported here only
-# when first used (or by preload).
-def _secc_din(host, schema):
-    from .din.secc import DINSECC
-    return DINSECC(host, schema)
+# The protocol modules import the cores (shared helpers), so they are imported only when
+# first used (or by preload): schema -> (module, SECC class, EVCC class).
+_MODULES = {"din": (".din", "DINSECC", "DINEVCC"), "iso2": (".iso2", "ISO2SECC", "ISO2EVCC"),
+            "iso20_dc": (".iso20", "ISO20SECC", "ISO20EVCC"), "iso20_ac": (".iso20", "ISO20SECC", "ISO20EVCC")}
 
 
-def _evcc_din(host, schema):
-    from .din.evcc import DINEVCC
-    return DINEVCC(host, schema)
+def _factory(schema: str, role: str):
+    package, secc_cls, evcc_cls = _MODULES[schema]
+
+    def make(host, chosen):
+        module = importlib.import_module(f"{package}.{role}", __package__)
+        return getattr(module, secc_cls if role == "secc" else evcc_cls)(host, chosen)
+    return make
 
 
-def _secc_iso2(host, schema):
-    from .iso2.secc import ISO2SECC
-    return ISO2SECC(host, schema)
-
-
-def _evcc_iso2(host, schema):
-    from .iso2.evcc import ISO2EVCC
-    return ISO2EVCC(host, schema)
-
-
-def _secc_iso20(host, schema):
-    from .iso20.secc import ISO20SECC
-    return ISO20SECC(host, schema)
-
-
-def _evcc_iso20(host, schema):
-    from .iso20.evcc import ISO20EVCC
-    return ISO20EVCC(host, schema)
-
-
-SECC_PROTOCOLS = {"din": _secc_din, "iso2": _secc_iso2, "iso20_dc": _secc_iso20, "iso20_ac": _secc_iso20}
-EVCC_PROTOCOLS = {"din": _evcc_din, "iso2": _evcc_iso2, "iso20_dc": _evcc_iso20, "iso20_ac": _evcc_iso20}
+SECC_PROTOCOLS = {schema: _factory(schema, "secc") for schema in _MODULES}
+EVCC_PROTOCOLS = {schema: _factory(schema, "evcc") for schema in _MODULES}
 
 
 def preload(protocols) -> None:

@@ -180,27 +180,19 @@ class SECCSession:
         if payload_type != 0x8001:
             return self._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X}")
         schema = self.schema or "sap"
-        try:
-            msg = exi.decode(payload, schema, padding=True)   # zero padding some encoders add
-            name, body = message_name(schema, msg, self._last_name)
-        except (exi.DecodeError, ValueError) as e:
-            return self._end(now, False, f"undecodable {schema} message: {e}")
-        self._last_name = name
-        out: list = [MessageReceived(schema, name, msg)]
-        if not name.endswith("Req"):
-            return out + self._end(now, False, f"{name} is not a request")
+        out, name, msg, body = self._request(payload, now, schema)
+        if name is None:
+            return out
         try:        # values beyond the schema's facets never reach the handlers or the store
             exi.validate(msg)
         except exi.ValidationError as e:
             return out + self._fail(name, "FAILED", f"{name} outside the schema: {e}", now, body)
         table = protocol.table if protocol is not None else SAP_SECC
-        if self.session_id is not None and name != "SessionSetupReq":
-            sid = msg.Header.SessionID if msg.Header is not None else None
-            if sid != self.session_id:
-                return out + self._fail(name, "FAILED_UnknownSession",
-                                        f"{name} with SessionID {(sid or b'').hex()} "
-                                        f"(session is {self.session_id.hex()})", now, body)
-        if (self.state, name) not in table:
+        wrong = self._wrong_session(name, msg)
+        if wrong:
+            return out + self._fail(name, "FAILED_UnknownSession", wrong, now, body)
+        allowed = table.get((self.state, name))
+        if allowed is None:
             return out + self._fail(name, "FAILED_SequenceError",
                                     f"{name} not expected in state {self.state.name}", now, body)
         handler = protocol.handler(name) if protocol is not None else self._sap
@@ -208,7 +200,8 @@ class SECCSession:
             res, new_state, events = handler(body, msg, now)
         except Failed as f:
             return out + self._fail(name, f.code, f.reason, now, body)
-        check_transition(table, self.state, name, new_state)
+        if new_state not in allowed:            # a handler bug: raises TransitionError
+            check_transition(table, self.state, name, new_state)
         if new_state is not self.state:
             log.debug("%s: %s -> %s", self.name, self.state.name, new_state.name)
         self.state = new_state
@@ -222,6 +215,32 @@ class SECCSession:
         else:
             self._deadline = now + self.config.sequence_timeout
         return out
+
+    # -- the preamble every protocol's requests share (DIN, -2 here; -20 from its module) ----
+    def _request(self, payload: bytes, now: float, schema: str) -> tuple:
+        """Decode a request of ``schema`` (zero padding some encoders add is accepted),
+        name it and report it: (events, name, message, body); name None when that ended
+        the session (undecodable, or a response where a request belongs)."""
+        try:
+            msg = exi.decode(payload, schema, padding=True)
+            name, body = message_name(schema, msg, self._last_name)
+        except (exi.DecodeError, ValueError) as e:
+            return self._end(now, False, f"undecodable {schema} message: {e}"), None, None, None
+        self._last_name = name
+        out: list = [MessageReceived(schema, name, msg)]
+        if not name.endswith("Req"):
+            return out + self._end(now, False, f"{name} is not a request"), None, None, None
+        return out, name, msg, body
+
+    def _wrong_session(self, name: str, msg) -> Optional[str]:
+        """Why the request's header SessionID is not this session's (answered
+        FAILED_UnknownSession), or None; SessionSetupReq may carry any."""
+        if self.session_id is None or name == "SessionSetupReq":
+            return None
+        sid = msg.Header.SessionID if msg.Header is not None else None
+        if sid == self.session_id:
+            return None
+        return f"{name} with SessionID {(sid or b'').hex()} (session is {self.session_id.hex()})"
 
     def _send(self, req_name: str, body) -> Send:
         if self.schema is None or req_name == SAP_REQ:

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import exi
 
 from .. import timers
-from ..events import MessageReceived, PowerDeliveryChanged, Send, SessionEstablished
+from ..events import PowerDeliveryChanged, Send, SessionEstablished
 from ..machine import check_transition
 from ._msg import AC, CM, DC, SESSION_PAYLOAD_TYPES, build, fr, payload_type_of, rn, schema_of, val
 from .tables import DYNAMIC, EVCC_STATE_AFTER, EVCC_TABLE, SCHEDULED, SERVICE_IDS, EVCC20State, Service
@@ -72,6 +72,11 @@ class ISO20EVCC:
         self.standby_left: Optional[int] = None
         self.last_stop: Optional[str] = None
         self.ac_power = 0.0
+        # EVSENotification ServiceRenegotiation: stop power, then SessionStop(ServiceRenegotiation)
+        self.service_renegotiation_asked = False
+        # EVSENotification MeteringConfirmation: confirm the next MeterInfo the SECC sends
+        self.confirm_metering = False
+        self.metering_confirmations = 0
 
     @property
     def ev(self):
@@ -113,24 +118,16 @@ class ISO20EVCC:
         schema = SESSION_PAYLOAD_TYPES.get(payload_type)
         if schema is None:
             return host._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X} in a -20 session")
-        try:
-            msg = exi.decode(payload, schema, padding=True)   # zero padding some encoders add
-        except (exi.DecodeError, ValueError) as e:
-            return host._end(now, False, f"undecodable {schema} message from the SECC: {e}")
-        name = type(msg).__name__
-        out: list = [MessageReceived(schema, name, msg)]
+        out, name, msg, _ = host._response(payload, now, schema)    # the cores' shared preamble
+        if name is None:
+            return out
         expected = self.expected()
         if host._pending is not None or name != expected or schema_of(name) != schema:
             return out + host._end(now, False, f"unexpected {name} on 0x{payload_type:04X} (waiting for "
                                                f"{expected if host._pending is None else 'nothing'})")
-        host._timers.pop("msg", None)
-        host._timers.pop("late", None)
-        code = val(msg.ResponseCode) or ""
-        if code.startswith("FAILED"):
-            return out + host._end(now, False, f"SECC answered {host._last_request} with {code}", code=code)
-        if self.state is not E.SESSION_SETUP and msg.Header.SessionID != host.session_id:
-            return out + host._end(now, False, f"{name} with SessionID {(msg.Header.SessionID or b'').hex()}, "
-                                               f"session is {host.session_id.hex()}")
+        refused = host._accept(name, msg, msg, now, self.state is not E.SESSION_SETUP)
+        if refused is not None:
+            return out + refused
         step = getattr(self, f"_on_{name}")(msg, now, out)
         if host.result is not None or step is None:
             return out
@@ -226,17 +223,14 @@ class ISO20EVCC:
         common = dict(EVMaximumChargePower=rn(AC, p), EVMinimumChargePower=rn(AC, 0))
         if self.bpt:
             return "AC_ChargeParameterDiscoveryReq", {"BPT_AC_CPDReqEnergyTransferMode":
-                AC.BPT_AC_CPDReqEnergyTransferModeType(**common, EVMaximumDischargePower=rn(AC, p),
-                                                       EVMinimumDischargePower=rn(AC, 0))}, False
+                AC.BPT_AC_CPDReqEnergyTransferModeType(
+                    **common, EVMaximumDischargePower=rn(AC, self._ac_discharge_power()),
+                    EVMinimumDischargePower=rn(AC, 0))}, False
         return "AC_ChargeParameterDiscoveryReq", {"AC_CPDReqEnergyTransferMode":
             AC.AC_CPDReqEnergyTransferModeType(**common)}, False
 
     def _discharge_limits(self) -> tuple:
-        f = getattr(self.ev, "discharge_limits", None)
-        if f is not None:
-            return f()
-        lim = self.ev.dc_limits()
-        return lim.max_power, lim.max_current
+        return self.ev.discharge_limits()
 
     def _energy(self) -> tuple:
         """(target, maximum, minimum) energy request in Wh from the battery state."""
@@ -344,8 +338,10 @@ class ISO20EVCC:
         return self._session_stop()
 
     def _session_stop(self):
-        if self.settings.service_renegotiation and not self.renegotiated_service and self.failure is None:
+        own = self.settings.service_renegotiation and not self.renegotiated_service
+        if (own or self.service_renegotiation_asked) and self.failure is None:
             self.renegotiated_service = True
+            self.service_renegotiation_asked = False
             return "SessionStopReq", {"ChargingSession": "ServiceRenegotiation"}, False
         return "SessionStopReq", {"ChargingSession": self.stop_mode}, False
 
@@ -355,7 +351,9 @@ class ISO20EVCC:
 
     def _loop_fields(self, now) -> dict:
         ev = self.ev
-        fields: dict = {"MeterInfoRequested": False, "DisplayParameters": self._display(DC if self.dc else AC, now)}
+        # MeterInfoRequested: a MeteringConfirmation waits for a meter reading ([V2G20-1081]).
+        fields: dict = {"MeterInfoRequested": self.confirm_metering,
+                        "DisplayParameters": self._display(DC if self.dc else AC, now)}
         if not self.dc:
             return {**fields, **self._ac_loop_fields()}
         lim = ev.dc_limits()
@@ -407,13 +405,19 @@ class ISO20EVCC:
                      EVMaximumEnergyRequest=rn(AC, mx), EVMinimumEnergyRequest=rn(AC, mn),
                      EVMinimumChargePower=rn(AC, 0), EVPresentReactivePower=rn(AC, 0))
         if self.bpt:
-            f.update(EVMaximumDischargePower=rn(AC, pmax), EVMinimumDischargePower=rn(AC, 0))
+            for suffix, v in self._phases(0.0 if standby else self._ac_discharge_power()).items():
+                f["EVMaximumDischargePower" + suffix] = rn(AC, v)
+            f["EVMinimumDischargePower"] = rn(AC, 0)
             cls = AC.BPT_Dynamic_AC_CLReqControlModeType if self.control == DYNAMIC \
                 else AC.BPT_Scheduled_AC_CLReqControlModeType
         else:
             cls = AC.Dynamic_AC_CLReqControlModeType if self.control == DYNAMIC \
                 else AC.Scheduled_AC_CLReqControlModeType
         return {cls.__name__[:-4]: cls(**f)}
+
+    def _ac_discharge_power(self) -> float:
+        """AC_BPT: the most the EV gives back, W (all phases)."""
+        return self.ev.ac_discharge_power()
 
     def _on_AC_ChargeLoopRes(self, res, now, out):
         mode = (res.Dynamic_AC_CLResControlMode or res.BPT_Dynamic_AC_CLResControlMode
@@ -423,6 +427,8 @@ class ISO20EVCC:
         p = fr(target) * (3 if getattr(mode, "EVSETargetActivePower_L2", None) is not None else 1) \
             if target is not None else lim.nominal_voltage * lim.max_current * 3
         self.ac_power = 0.0 if self.standby_left is not None else min(p, self.pmax or p)
+        if self.ac_power < 0:           # BPT discharge, as the SECC steers it (dynamic)
+            self.ac_power = max(self.ac_power, -self._ac_discharge_power()) if self.bpt else 0.0
         self.ev.update(now, 230.0, self.ac_power / 230.0)
         return self._after_loop(res, now)
 
@@ -450,6 +456,18 @@ class ISO20EVCC:
             return self._power_delivery("Stop")
         if n == "ScheduleRenegotiation" and self.standby_left is None:
             return self._power_delivery("ScheduleRenegotiation")
+        if n == "ServiceRenegotiation":
+            # Power off, then SessionStop(ServiceRenegotiation) and a new ServiceDiscovery
+            # in the same session ([V2G20-1477]).
+            self.service_renegotiation_asked = True
+            return self._power_delivery("Stop")
+        if n == "MeteringConfirmation" or self.confirm_metering:
+            # [V2G20-1083]: the EV confirms the meter reading in SignedMeteringData; the
+            # reading is the MeterInfo of this response, or of the next one it asks for.
+            if res.MeterInfo is not None:
+                self.confirm_metering = False
+                return self._metering_confirmation(res.MeterInfo)
+            self.confirm_metering = True
         if self.standby_left is not None:
             self.standby_left -= 1
             if self.standby_left <= 0 or n == "ExitStandby":
@@ -465,6 +483,22 @@ class ISO20EVCC:
         if self.ev.charging_complete(now) or self.ev.stop_requested(now) or \
                 (c.max_charge_loops is not None and self.loops >= c.max_charge_loops):
             return self._power_delivery("Stop")
+        name, fields, _ = self._loop_req(now)
+        return name, fields, True
+
+    def _metering_confirmation(self, meter):
+        """MeteringConfirmationReq for a MeterInfo of a charge-loop response.  EIM: not
+        signed (a PnC session signs SignedMeteringData with the contract key: the header's
+        Signature, left to the Plug & Charge work)."""
+        info = CM.MeterInfoType(**{f: getattr(meter, f) for f in meter._fields})
+        mode = {"Dynamic_SMDTControlMode": CM.Dynamic_SMDTControlModeType()} if self.control == DYNAMIC else \
+            {"Scheduled_SMDTControlMode": CM.Scheduled_SMDTControlModeType(SelectedScheduleTupleID=self.tuple_id)}
+        data = CM.SignedMeteringDataType(Id=f"meter{self.metering_confirmations + 1}",
+                                         SessionID=self.host.session_id, MeterInfo=info, **mode)
+        return "MeteringConfirmationReq", {"SignedMeteringData": data}, False
+
+    def _on_MeteringConfirmationRes(self, res, now, out):
+        self.metering_confirmations += 1
         name, fields, _ = self._loop_req(now)
         return name, fields, True
 

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import exi
 
 from .. import timers
-from ..events import MessageReceived, PowerDeliveryChanged, Send, SessionEstablished
+from ..events import PowerDeliveryChanged, Send, SessionEstablished
 from ..machine import check_transition
 from ._msg import AC, CM, DC, SESSION_PAYLOAD_TYPES, build, fr, payload_type_of, rn, schema_of, val
 from ..secc import PausedSession
@@ -115,21 +115,14 @@ class ISO20SECC:
         schema = SESSION_PAYLOAD_TYPES.get(payload_type)
         if schema is None:
             return host._end(now, False, f"unexpected V2GTP payload type 0x{payload_type:04X} in a -20 session")
-        try:
-            msg = exi.decode(payload, schema, padding=True)   # zero padding some encoders add
-        except (exi.DecodeError, ValueError) as e:
-            return host._end(now, False, f"undecodable {schema} message: {e}")
-        name = type(msg).__name__
-        out: list = [MessageReceived(schema, name, msg)]
-        if not name.endswith("Req"):
-            return out + host._end(now, False, f"{name} is not a request")
+        out, name, msg, _ = host._request(payload, now, schema)     # the cores' shared preamble
+        if name is None:
+            return out
         if schema_of(name) != schema:
             return out + host._end(now, False, f"{name} on payload type 0x{payload_type:04X}")
-        if host.session_id is not None and name != "SessionSetupReq":
-            sid = msg.Header.SessionID if msg.Header is not None else None
-            if sid != host.session_id:
-                return out + self._fail(name, "FAILED_UnknownSession",
-                                        f"{name} with SessionID {(sid or b'').hex()}", now)
+        wrong = host._wrong_session(name, msg)
+        if wrong:
+            return out + self._fail(name, "FAILED_UnknownSession", wrong, now)
         if (self.state, name) not in SECC_TABLE:
             return out + self._fail(name, "FAILED_SequenceError",
                                     f"{name} not expected in state {self.state.name}", now)
@@ -211,10 +204,40 @@ class ISO20SECC:
             for sid, params in parameter_sets(service, lim.nominal_voltage)])
 
     def _status(self, mod, now: float):
-        """EVSEStatus when the EVSE has something to say (-2 style names translated)."""
+        """EVSEStatus when the EVSE has something to say (-2 style names translated):
+        Pause, ExitStandby, Terminate, ScheduleRenegotiation, ServiceRenegotiation or
+        MeteringConfirmation (the controller's ``notification``)."""
         n = self.evse.notification(now) or "None"
         n = _NOTIFICATION.get(n, n)
+        if n == "ServiceRenegotiation" and not self.settings.service_renegotiation:
+            # ServiceDiscoveryRes said it is not supported ([V2G20-1931]): not asked for.
+            log.warning("%s: EVSE asked for ServiceRenegotiation, which this SECC does not support",
+                        self.host.name)
+            return None
         return None if n == "None" else mod.EVSEStatusType(NotificationMaxDelay=0, EVSENotification=n)
+
+    def _loop_extras(self, mod, req, now: float, fields: dict) -> None:
+        """EVSEStatus and MeterInfo of a charge-loop response: MeterInfo when asked for,
+        in the first response ([V2G20-1081]/[V2G20-1082]/[V2G20-1833]) and with a
+        MeteringConfirmation notification, whose SignedMeteringData carries it back."""
+        status = self._status(mod, now)
+        if status is not None:
+            fields["EVSEStatus"] = status
+        notification = val(status.EVSENotification) if status is not None else None
+        if req.MeterInfoRequested or self.loop_count == 1 or notification == "MeteringConfirmation":
+            fields["MeterInfo"] = self._meter_info(mod, now)
+
+    def _on_MeteringConfirmationReq(self, req, now):
+        """[V2G20-1083]: the EV confirms a meter reading.  EIM: no signature to check
+        (PnC: the header's Signature over SignedMeteringData, FAILED_MeteringSignatureNotValid)."""
+        data = req.SignedMeteringData
+        if data is None or data.MeterInfo is None or data.SessionID != self.host.session_id:
+            raise Failed20("FAILED", "MeteringConfirmation without this session's SignedMeteringData")
+        m = data.MeterInfo
+        confirmed = getattr(self.evse, "metering_confirmed", None)
+        if confirmed is not None:
+            confirmed(now, m.MeterID, m.ChargedEnergyReadingWh, m.BPT_DischargedEnergyReadingWh)
+        return {}, self.state, []
 
     # -- CommonMessages -------------------------------------------------------------------
     def _on_SessionSetupReq(self, req, now):
@@ -430,11 +453,7 @@ class ISO20SECC:
         return {"DC_CPDResEnergyTransferMode": DC.DC_CPDResEnergyTransferModeType(**common)}
 
     def _discharge_limits(self) -> tuple:
-        f = getattr(self.evse, "discharge_limits", None)
-        if f is not None:
-            return f()
-        lim = self.evse.dc_limits()
-        return lim.max_power, lim.max_current
+        return self.evse.discharge_limits()
 
     def _on_DC_ChargeParameterDiscoveryReq(self, req, now):
         if self.service not in (Service.DC, Service.DC_BPT):
@@ -492,7 +511,7 @@ class ISO20SECC:
             if fr(mode.EVTargetEnergyRequest) <= 0:
                 p = min(p, fr(mode.EVMinimumChargePower))
             i = min(fr(mode.EVMaximumChargeCurrent), lim.max_current, p / v if v > 1 else 0.0)
-            if self.bpt and self.settings.discharge_power > 0 and getattr(self.evse, "bidirectional", False):
+            if self.bpt and self.settings.discharge_power > 0 and self.evse.bidirectional:
                 dp, di = self._discharge_limits()
                 p_dis = min(self.settings.discharge_power, fr(mode.EVMaximumDischargePower), dp)
                 i = -min(fr(mode.EVMaximumDischargeCurrent), di, p_dis / v if v > 1 else 0.0)
@@ -511,17 +530,14 @@ class ISO20SECC:
                   "EVSECurrentLimitAchieved": i >= lim.max_current,
                   "EVSEVoltageLimitAchieved": v >= lim.max_voltage,
                   "EVSEPowerLimitAchieved": v * i >= lim.max_power}
-        # [V2G20-1081]/[V2G20-1082]: MeterInfo when asked for; [V2G20-1833] in the first.
-        if req.MeterInfoRequested or self.loop_count == 1:
-            fields["MeterInfo"] = self._meter_info(DC, now)
-        status = self._status(DC, now)
-        if status is not None:
-            fields["EVSEStatus"] = status
+        self._loop_extras(DC, req, now, fields)
         return fields, self.state, []
 
     def _meter_info(self, mod, now):
         m = self.evse.meter(now)
-        return mod.MeterInfoType(MeterID=m.meter_id[:32], ChargedEnergyReadingWh=max(0, int(m.energy_wh)))
+        discharged = getattr(m, "discharged_wh", None) if self.bpt else None
+        return mod.MeterInfoType(MeterID=m.meter_id[:32], ChargedEnergyReadingWh=max(0, int(m.energy_wh)),
+                                 BPT_DischargedEnergyReadingWh=None if discharged is None else max(0, int(discharged)))
 
     def _on_DC_WeldingDetectionReq(self, req, now):
         return {}, S.POWER_STOPPED, []
@@ -573,12 +589,14 @@ class ISO20SECC:
             if mode.EVMaximumChargePower is not None else None
         lim = self.evse.ac_limits()
         p = min(lim.nominal_voltage * lim.max_current * 3, ev_max if ev_max is not None else float("inf"))
+        if self.bpt and self.control == DYNAMIC and self.settings.discharge_power > 0 \
+                and self.evse.bidirectional:
+            # Dynamic AC_BPT: the SECC steers into discharge, a negative target active
+            # power within the EV's and its own discharge limits ([V2G20-2188]).
+            ev_dis = fr(mode.EVMaximumDischargePower) * (3 if mode.EVMaximumDischargePower_L2 is not None else 1)
+            p = -min(self.settings.discharge_power, ev_dis, lim.nominal_voltage * lim.max_current * 3)
         self.evse.set_output(now, lim.nominal_voltage, p / 3 / lim.nominal_voltage, True, ac=True)
         self.loop_count += 1
-        fields = self._ac_loop_mode(now, ev_max)
-        if req.MeterInfoRequested or self.loop_count == 1:
-            fields["MeterInfo"] = self._meter_info(AC, now)
-        status = self._status(AC, now)
-        if status is not None:
-            fields["EVSEStatus"] = status
+        fields = self._ac_loop_mode(now, p)
+        self._loop_extras(AC, req, now, fields)
         return fields, self.state, []

@@ -68,6 +68,9 @@ SECC_TABLE: Table = {
     (S.STANDBY, "DC_ChargeLoopReq"): (S.STANDBY,),
     (S.STANDBY, "AC_ChargeLoopReq"): (S.STANDBY,),
     (S.STANDBY, "PowerDeliveryReq"): (S.CHARGING, S.POWER_STOPPED),
+    # EVSENotification MeteringConfirmation ([V2G20-1083]): in the loop, charging or not.
+    (S.CHARGING, "MeteringConfirmationReq"): (S.CHARGING,),
+    (S.STANDBY, "MeteringConfirmationReq"): (S.STANDBY,),
     (S.POWER_STOPPED, "DC_WeldingDetectionReq"): (S.POWER_STOPPED,),
     # Terminate/Pause end; ServiceRenegotiation goes back to ServiceDiscovery ([V2G20-1477]).
     (S.POWER_STOPPED, "SessionStopReq"): (S.ENDED, S.SERVICE_DISCOVERY),
@@ -91,6 +94,7 @@ class EVCC20State(enum.Enum):
     POWER_DELIVERY = "PowerDeliveryRes"
     DC_CHARGE_LOOP = "DC_ChargeLoopRes"
     AC_CHARGE_LOOP = "AC_ChargeLoopRes"
+    METERING_CONFIRMATION = "MeteringConfirmationRes"
     DC_WELDING_DETECTION = "DC_WeldingDetectionRes"
     SESSION_STOP = "SessionStopRes"
     DONE = "Done"
@@ -117,8 +121,10 @@ EVCC_TABLE: Table = {
     (E.DC_PRE_CHARGE, "DC_PreChargeRes"): (E.DC_PRE_CHARGE, E.POWER_DELIVERY),
     (E.POWER_DELIVERY, "PowerDeliveryRes"): (E.DC_CHARGE_LOOP, E.AC_CHARGE_LOOP, E.SCHEDULE_EXCHANGE,
                                              E.DC_WELDING_DETECTION, E.SESSION_STOP),
-    (E.DC_CHARGE_LOOP, "DC_ChargeLoopRes"): (E.DC_CHARGE_LOOP, E.POWER_DELIVERY),
-    (E.AC_CHARGE_LOOP, "AC_ChargeLoopRes"): (E.AC_CHARGE_LOOP, E.POWER_DELIVERY),
+    (E.DC_CHARGE_LOOP, "DC_ChargeLoopRes"): (E.DC_CHARGE_LOOP, E.POWER_DELIVERY, E.METERING_CONFIRMATION),
+    (E.AC_CHARGE_LOOP, "AC_ChargeLoopRes"): (E.AC_CHARGE_LOOP, E.POWER_DELIVERY, E.METERING_CONFIRMATION),
+    # EVSENotification MeteringConfirmation ([V2G20-1083]): confirmed, the loop goes on.
+    (E.METERING_CONFIRMATION, "MeteringConfirmationRes"): (E.DC_CHARGE_LOOP, E.AC_CHARGE_LOOP),
     (E.DC_WELDING_DETECTION, "DC_WeldingDetectionRes"): (E.DC_WELDING_DETECTION, E.SESSION_STOP),
     # ServiceRenegotiation: a new ServiceDiscovery in the same session.
     (E.SESSION_STOP, "SessionStopRes"): (E.DONE, E.SERVICE_DISCOVERY),
