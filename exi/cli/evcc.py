@@ -63,6 +63,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                       help="with --payment contract: install a new contract certificate first")
     cert.add_argument("--update", action="store_true",
                       help="with --payment contract: update the contract certificate first")
+    p.add_argument("--require-ocsp", action="store_true",
+                   help="with --payment contract: refuse a SECC that staples no OCSP status for "
+                        "its certificate ([V2G2-873])")
     p.add_argument("--loops", type=int, default=10, help="charge loop requests before stopping (default 10)")
     p.add_argument("--loop-interval", type=float, default=0.1, help="seconds between loop requests (0.1)")
     p.add_argument("--pause", action="store_true", help="-2: end with SessionStop Pause")
@@ -113,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
     if "din" in protocols and args.mode == "ac":
         raise usage("DIN SPEC 70121 is DC only")
     certificate = "installation" if args.install else "update" if args.update else None
-    if certificate and args.payment != "contract":
-        raise usage("--install/--update go with --payment contract")
+    if (certificate or args.require_ocsp) and args.payment != "contract":
+        raise usage("--install/--update/--require-ocsp go with --payment contract")
     if args.payment == "contract":
         if "iso2" not in protocols:
             raise usage("--payment contract is ISO 15118-2 Plug & Charge: --protocol iso2")
@@ -173,7 +176,7 @@ async def _main(args, protocols, resume):
         folder = profile_folder(args.pki, "iso2")
         args.wallet = ContractWallet.from_folder(folder, password=pki_cli.password(args))
         config.payment, config.wallet, config.certificate = "contract", args.wallet, args.certificate
-        ctx = pnc_tls.evcc_context(folder, keylog=args.keylog)
+        ctx = pnc_tls.evcc_context(folder, keylog=args.keylog, require_staple=args.require_ocsp)
     tracer = Tracer(args.trace) if args.trace else None
     core = EVCCSession(config, SimulatedEV(soc_pct=args.soc), name="evcc")
     task = asyncio.ensure_future(run_evcc(args.interface, config, ssl=ctx, tracer=tracer,

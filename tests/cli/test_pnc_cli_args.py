@@ -18,7 +18,7 @@ def folder(tmp_path_factory):
 def test_evcc_contract_payment_usage(cli, folder, tmp_path):
     base = ("evcc", "-i", "lo", "--mode", "ac")
     cases = [
-        ((*base, "--protocol", "iso2", "--install"), "--install/--update go with --payment contract"),
+        ((*base, "--protocol", "iso2", "--install"), "--install/--update/--require-ocsp go with --payment contract"),
         ((*base, "--protocol", "iso2", "--payment", "contract"), "--payment contract needs --pki DIR"),
         (("evcc", "-i", "lo", "--mode", "dc", "--protocol", "din", "--payment", "contract", "--pki",
           folder), "--payment contract is ISO 15118-2 Plug & Charge"),

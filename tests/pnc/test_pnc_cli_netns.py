@@ -1,6 +1,7 @@
 """Plug & Charge over real TLS between two processes in network namespaces:
 `exi15118 secc --pnc --pki DIR` and `exi15118 evcc --payment contract --pki DIR`, on one PKI
-folder: installation (no contract in the folder), then an update of the stored contract; the SECC staples its leaf's OCSP status, the EVCC sends trusted_ca_keys."""
+folder: installation (no contract in the folder), then an update of the stored contract
+with the EVCC requiring the SECC's stapled OCSP status; the EVCC sends trusted_ca_keys."""
 import json
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def test_install_pay_update_over_tls(pair, tmp_path):
         rc, first, err = evcc(pair, folder)
         assert rc == 0 and first["ok"], (first, err[-3000:])
         # the stored contract is updated, then paid with
-        rc, second, err = evcc(pair, folder, "--update")
+        rc, second, err = evcc(pair, folder, "--update", "--require-ocsp")    # the SECC staples
         assert rc == 0 and second["ok"] and second["emaid"] == first["emaid"], (second, err[-3000:])
     finally:
         stats = secc.stop()
