@@ -171,15 +171,19 @@ def test_every_failed_response_is_encodable():
     """Each request of the table can be refused with a schema-valid response."""
     secc = SECCSession(SECCConfig(protocols=("iso20",)))
     secc.session_id = b"\x01" * 8
+    services = {"iso20_dc": (None, 2, 6), "iso20_ac": (None, 1, 5)}      # none selected yet, DC, DC_BPT...
     for schema in ("iso20_dc", "iso20_ac"):
-        proto = ISO20SECC(secc, schema)
-        for _, name in SECC_TABLE:
-            if name.startswith("AC_" if schema == "iso20_dc" else "DC_"):
-                continue
-            for code in ("FAILED", "FAILED_SequenceError"):
-                send = proto._respond(name, 0.0, code)
-                back = exi.decode(send.payload, send.schema)
-                assert back.ResponseCode == code
+        for service in services[schema]:
+            for control in (None, 1, 2):        # before selection, scheduled, dynamic
+                proto = ISO20SECC(secc, schema)
+                proto.service, proto.control = service, control
+                for _, name in SECC_TABLE:
+                    if name.startswith("AC_" if schema == "iso20_dc" else "DC_"):
+                        continue
+                    for code in ("FAILED", "FAILED_SequenceError"):
+                        send = proto._respond(name, 0.0, code)
+                        back = exi.decode(send.payload, send.schema)
+                        assert back.ResponseCode == code, (schema, service, control, name)
 
 
 def test_eim_authorization_failure_is_a_warning_and_the_ev_stops():

@@ -179,7 +179,8 @@ class ISO20SECC:
         if name in ("AuthorizationRes", "ScheduleExchangeRes", "DC_CableCheckRes"):
             extra = {}
             if name == "ScheduleExchangeRes":       # the choice the session's control mode wants
-                extra = {"Scheduled_SEResControlMode": CM.Scheduled_SEResControlModeType(ScheduleTuple=[])} \
+                # (scheduled: at least one ScheduleTuple, also in a FAILED answer)
+                extra = {"Scheduled_SEResControlMode": self._schedules(now)} \
                     if self.control == SCHEDULED else {"Dynamic_SEResControlMode": CM.Dynamic_SEResControlModeType()}
             return {"EVSEProcessing": "Finished", **extra}
         if name == "ServiceDiscoveryRes":
