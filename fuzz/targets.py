@@ -217,17 +217,20 @@ def capture(data: bytes) -> None:
 
 # --- session cores ---------------------------------------------------------------------------
 
-_SESSIONS = (("din", "dc"), ("iso2", "dc"), ("iso2", "ac"))
+# (protocol, mode, -20 control mode); new entries go last (the corpus picks by index).
+_SESSIONS = (("din", "dc", None), ("iso2", "dc", None), ("iso2", "ac", None),
+             ("iso20", "dc", "dynamic"), ("iso20", "ac_bpt", "scheduled"))
 
 
 def _session_pair(data: bytes, tamper_direction: str):
     """A whole EVCC<->SECC session in memory in which the n-th message in one direction is
     replaced by the fuzzer's payload (or XOR-mutated by it): every state is reachable by n."""
     from exi.v2g.session import EVCCConfig, SECCConfig
+    from exi.v2g.session.iso20 import ISO20EVCCSettings
     from exi.v2g.session.testing import SessionPair
     if len(data) < 3:
         return None
-    schema, mode = _SESSIONS[data[0] % len(_SESSIONS)]
+    schema, mode, control = _SESSIONS[data[0] % len(_SESSIONS)]
     nth, how, payload = data[1] % 40, data[2] % 3, data[3:]
     seen = [0]
 
@@ -243,8 +246,11 @@ def _session_pair(data: bytes, tamper_direction: str):
             return bytes(b ^ payload[i % len(payload)] for i, b in enumerate(original))
         return original[:payload[0] % (len(original) + 1)] + payload[1:]   # splice
     pair = SessionPair(EVCCConfig(protocols=(schema,), mode=mode, max_charge_loops=2,
-                                  renegotiate_after=1 if schema == "iso2" else None),
-                       SECCConfig(protocols=(schema,)))
+                                  renegotiate_after=1 if schema == "iso2" else None,
+                                  control=control or "scheduled",
+                                  iso20=ISO20EVCCSettings(schedule_renegotiation_after=1)
+                                  if control == "scheduled" else None),
+                       SECCConfig(protocols=(schema,)), tls_version="TLSv1.3" if control else None)
     pair.tamper = tamper
     pair.run(max_steps=5000)
     return pair

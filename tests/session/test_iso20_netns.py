@@ -7,7 +7,6 @@ chain, -20 EVs over TLS 1.3 with the -20 chain, on the same TLS port."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import pytest
@@ -48,15 +47,53 @@ def secc20(pair, pki20, tmp_path_factory):
 PAYLOAD_SCHEMAS = {"sap", "iso20_cm", "iso20_dc", "iso20_ac"}
 
 
-# Every service over TLS takes ~40 s; the default run takes one (BPT, dynamic),
-# EXI15118_ISO20_FULL=1 all four (documented in exi/v2g/session/README.md).
-TLS_CASES = [("dc", "scheduled"), ("dc_bpt", "dynamic"), ("ac", "dynamic"), ("ac_bpt", "scheduled")]
-if os.environ.get("EXI15118_ISO20_FULL") != "1":
-    TLS_CASES = [("dc_bpt", "dynamic")]
+def test_every_service_and_control_mode_pause_standby_renegotiations_over_tls13(pair, secc20, pki20):
+    """The whole -20 matrix through the driver API, one process for all vehicles
+    (tests/session/_iso20_evs.py): AC, DC, AC_BPT, DC_BPT each scheduled and dynamic,
+    pause then resume, standby, schedule and service renegotiation, each over TLS 1.3 with
+    the vehicle certificate against the one SECC process."""
+    r = pair.run("evcc", [sys.executable, "-m", "tests.session._iso20_evs", pair.iface["evcc"], str(pki20)],
+                 cwd=str(ROOT), timeout=120)
+    runs = {x["name"]: x for x in map(json.loads, r.stdout.splitlines())}
+    failed = {n: x["reason"] for n, x in runs.items() if not x["ok"]}
+    assert not failed and r.returncode == 0, f"{failed}\n{r.stderr[-3000:]}"
+    services = [f"{m}/{c}" for m in ("ac", "dc", "ac_bpt", "dc_bpt") for c in ("scheduled", "dynamic")]
+    assert set(runs) == {*services, "pause", "resume", "standby", "schedule_renegotiation",
+                         "service_renegotiation"}
+    for x in runs.values():
+        assert x["tls"] == "TLSv1.3" and x["schema"] in ("iso20_ac", "iso20_dc"), x
+        assert x["header_session_ids"] == [x["session_id"]], x     # one SessionID throughout
+    for name in services:
+        x = runs[name]
+        dc = name.startswith("dc")
+        assert x["schema"] == ("iso20_dc" if dc else "iso20_ac")
+        assert x["requests"].count("DC_ChargeLoopReq" if dc else "AC_ChargeLoopReq") == 3, x["requests"]
+        assert x["progress"] == ["Start", "Stop"] and x["stops"] == ["Terminate"]
+        assert x["energy_wh"] > 0
+    # Pause, then the same vehicle resumes the same session at ChargeParameterDiscovery
+    # without a second authorization ([V2G20-1032]).
+    paused, resumed = runs["pause"], runs["resume"]
+    assert paused["paused"] and paused["stops"] == ["Pause"]
+    assert resumed["session_id"] == paused["session_id"] and resumed["setup_codes"] == ["OK_OldSessionJoined"]
+    assert resumed["requests"][:3] == ["supportedAppProtocolReq", "SessionSetupReq", "AC_ChargeParameterDiscoveryReq"]
+    assert not {"AuthorizationSetupReq", "AuthorizationReq", "ServiceSelectionReq"} & set(resumed["requests"])
+    # Standby entered and left (power back on), then the normal stop.
+    assert runs["standby"]["progress"] == ["Start", "Standby", "Start", "Stop"]
+    assert runs["standby"]["power_delivery_codes"] == ["OK"] * 4
+    # Schedule renegotiation: back to ScheduleExchange, power on again, no new service selection.
+    x = runs["schedule_renegotiation"]
+    assert x["progress"] == ["Start", "ScheduleRenegotiation", "Start", "Stop"]
+    assert x["requests"].count("ScheduleExchangeReq") == 2 and x["requests"].count("ServiceSelectionReq") == 1
+    # Service renegotiation: SessionStop(ServiceRenegotiation), a second service selection
+    # in the same session.
+    x = runs["service_renegotiation"]
+    assert x["stops"] == ["ServiceRenegotiation", "Terminate"]
+    assert x["requests"].count("ServiceSelectionReq") == 2 and x["requests"].count("SessionSetupReq") == 1
 
 
-@pytest.mark.parametrize("mode,control", TLS_CASES)
-def test_iso20_over_tls13_with_the_vehicle_certificate(pair, secc20, pki20, tmp_path, mode, control):
+def test_iso20_over_tls13_with_the_vehicle_certificate(pair, secc20, pki20, tmp_path):
+    """The CLI path: `exi15118 evcc` for one -20 session over TLS 1.3."""
+    mode, control = "dc_bpt", "dynamic"
     trace = tmp_path / "evcc.jsonl"
     rc, res, err = evcc(pair, "--protocol", "iso20", "--mode", mode, "--control", control,
                         "--loops", "3", "--loop-interval", "0.05", "--tls", "--pki", str(pki20),

@@ -171,15 +171,19 @@ def test_every_failed_response_is_encodable():
     """Each request of the table can be refused with a schema-valid response."""
     secc = SECCSession(SECCConfig(protocols=("iso20",)))
     secc.session_id = b"\x01" * 8
+    services = {"iso20_dc": (None, 2, 6), "iso20_ac": (None, 1, 5)}      # none selected yet, DC, DC_BPT...
     for schema in ("iso20_dc", "iso20_ac"):
-        proto = ISO20SECC(secc, schema)
-        for _, name in SECC_TABLE:
-            if name.startswith("AC_" if schema == "iso20_dc" else "DC_"):
-                continue
-            for code in ("FAILED", "FAILED_SequenceError"):
-                send = proto._respond(name, 0.0, code)
-                back = exi.decode(send.payload, send.schema)
-                assert back.ResponseCode == code
+        for service in services[schema]:
+            for control in (None, 1, 2):        # before selection, scheduled, dynamic
+                proto = ISO20SECC(secc, schema)
+                proto.service, proto.control = service, control
+                for _, name in SECC_TABLE:
+                    if name.startswith("AC_" if schema == "iso20_dc" else "DC_"):
+                        continue
+                    for code in ("FAILED", "FAILED_SequenceError"):
+                        send = proto._respond(name, 0.0, code)
+                        back = exi.decode(send.payload, send.schema)
+                        assert back.ResponseCode == code, (schema, service, control, name)
 
 
 def test_eim_authorization_failure_is_a_warning_and_the_ev_stops():
@@ -482,3 +486,58 @@ def test_undecodable_frame_ends_the_session_on_either_side(direction, ender):
     assert not result.ok
     ended = result if ender == "evcc" else secc_end(pair)
     assert not ended.ok and ended.reason.startswith("undecodable iso20_cm message")
+
+
+def _rewrite(direction, name, schema, change):
+    """A tamper hook editing one message type on its way, re-encoded without the facet
+    checks (non-strict EXI carries values beyond them)."""
+    def tamper(d, payload):
+        if d != direction:
+            return payload
+        try:
+            msg = exi.decode(payload, schema)
+        except exi.DecodeError:
+            return payload
+        if type(msg).__name__ != name:
+            return payload
+        change(msg)
+        return exi.encode(msg, validate=False)
+    return tamper
+
+
+@pytest.mark.parametrize("name,schema,change,where", [
+    ("SessionSetupReq", "iso20_cm", lambda m: setattr(m, "EVCCID", "A" * 60000), "EVCCID"),
+    ("DC_ChargeLoopReq", "iso20_dc", lambda m: setattr(m.EVPresentVoltage, "Value", 40000), "Value"),
+    ("SessionStopReq", "iso20_cm", lambda m: setattr(m, "EVTerminationExplanation", "x" * 500),
+     "EVTerminationExplanation"),
+])
+def test_secc_answers_failed_to_a_request_beyond_the_schema(name, schema, change, where):
+    """A -20 request that decodes but breaks the schema's facets gets the generic FAILED
+    (with its mandatory fields), the session ends and nothing of it is kept."""
+    secc = SECCConfig(protocols=("iso20",))
+    pair = SessionPair(EVCCConfig(protocols=("iso20",), mode="dc", control="dynamic", stop="pause",
+                                  max_charge_loops=2), secc, tls_version="TLSv1.3")
+    pair.tamper = _rewrite("evcc->secc", name, schema, change)
+    result = pair.run()
+    res = [e.message for e in pair.log if e.name == name[:-3] + "Res"][-1]
+    assert res.ResponseCode == "FAILED"
+    assert exi.validate(res) is None                # a complete, schema-valid answer
+    end = secc_end(pair)
+    assert not end.ok and end.response_code == "FAILED" and "outside the schema" in end.reason
+    assert where in end.reason
+    assert not result.ok and result.response_code == "FAILED"       # the EVCC ends too (8.6)
+    assert pair.secc.evcc_id != "A" * 60000
+    assert secc.store.paused == {}          # the Pause of a refused SessionStop is not stored
+
+
+def test_evcc_ends_on_a_response_beyond_the_schema():
+    pair = SessionPair(EVCCConfig(protocols=("iso20",), mode="dc", control="dynamic", max_charge_loops=3),
+                       SECCConfig(protocols=("iso20",)), tls_version="TLSv1.3")
+    pair.tamper = _rewrite("secc->evcc", "DC_ChargeLoopRes", "iso20_dc",
+                           lambda m: setattr(m.EVSEPresentCurrent, "Value", 40000))
+    result = pair.run()
+    assert not result.ok
+    assert result.reason.startswith("DC_ChargeLoopRes from the SECC outside the schema")
+    assert "EVSEPresentCurrent/Value" in result.reason
+    assert pair.requests().count("DC_ChargeLoopReq") == 1      # nothing more sent after it
+    assert pair.closed["evcc"]

@@ -121,6 +121,10 @@ class ISO20EVCC:
         out, name, msg, _ = host._response(payload, now, schema)    # the cores' shared preamble
         if name is None:
             return out
+        try:        # a missing ResponseCode or a value beyond the schema stops here
+            exi.validate(msg)
+        except exi.ValidationError as e:
+            return out + host._end(now, False, f"{name} from the SECC outside the schema: {e}")
         expected = self.expected()
         if host._pending is not None or name != expected or schema_of(name) != schema:
             return out + host._end(now, False, f"unexpected {name} on 0x{payload_type:04X} (waiting for "

@@ -9,7 +9,10 @@ Errors: out of sequence -> FAILED_SequenceError; wrong SessionID ->
 FAILED_UnknownSession; content checks -> FAILED_ServiceSelectionInvalid,
 FAILED_NoEnergyTransferServiceSelected, FAILED_ServiceIDInvalid,
 FAILED_ScheduleSelectionInvalid, FAILED_EVPowerProfileInvalid, FAILED_WrongChargeParameter,
-FAILED_PauseNotAllowed, FAILED_NoServiceRenegotiationSupported, FAILED (isolation).  Every
+FAILED_PauseNotAllowed, FAILED_NoServiceRenegotiationSupported, FAILED (isolation; and a
+request that decodes but breaks the schema's facets -- a 60,000-byte EVCCID, an integer out
+of range, a missing mandatory element, which non-strict EXI can carry -- checked with
+:func:`exi.validate` before any handler or the paused-session store sees it).  Every
 FAILED response carries its mandatory fields and ends the session (clause 8.6).  A
 payload type that is not a -20 message set, or a message on the wrong payload type,
 ends the session without a response.
@@ -120,6 +123,12 @@ class ISO20SECC:
             return out
         if schema_of(name) != schema:
             return out + host._end(now, False, f"{name} on payload type 0x{payload_type:04X}")
+        try:        # values beyond the schema's facets never reach the handlers or the store
+            exi.validate(msg)
+        except exi.ValidationError as e:
+            # The generic FAILED of responseCodeType: no requirement id names a code for a
+            # request outside the schema; like every FAILED it ends the session (clause 8.6).
+            return out + self._fail(name, "FAILED", f"{name} outside the schema: {e}", now)
         wrong = host._wrong_session(name, msg)
         if wrong:
             return out + self._fail(name, "FAILED_UnknownSession", wrong, now)
@@ -170,7 +179,8 @@ class ISO20SECC:
         if name in ("AuthorizationRes", "ScheduleExchangeRes", "DC_CableCheckRes"):
             extra = {}
             if name == "ScheduleExchangeRes":       # the choice the session's control mode wants
-                extra = {"Scheduled_SEResControlMode": CM.Scheduled_SEResControlModeType(ScheduleTuple=[])} \
+                # (scheduled: at least one ScheduleTuple, also in a FAILED answer)
+                extra = {"Scheduled_SEResControlMode": self._schedules(now)} \
                     if self.control == SCHEDULED else {"Dynamic_SEResControlMode": CM.Dynamic_SEResControlModeType()}
             return {"EVSEProcessing": "Finished", **extra}
         if name == "ServiceDiscoveryRes":
