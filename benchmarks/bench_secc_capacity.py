@@ -7,6 +7,7 @@ iso20``; over plain TCP with the test option ``--iso20-plain-tcp``: the load is 
     python benchmarks/bench_secc_capacity.py --protocol iso20 [--n ...]
     python benchmarks/bench_secc_capacity.py --pure      # the uncompiled build, on purpose
     python benchmarks/bench_secc_capacity.py --baseline DIR   # A/B against another checkout
+    python benchmarks/bench_secc_capacity.py --loop uvloop    # the SECC on uvloop (the [fast] extra)
     python -m pytest benchmarks/bench_secc_capacity.py -s      # pytest-benchmark wrapper
 
 The SECC runs in one network namespace pinned to CPU 0, the EVs in ``--procs`` load
