@@ -7,6 +7,7 @@ iso20``; over plain TCP with the test option ``--iso20-plain-tcp``: the load is 
     python benchmarks/bench_secc_capacity.py --protocol iso20 [--n ...]
     python benchmarks/bench_secc_capacity.py --pure      # the uncompiled build, on purpose
     python benchmarks/bench_secc_capacity.py --baseline DIR   # A/B against another checkout
+    python benchmarks/bench_secc_capacity.py --loop uvloop    # the SECC on uvloop (the [fast] extra)
     python -m pytest benchmarks/bench_secc_capacity.py -s      # pytest-benchmark wrapper
 
 The SECC runs in one network namespace pinned to CPU 0, the EVs in ``--procs`` load
@@ -196,11 +197,13 @@ def load_main(argv) -> None:
 # ---------------------------------------------------------------------------------------
 # orchestration
 
-def _cpu_rss(pid: int) -> tuple[float, int]:
-    """(CPU seconds used, resident KiB) of a process and its children (--workers)."""
+def _cpu_rss(pid: int) -> tuple[float, int, float]:
+    """(CPU seconds used, resident KiB, CPU seconds in the kernel) of a process and its
+    children (--workers)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    kernel = int(fields[12]) / CLK_TCK
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
     try:
@@ -209,11 +212,11 @@ def _cpu_rss(pid: int) -> tuple[float, int]:
         children = []
     for child in children:
         try:
-            c, r = _cpu_rss(int(child))
+            c, r, k = _cpu_rss(int(child))
         except (OSError, StopIteration):
             continue
-        cpu, rss = cpu + c, rss + r
-    return cpu, rss
+        cpu, rss, kernel = cpu + c, rss + r, kernel + k
+    return cpu, rss, kernel
 
 
 class _Sampler(threading.Thread):
@@ -232,20 +235,22 @@ class _Sampler(threading.Thread):
                 try:
                     row.append(_cpu_rss(pid))
                 except (OSError, StopIteration):
-                    row.append((float("nan"), 0))
+                    row.append((float("nan"), 0, float("nan")))
             self.rows.append(tuple(row))
 
-    def between(self, t0: float, t1: float, k: int) -> tuple[float, int]:
-        """CPU share (of one core) and peak RSS of process k in [t0, t1]."""
+    def between(self, t0: float, t1: float, k: int) -> tuple[float, int, float]:
+        """CPU share (of one core), peak RSS and kernel CPU share of process k in [t0, t1]."""
         rows = [r for r in self.rows if t0 <= r[0] <= t1]
         if len(rows) < 2:
-            return float("nan"), 0
-        cpu = (rows[-1][k + 1][0] - rows[0][k + 1][0]) / (rows[-1][0] - rows[0][0])
-        return cpu, max(r[k + 1][1] for r in rows)
+            return float("nan"), 0, float("nan")
+        span = rows[-1][0] - rows[0][0]
+        cpu = (rows[-1][k + 1][0] - rows[0][k + 1][0]) / span
+        kernel = (rows[-1][k + 1][2] - rows[0][k + 1][2]) / span
+        return cpu, max(r[k + 1][1] for r in rows), kernel
 
 
 NICE = 0
-UVLOOP = False
+LOOP: Optional[str] = None
 
 
 def _pinned(cpu: Optional[int], argv: list) -> list:
@@ -280,15 +285,13 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
     prof = ["-c", "import cProfile, sys, time; from exi.cli.__main__ import main; "
             "p = cProfile.Profile(time.process_time); p.runcall(main, sys.argv[2:]); "
             "p.dump_stats(sys.argv[1])", str(profile)] if profile else ["-m", "exi"]
-    if UVLOOP:                                 # the same CLI on uvloop's event loop
-        prof = ["-c", "import asyncio, sys, uvloop; from exi.cli.__main__ import main; "
-                "asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
-                "sys.exit(main(sys.argv[1:]))"]
+    # --loop goes to the installed SECC only (a baseline checkout may not know it)
+    loop_args = ["--loop", LOOP] if LOOP and not secc_path else []
     workers = int(extra_secc_args[extra_secc_args.index("--workers") + 1]) \
         if "--workers" in extra_secc_args else 1
     secc = _start(pair, "secc", _pinned(0 if workers == 1 else None, [sys.executable, *prof, "secc", "-i", pair.iface["secc"],
                                           *protocol_args, "--log-level", "WARNING",
-                                          *extra_secc_args]), cwd=cwd, env=secc_env)
+                                          *loop_args, *extra_secc_args]), cwd=cwd, env=secc_env)
     ready, _, _ = select.select([secc.stdout], [], [], 30)
     info = json.loads(secc.stdout.readline()) if ready else None
     if not info:
@@ -335,16 +338,19 @@ def measure(pair, n: int, seconds: float, procs: int, interval: float, mode: str
     rtt = sorted(window)
     span = t1 - t0
     q = (lambda f: round(rtt[min(len(rtt) - 1, int(f * len(rtt)))] * 1000, 2)) if rtt else (lambda f: None)
-    cpu, peak_rss = sampler.between(t0, t1, 0)
+    cpu, peak_rss, kernel = sampler.between(t0, t1, 0)
     load_cpu = [round(sampler.between(t0, t1, 1 + i)[0] * 100, 1) for i in range(len(loads))]
     row = {"n": n, "protocol": protocol, "mode": mode, "workers": workers, "build": secc_build,
+           "loop": "uvloop" if "uvloop" in maps else "asyncio",
            "secc": "baseline" if secc_path else "installed", "window_s": round(span, 2),
            "msgs_per_s": round(len(rtt) / span, 1) if span > 0 else None,
            "failed": sum(o["failed"] for o in outs),
            "reasons": [r for o in outs for r in o["reasons"]][:3],
            "rtt_p50_ms": q(0.5), "rtt_p99_ms": q(0.99), "rtt_max_ms": q(1.0),
            "late_pct": round(100 * sum(x > PERF_TIME[protocol, mode] for x in rtt) / len(rtt), 2) if rtt else None,
-           "secc_cpu_pct": round(cpu * 100, 1), "secc_rss_mib": round(peak_rss / 1024, 1),
+           "secc_cpu_pct": round(cpu * 100, 1),
+           "secc_kernel_pct": round(kernel * 100, 1),       # of it in the kernel (sockets, TCP)
+           "secc_rss_mib": round(peak_rss / 1024, 1),
            # SECC CPU per loop message (all its work: transport, core, codec, EVSE simulation)
            "secc_us_per_msg": round(cpu * span / len(rtt) * 1e6, 1) if rtt and span > 0 else None,
            "rss_per_ev_kib": round((peak_rss - idle_rss) / n, 1),
@@ -398,16 +404,17 @@ def main(argv=None) -> int:
     p.add_argument("--procs", type=int, default=1, help="load processes (all on CPU 1)")
     p.add_argument("--interval", type=float, default=0.1, help="s between loop requests per EV")
     p.add_argument("--pure", action="store_true", help="measure the uncompiled build")
-    p.add_argument("--uvloop", action="store_true", help="run the SECC on uvloop (pip install uvloop)")
+    p.add_argument("--loop", choices=("uvloop", "asyncio"),
+                   help="the installed SECC's event loop (exi15118 secc --loop; default asyncio)")
     p.add_argument("--workers", type=int, default=1,
                    help="SECC processes (exi15118 secc --workers; not pinned then)")
     p.add_argument("--profile", metavar="PATH", help="run the SECC under cProfile (PATH.N.prof)")
     p.add_argument("--nice", type=int, default=0,
                    help="niceness of the SECC and load processes (e.g. -10 on a shared machine)")
     a = p.parse_args(argv)
-    global NICE, UVLOOP
+    global NICE, LOOP
     NICE = a.nice
-    UVLOOP = a.uvloop
+    LOOP = a.loop
     rows = run([int(x) for x in a.n.split(",")], a.seconds, a.procs, a.interval, a.mode, a.pure,
                extra_secc_args=("--workers", str(a.workers)) if a.workers > 1 else (),
                profile=a.profile, protocol=a.protocol, baseline=a.baseline)

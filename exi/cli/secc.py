@@ -67,6 +67,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--trace", type=Path, help="append every message as a JSON line to FILE")
     p.add_argument("--keylog", type=Path, help="TLS key log file (for Wireshark)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                   help="event loop (default asyncio; uvloop: pip install 'exi15118[fast]', "
+                        "measured no faster here, see README capacity)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes serving the same ports (SO_REUSEPORT), e.g. one per core")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -101,7 +104,20 @@ def run(args: argparse.Namespace) -> int:
     if args.pnc:
         from exi.v2g.pki import profile_folder
         pki_cli.check_pnc_secc_pki(profile_folder(args.pki, "iso2"))
-    return asyncio.run(_main(args, protocols))
+    return _event_loop(args.loop)(_main(args, protocols))
+
+
+def _event_loop(choice: str):
+    """asyncio's event loop, or uvloop's when asked for (benchmarks/bench_secc_capacity.py
+    --loop compares them)."""
+    if choice != "uvloop":
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        raise usage("--loop uvloop: uvloop is not installed (pip install uvloop, or "
+                    "pip install 'exi15118[fast]')") from None
+    return uvloop.run
 
 
 def _warn_one_tls_profile(pki: Path, protocols: tuple) -> None:

@@ -39,10 +39,32 @@ def test_pv_matches_the_rule_twice_in_a_row(schema, module):
 
 
 def test_pv_memo_is_bounded():
-    for i in range(3 * _msg._SCALED_MAX):
+    for i in range(3 * _msg._CACHE_MAX):
         pv("iso2", i * 0.37, "A")
-    assert len(_msg._SCALED) <= _msg._SCALED_MAX
+    assert len(_msg._PHYSICAL) <= _msg._CACHE_MAX
     assert not math.isnan(pv("iso2", 0.37, "A").Value)
+
+
+def test_shared_values_and_headers_encode_as_separate_ones():
+    # pv() and v2g() share their objects between messages (and fields of one message)
+    v = pv("iso2", 400.0, "V")
+    assert pv("iso2", 400.0, "V") is v and pv("din", 400.0, "V") is not v
+    assert pv("iso2", 400.0, "A") is not v
+    res = iso2.PreChargeResType(ResponseCode="OK", DC_EVSEStatus=iso2.DC_EVSEStatusType(
+        NotificationMaxDelay=0, EVSENotification="None", EVSEStatusCode="EVSE_Ready"),
+        EVSEPresentVoltage=v)
+    a, b = _msg.v2g("iso2", b"\x01" * 8, "PreChargeRes", res), _msg.v2g("iso2", b"\x01" * 8, "PreChargeRes", res)
+    assert a.Header is b.Header and a.Body is not b.Body
+    back = exi.decode(exi.encode(a), "iso2")
+    assert exi.to_dict(back) == exi.to_dict(a)
+    got = back.Body.PreChargeRes.EVSEPresentVoltage
+    assert got.Value * 10 ** got.Multiplier == 400
+
+
+def test_header_memo_is_bounded():
+    for i in range(3 * _msg._CACHE_MAX):
+        _msg.v2g("iso2", i.to_bytes(8, "big"), "SessionStopRes", None)
+    assert len(_msg._HEADERS) <= _msg._CACHE_MAX
 
 
 def test_message_name_with_a_hint_names_what_body_of_names():

@@ -49,32 +49,41 @@ def message_name(schema: str, msg, hint: Optional[str] = None) -> tuple[str, Any
 
 def v2g(schema: str, session_id: bytes, name: str, body) -> Any:
     m = MODULES[schema]
-    return m.V2G_Message(Header=m.MessageHeaderType(SessionID=session_id),
-                         Body=m.BodyType(**{name: body}))
+    header = _HEADERS.get((schema, session_id))
+    if header is None:
+        if len(_HEADERS) >= _CACHE_MAX:
+            _HEADERS.clear()
+        header = _HEADERS[schema, session_id] = m.MessageHeaderType(SessionID=session_id)
+    return m.V2G_Message(Header=header, Body=m.BodyType(**{name: body}))
 
 
 _POWERS = tuple((mult, 10 ** mult) for mult in (-3, -2, -1, 0, 1, 2, 3))
 _PHYSICAL_VALUE = {"din": din.PhysicalValueType, "iso2": iso2.PhysicalValueType}
-# value -> (Multiplier, Value): the charge loop sends the same limits every 0.1 s per EV.
-_SCALED: dict = {}
-_SCALED_MAX = 4096
+# The charge loop sends the same limits and mostly the same present values every 0.1 s
+# per EV: (schema, value, unit) -> its PhysicalValue, and (schema, SessionID) -> its
+# MessageHeader, built once and shared by the messages that carry them (objects the
+# session layer builds are read-only once built: encoded, traced, never changed).
+_PHYSICAL: dict = {}
+_HEADERS: dict = {}
+_CACHE_MAX = 4096
 
 
 def pv(schema: str, value: float, unit: Optional[str]):
-    """PhysicalValue with the finest multiplier (-3..3) whose Value fits in a short."""
-    scaled = _SCALED.get(value)
-    if scaled is None:
+    """PhysicalValue with the finest multiplier (-3..3) whose Value fits in a short
+    (shared: do not modify it)."""
+    key = (schema, value, unit)
+    obj = _PHYSICAL.get(key)
+    if obj is None:
         for mult, power in _POWERS:
             v = round(value / power)
             if -32768 <= v <= 32767:
-                scaled = (mult, v)
                 break
         else:
             raise ValueError(f"{value} {unit} does not fit a PhysicalValue")
-        if len(_SCALED) >= _SCALED_MAX:
-            _SCALED.clear()
-        _SCALED[value] = scaled
-    return _PHYSICAL_VALUE[schema](Multiplier=scaled[0], Unit=unit, Value=scaled[1])
+        if len(_PHYSICAL) >= _CACHE_MAX:
+            _PHYSICAL.clear()
+        obj = _PHYSICAL[key] = _PHYSICAL_VALUE[schema](Multiplier=mult, Unit=unit, Value=v)
+    return obj
 
 
 def fv(p) -> float:

@@ -153,7 +153,7 @@ class CoreHandler:
         out = self.core.receive(frame.payload, now, frame.payload_type)
         if self.stats is not None:
             for o in out:
-                if isinstance(o, Send):     # its Res name gives the same timer row as the Req
+                if type(o) is Send:         # its Res name gives the same timer row as the Req
                     self.stats.add(o.schema, o.name, time.perf_counter() - t0)
         held = self._start_backend(out)
         frames = self._emit(out)
@@ -199,21 +199,32 @@ class CoreHandler:
 
     def _emit(self, outputs: list, closing: bool = False) -> list:
         frames: list = []
-        tx, rx = ("secc->evcc", "evcc->secc") if self.secc else ("evcc->secc", "secc->evcc")
+        tracer = self.tracer
         debug = self.log.isEnabledFor(logging.DEBUG)
+        if tracer is None and not debug:    # the charge loop's path: nothing to note
+            for o in outputs:
+                t = type(o)
+                if t is Send:
+                    frames.append((o.payload_type, o.payload))
+                elif t is not MessageReceived:
+                    break
+            else:
+                return frames
+            frames = []
+        tx, rx = ("secc->evcc", "evcc->secc") if self.secc else ("evcc->secc", "secc->evcc")
         for o in outputs:
             if isinstance(o, Send):
                 frames.append((o.payload_type, o.payload))
-                if self.tracer:
-                    self.tracer.record(tx, o.schema, o.name, o.message, self.label)
+                if tracer:
+                    tracer.record(tx, o.schema, o.name, o.message, self.label)
                 if debug:
                     body = o.message if o.schema == "sap" or o.schema.startswith("iso20") else _body(o.message)
                     code = getattr(body, "ResponseCode", None)
                     self.log.debug("%s -> %s%s", self.label, o.name,
                                    f" {getattr(code, 'value', code)}" if code else "")
             elif isinstance(o, MessageReceived):
-                if self.tracer:
-                    self.tracer.record(rx, o.schema, o.name, o.message, self.label)
+                if tracer:
+                    tracer.record(rx, o.schema, o.name, o.message, self.label)
                 if debug:
                     self.log.debug("%s <- %s", self.label, o.name)
             elif isinstance(o, ProtocolNegotiated):
