@@ -65,6 +65,14 @@ def test_installation_then_update_then_authorization(pki, backend):
     assert (ok.id_token_status, ok.certificate_status, ok.response_code) == ("Accepted", "Accepted", "OK")
 
 
+def test_minted_contracts_kept_are_bounded(pki):
+    # every EV that asks gets a contract: a long-running SECC keeps only the newest
+    backend = LocalBackend(pki, max_contracts=2)
+    emaids = [open_response(install(backend, pki), pki, pki.keys["oemProvLeaf"]).emaid
+              for _ in range(3)]
+    assert len(set(emaids)) == 3 and list(backend.contracts) == emaids[1:]
+
+
 def test_every_tampered_byte_of_a_certificate_response_is_refused(pki, backend):
     data = install(backend, pki)
     good = open_response(data, pki, pki.keys["oemProvLeaf"])

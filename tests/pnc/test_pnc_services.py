@@ -73,6 +73,20 @@ def test_payment_details_then_signed_authorization(pki, backend):
     assert payment(auth, w)[1] != challenge
 
 
+def test_error_building_the_backend_request_is_a_refusal(pki, monkeypatch):
+    # never fail open: an error after the chain checks leaves no challenge, no call
+    from exi.v2g.pnc import secc as pnc_secc
+
+    def broken(chain, root):
+        raise ValueError("unreadable certificate")
+    monkeypatch.setattr(pnc_secc._ocsp, "chain_request_data", broken)
+    auth, w = ContractAuthorization(secc_config(pki), SID), wallet(pki)
+    code, challenge = payment(auth, w)
+    assert code == "FAILED_CertChainError" and "unreadable certificate" in auth.reason
+    assert auth.gen_challenge is None and auth.chain is None and auth.authorize_call is None
+    assert auth.authorization(wire(w.authorization_request(SID, challenge)))[0] == "FAILED_SequenceError"
+
+
 def test_gen_challenge_comes_from_secrets_and_is_never_reused(pki):
     w = wallet(pki)
     seen = {payment(ContractAuthorization(secc_config(pki), SID), w)[1] for _ in range(50)}

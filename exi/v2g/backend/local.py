@@ -42,12 +42,14 @@ _CONTRACT_USAGE = {"digital_signature", "content_commitment", "key_encipherment"
 
 class LocalBackend(Backend):
     """``pki``: an :class:`exi.v2g.pki.PKI` (iso2 profile).  ``ocsp_url``: ask this HTTP
-    responder instead of the in-process one.  ``now``: a fixed clock for tests."""
+    responder instead of the in-process one.  ``now``: a fixed clock for tests.
+    ``max_contracts``: the minted contracts kept in :attr:`contracts` (oldest dropped: a
+    long-running SECC installs for every EV that asks)."""
 
     def __init__(self, pki: _pki.PKI, *, ocsp_url: Optional[str] = None,
                  responder: Optional[_ocsp.OCSPResponder] = None,
                  now: Optional[_dt.datetime] = None, emaid_prefix: str = "DEEXIC1511",
-                 contract_days: int = 730) -> None:
+                 contract_days: int = 730, max_contracts: int = 1024) -> None:
         if pki.profile != "iso2":
             raise ValueError("the local backend implements ISO 15118-2 Plug & Charge")
         self.pki = pki
@@ -59,6 +61,7 @@ class LocalBackend(Backend):
         self.blocked: set[str] = set()              # eMAIDs refused (idTokenInfo Blocked)
         self.contracts: dict[str, _inst.ContractCredentials] = {}
         self.contract_days = contract_days
+        self.max_contracts = max_contracts
         self._serial = itertools.count(1)
         self._emaid_prefix = emaid_prefix
 
@@ -230,7 +233,10 @@ class LocalBackend(Backend):
                           ocsp_url=self.pki.ocsp_url)
         creds = _inst.ContractCredentials(
             [cert, self.pki.certs["moSubCA2"], self.pki.certs["moSubCA1"]], key, emaid)
+        self.contracts.pop(emaid, None)              # an update makes it the newest
         self.contracts[emaid] = creds
+        while len(self.contracts) > self.max_contracts:
+            self.contracts.pop(next(iter(self.contracts)))
         return creds
 
 

@@ -186,6 +186,11 @@ class ContractAuthorization:
                 _certs.chain_from_message(req.ContractSignatureCertChain),
                 self.config.contract_roots, now=self.config.clock(), purpose="contract",
                 emaid=req.eMAID)
+            # the backend's request is built from the peer's certificates too
+            pem = "".join(c.public_bytes(Encoding.PEM).decode() for c in chain.certificates)
+            request = AuthorizeRequest(
+                id_token=req.eMAID, certificate=pem,
+                iso15118_certificate_hash_data=_ocsp.chain_request_data(chain.certificates, chain.root))
         except SecurityError as e:
             return self._refuse(e.response_code, str(e)), b"\x00" * GEN_CHALLENGE_BYTES
         except Exception as e:                   # never fail open
@@ -194,10 +199,6 @@ class ContractAuthorization:
         self.chain = chain
         self.emaid = req.eMAID
         self.gen_challenge = self._token(GEN_CHALLENGE_BYTES)
-        pem = "".join(c.public_bytes(Encoding.PEM).decode() for c in chain.certificates)
-        request = AuthorizeRequest(
-            id_token=req.eMAID, certificate=pem,
-            iso15118_certificate_hash_data=_ocsp.chain_request_data(chain.certificates, chain.root))
         self.authorize_call = BackendCall("authorize", lambda backend: backend.authorize(request))
         return chain.response_code, self.gen_challenge
 
