@@ -18,6 +18,7 @@ machine kind (issue 13); libcbv2g has per-message figures only for the two large
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import timeit
@@ -109,6 +110,13 @@ def table(rows, markdown: bool) -> str:
     return "\n".join(lines)
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
@@ -121,8 +129,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     print(f"exi15118 {exi.__version__} [{exi._impl.IMPLEMENTATION}], best of {args.rounds} "
-          f"loops of ~{args.target} s ({args.clock} time)", file=sys.stderr)
-    print(table(measure(args.target, args.rounds, args.only, clock), args.markdown))
+          f"loops of ~{args.target} s ({args.clock} time), {os.cpu_count()} CPUs, "
+          f"load average {_load()} before", file=sys.stderr)
+    rows = measure(args.target, args.rounds, args.only, clock)
+    print(table(rows, args.markdown))
+    print(f"load average {_load()} after (other processes share the caches and cores: "
+          "figures taken under load are higher)", file=sys.stderr)
     return 0
 
 

@@ -25,8 +25,21 @@ cdef extern from *:
         for (int k = 7; k >= 0; k--) { p[k] = (unsigned char)v; v >>= 8; }
     #endif
     }
+    /* The 64 bits from octet i on, zero past the end of the n octets: the fast paths
+       serve the last octets of a stream too (the tail out of line, the common case a load). */
+    static unsigned long long exi_tail64(const unsigned char *buf, Py_ssize_t n, Py_ssize_t i) {
+        unsigned long long v = 0;
+        for (int k = 0; k < 8; k++) v = (v << 8) | (i + k < n ? buf[i + k] : 0);
+        return v;
+    }
+    static inline unsigned long long exi_window64(const unsigned char *buf, Py_ssize_t n,
+                                                  Py_ssize_t i) {
+        if (i + 8 <= n) return exi_load_be64(buf + i);
+        return exi_tail64(buf, n, i);
+    }
     """
     unsigned long long exi_load_be64(const unsigned char* p) nogil
+    unsigned long long exi_window64(const unsigned char* buf, Py_ssize_t n, Py_ssize_t i) nogil
     void exi_store_be64(unsigned char* p, unsigned long long v) nogil
 
 cdef unsigned long long SMALL_UINT_MAX
@@ -64,13 +77,13 @@ cdef class BitWriter:
     cpdef getvalue(self)
 
 # The reader's fast paths inlined into the compiled engine (no call through the vtable):
-# the same results as BitReader.read / read_bit, which they fall back to near the end.
+# the same results as BitReader.read / read_bit / read_uint, which they fall back to for
+# what they do not handle (past the end, more than 57 bits, numbers of 2**49 or more).
 cdef inline unsigned long long read_bits(BitReader r, int n) except? 0xFFFFFFFFFFFFFFFF:
     cdef Py_ssize_t pos = r.pos
-    cdef Py_ssize_t i = pos >> 3
-    if 0 < n <= 57 and i + 8 <= r.nbytes:
+    if 0 < n <= 57 and pos + n <= r.nbits:
         r.pos = pos + n
-        return (exi_load_be64(r.buf + i) << (pos & 7)) >> (64 - n)
+        return (exi_window64(r.buf, r.nbytes, pos >> 3) << (pos & 7)) >> (64 - n)
     return r.read(n)
 
 cdef inline int read_bit1(BitReader r) except -1:
@@ -79,3 +92,21 @@ cdef inline int read_bit1(BitReader r) except -1:
         r.pos = pos + 1
         return (r.buf[pos >> 3] >> (7 - (pos & 7))) & 1
     return r.read_bit()
+
+cdef inline object read_uint_obj(BitReader r):
+    # an Unsigned Integer (7.1.6) of up to seven 7-bit groups, from one 64-bit window
+    cdef Py_ssize_t pos = r.pos
+    cdef unsigned long long w, b, v = 0
+    cdef int k
+    if pos < r.nbits:
+        w = exi_window64(r.buf, r.nbytes, pos >> 3) << (pos & 7)     # >= 57 bits: 7 octets
+        for k in range(7):
+            b = w >> 56
+            v |= (b & 0x7F) << (7 * k)
+            if not b & 0x80:
+                if pos + 8 * (k + 1) > r.nbits:
+                    break       # the zeros past the end: let read_uint raise
+                r.pos = pos + 8 * (k + 1)
+                return v
+            w <<= 8
+    return r.read_uint()

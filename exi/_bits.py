@@ -46,10 +46,10 @@ class BitReader:
         if n == 0:
             return 0
         i = pos >> 3
-        if cython.compiled and n <= 57 and i + 8 <= self.nbytes:
+        if cython.compiled and n <= 57:
             # fast path: one big-endian 64-bit window holds all n bits ((pos & 7) + n <= 64)
             self.pos = pos + n
-            return (exi_load_be64(self.buf + i) << (pos & 7)) >> (64 - n)
+            return (exi_window64(self.buf, self.nbytes, i) << (pos & 7)) >> (64 - n)
         v = 0
         while n > 0:
             byte = self.buf[pos >> 3] if cython.compiled else self.data[pos >> 3]

@@ -29,11 +29,11 @@ from .message import ElementValue, Message
 
 if cython.compiled:
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.exi._bits import read_bit1, read_bits
+    from cython.cimports.exi._bits import read_bit1, read_bits, read_uint_obj
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc
     from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
     from cython.cimports.cpython.list import PyList_GET_ITEM
-    from cython.cimports.exi._slots import (exi_fill_none, exi_use_message_dealloc, get_slot, new_instance,
+    from cython.cimports.exi._slots import (exi_new_message, exi_use_message_dealloc, get_slot, new_instance,
                                             set_slot, slot_offset, slot_ptr)
 else:
     def slot_offset(descriptor):
@@ -491,10 +491,10 @@ class Decoder:
     def complex_element(self, g: Grammar, cls, qname):
         r = self.r
         if cython.compiled:
-            obj = new_instance(cls)
             if g.slot_lo >= 0:
-                exi_fill_none(obj, g.slot_lo, g.nfields)
+                obj = exi_new_message(cls, g.slot_lo, g.nfields)
             else:
+                obj = new_instance(cls)
                 for i in range(g.nfields):
                     set_slot(obj, g.c_offsets[i], None)
             # the same walk as below, over the C mirror of the grammar (see freeze())
@@ -522,12 +522,12 @@ class Decoder:
                         elif dk == DT_BOOL:
                             v = read_bit1(r) == 1
                         elif dk == DT_UINT:
-                            v = r.read_uint()
+                            v = read_uint_obj(r)
                         elif dk == DT_INT:
                             if read_bit1(r):
-                                v = -r.read_uint() - 1
+                                v = -read_uint_obj(r) - 1
                             else:
-                                v = r.read_uint()
+                                v = read_uint_obj(r)
                         else:
                             try:
                                 v = self.value(cython.cast(Prod, cp.prod).dt, cython.cast(object, cp.qname))
@@ -899,7 +899,10 @@ class Encoder:
         idx = root.index.get(qname, -1)
         if idx < 0:
             raise EncodeError(f"{self.schema.qname_text(qname)} is not a global element of schema {self.schema.id!r}")
-        self.w.write(idx, root.width)
+        if cython.compiled:
+            emit(self, idx, root.width)
+        else:
+            self.w.write(idx, root.width)
         self.element(root.grammars[idx], obj, qname)
         return 0
 
@@ -946,6 +949,11 @@ class Encoder:
             # undeclared EE at the second level of the FirstStartTag
             w.write(1, 1)
             w.write(0, g.first.width2)
+            return 0
+        if cython.compiled:
+            emit(self, 0, 1)         # CH
+            self.value(dt, value)
+            emit(self, 0, 1)         # EE
             return 0
         w.write(0, 1)                # CH
         self.value(dt, value)
@@ -1398,7 +1406,10 @@ def encode_document(schema, obj, qname, validate):
     e.depth = 0
     e.validate = validate
     e.generic = None
-    w.write(0x80, 8)
+    if cython.compiled:
+        emit(e, 0x80, 8)            # the header
+    else:
+        w.write(0x80, 8)
     e.document(obj, qname)
     result = w.getvalue()
     e.generic = None

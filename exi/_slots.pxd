@@ -36,15 +36,32 @@ cdef inline object new_instance(object cls):
 
 cdef extern from *:
     """
-    /* Give the n slots of a new object (all NULL) the value None: one reference count
-       update for all of them (None's count is one memory word every slot update touches). */
-    static inline void exi_fill_none(PyObject *obj, Py_ssize_t offset, Py_ssize_t n) {
-        PyObject **slot = (PyObject **)((char *)obj + offset);
+    /* A new instance of a message class whose n fields are the slots at [offset,
+       offset + n pointers), every field None.  When those slots are the whole body of
+       the instance (a slots-only class, as generated), it is allocated without the zero
+       fill and the generic size computations of PyType_GenericAlloc, then tracked; any
+       other class (a user subclass with a __dict__, a custom tp_alloc) goes through
+       PyType_GenericNew. */
+    static PyObject *exi_new_message(PyObject *cls, Py_ssize_t offset, Py_ssize_t n) {
+        PyTypeObject *tp = (PyTypeObject *)cls;
+        PyObject *op;
+        int whole = offset == (Py_ssize_t)sizeof(PyObject)
+            && tp->tp_basicsize == (Py_ssize_t)(sizeof(PyObject) + n * sizeof(PyObject *))
+            && tp->tp_alloc == PyType_GenericAlloc && (tp->tp_flags & Py_TPFLAGS_HAVE_GC)
+            && tp->tp_itemsize == 0 && tp->tp_dictoffset == 0 && tp->tp_weaklistoffset == 0;
+        if (whole)
+            op = (PyObject *)_PyObject_GC_New(tp);     /* takes a reference to a heap type */
+        else
+            op = PyType_GenericNew(tp, NULL, NULL);
+        if (op == NULL) return NULL;
+        PyObject **slot = (PyObject **)((char *)op + offset);
         for (Py_ssize_t i = 0; i < n; i++) slot[i] = Py_None;
         Py_SET_REFCNT(Py_None, Py_REFCNT(Py_None) + n);
+        if (whole) PyObject_GC_Track(op);
+        return op;
     }
     """
-    void exi_fill_none(object obj, Py_ssize_t offset, Py_ssize_t n) noexcept
+    object exi_new_message(object cls, Py_ssize_t offset, Py_ssize_t n)
 
 cdef inline PyObject* slot_ptr(object obj, Py_ssize_t offset) noexcept:
     # the slot's value as a borrowed pointer (NULL when never set): no reference count update
@@ -66,7 +83,12 @@ cdef extern from *:
         PyObject_GC_UnTrack(self);
         PyObject **slot = (PyObject **)((char *)self + sizeof(PyObject));
         PyObject **end = (PyObject **)((char *)self + gen->tp_basicsize);
-        for (; slot < end; slot++) Py_CLEAR(*slot);
+        Py_ssize_t nones = 0;       /* most slots hold None: one count update for them all */
+        for (; slot < end; slot++) {
+            if (*slot == Py_None) nones++;
+            else Py_CLEAR(*slot);
+        }
+        Py_SET_REFCNT(Py_None, Py_REFCNT(Py_None) - nones);
         tp->tp_free(self);
         Py_DECREF(tp);
     }
