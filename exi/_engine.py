@@ -875,6 +875,19 @@ def decode(data, schema, *, any_root=False, padding=False):
 # ---------------------------------------------------------------------------------------
 # encoding
 
+def _empty_is_valid(dt: Datatype) -> bool:
+    """Whether <a></a> is schema-valid for simple content of this datatype: "" is a value
+    of strings, binary data and lists without a minimum length, and of an enumeration
+    that lists it; never of numbers, booleans, dates or QNames (the decoder still reads
+    such an element, non-strict EXI allows it; validation refuses it)."""
+    kind = dt.kind
+    if kind == DT_STRING or kind == DT_HEX or kind == DT_BASE64:
+        return dt.min_len <= 0
+    if kind == DT_ENUM:
+        return dt.enum_index("") >= 0
+    return kind == DT_LIST
+
+
 _ENDED = State(S_CONTENT, ())   # marker: the element was already closed
 _ENDED.n1 = -1
 
@@ -946,7 +959,10 @@ class Encoder:
         dt: Datatype = g.dt
         if (isinstance(value, (str, bytes, bytearray)) and len(value) == 0
                 and (dt.kind != DT_ENUM or "" not in dt.index_of)):
-            # undeclared EE at the second level of the FirstStartTag
+            # undeclared EE at the second level of the FirstStartTag; schema-valid only
+            # where the empty string is a value of the datatype
+            if self.validate and not _empty_is_valid(dt):
+                raise EncodeError("empty content is not a valid value here")
             w.write(1, 1)
             w.write(0, g.first.width2)
             return 0
@@ -1062,7 +1078,10 @@ class Encoder:
                 if code < 0:
                     raise EncodeError("character content is not allowed here")
                 if isinstance(v, (str, bytes, bytearray)) and len(v) == 0:
-                    # empty simple content: an undeclared EE (second level), as for <a></a>
+                    # empty simple content: an undeclared EE (second level), as for <a></a>;
+                    # schema-valid only where the empty string is a value of the datatype
+                    if self.validate and not _empty_is_valid(cython.cast(Prod, st.prods[code]).dt):
+                        raise EncodeError("empty content is not a valid value here")
                     w.write(st.n1, st.width)
                     w.write(0, st.width2)
                     return _ENDED

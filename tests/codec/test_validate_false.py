@@ -40,3 +40,17 @@ def test_validation_still_refuses_it():
 def test_values_the_bits_cannot_hold_are_refused_anyway(phases):
     with pytest.raises(exi.EncodeError, match="out of range"):
         exi.encode(_power_delivery(phases), validate=False)
+
+
+def test_empty_content_is_valid_only_where_the_datatype_has_the_empty_string():
+    """<Value></Value> (non-strict EXI: an undeclared EE) decodes as "" whatever the type;
+    exi.validate refuses it for a number (a fuzzed DIN PreChargeReq reached the SECC's
+    arithmetic with it)."""
+    data = bytes.fromhex("809a0224e2b90ec00ecee751514007808143000000008000")
+    msg = exi.decode(data, "din", padding=True)
+    assert msg.Body.PreChargeReq.EVTargetCurrent.Value == ""
+    with pytest.raises(exi.ValidationError, match="empty content"):
+        exi.validate(msg)
+    assert exi.encode(msg, validate=False)          # still re-encodable as received
+    msg.Body.PreChargeReq.EVTargetCurrent.Value = 0
+    exi.validate(msg)
