@@ -30,7 +30,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-__all__ = ["NetnsPair", "SECCProcess", "missing_prerequisites", "REQUIREMENTS"]
+__all__ = ["NetnsPair", "SECCProcess", "netns_pair", "missing_prerequisites", "REQUIREMENTS"]
 
 REQUIREMENTS = ("network namespace tests need root and iproute2: "
                 "run `apt-get install -y iproute2` and run the tests as root")
@@ -189,3 +189,14 @@ class SECCProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate()
+
+
+def netns_pair():
+    """Fixture body for a test file: ``pair = pytest.fixture(scope="module")(netns_pair)``.
+    Fails (never skips) with what to install when namespaces cannot be made."""
+    import pytest
+    problem = missing_prerequisites()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    with NetnsPair() as p:
+        yield p

@@ -13,7 +13,7 @@ import pytest
 
 import exi.capture
 
-from tests.netns import NetnsPair, SECCProcess, missing_prerequisites
+from tests.netns import SECCProcess, netns_pair
 from .conftest import REPO
 
 EXAMPLE = os.path.join(REPO, "examples", "din_dc_session.pcap")
@@ -34,13 +34,7 @@ print("sent", flush=True)
 """
 
 
-@pytest.fixture(scope="module")
-def pair():
-    problem = missing_prerequisites()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with NetnsPair() as p:
-        yield p
+pair = pytest.fixture(scope="module")(netns_pair)
 
 
 def _lines_until(proc, n, bound):

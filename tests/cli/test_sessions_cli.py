@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import NetnsPair, SECCProcess, missing_prerequisites
+from tests.netns import SECCProcess, netns_pair
 
 from .conftest import ROOT, assert_clean
 
@@ -91,13 +91,7 @@ def test_din_has_no_tls(cli, pkis):
 
 # --- in two namespaces --------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def pair():
-    problem = missing_prerequisites()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with NetnsPair() as p:
-        yield p
+pair = pytest.fixture(scope="module")(netns_pair)
 
 
 def _env(**extra):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import NetnsPair, missing_prerequisites
+from tests.netns import netns_pair
 
 from . import josev_programs as jp
 
@@ -41,13 +41,7 @@ OUR_EVCC_CASES = CASES if FULL else [CASES[1]]       # DC_BPT
 PEER_EVCC_CASES = CASES if FULL else [CASES[3]]      # AC_BPT
 
 
-@pytest.fixture
-def pair():
-    problem = missing_prerequisites()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with NetnsPair() as p:
-        yield p
+pair = pytest.fixture(netns_pair)
 
 
 @pytest.mark.parametrize("mode,peer_proto,service", OUR_EVCC_CASES, ids=[c[2] for c in OUR_EVCC_CASES])

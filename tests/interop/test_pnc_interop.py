@@ -23,20 +23,14 @@ import pytest
 
 from exi.v2g.pki import create_pki, write_pki
 from exi.v2g.pnc.layouts import write_iso15118_package_layout
-from tests.netns import REPO, NetnsPair, SECCProcess, missing_prerequisites
+from tests.netns import REPO, SECCProcess, netns_pair
 
 from . import josev_programs as jp
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
 
-@pytest.fixture
-def pair():
-    problem = missing_prerequisites()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with NetnsPair() as p:
-        yield p
+pair = pytest.fixture(netns_pair)
 
 
 @pytest.fixture

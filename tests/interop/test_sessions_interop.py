@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import NetnsPair, missing_prerequisites
+from tests.netns import netns_pair
 
 from . import josev_programs as jp
 
@@ -35,13 +35,7 @@ CASES = [  # our protocol, our mode, the peer's protocol name, its energyTransfe
 ]
 
 
-@pytest.fixture
-def pair():
-    problem = missing_prerequisites()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with NetnsPair() as p:
-        yield p
+pair = pytest.fixture(netns_pair)
 
 
 @pytest.mark.parametrize("proto,mode,peer_proto,etm", CASES, ids=[c[2] + "-" + c[1] for c in CASES])

@@ -9,18 +9,12 @@ import sys
 import pytest
 
 from exi.v2g.pki import create_pki, write_pki
-from tests.netns import REPO, NetnsPair, SECCProcess, missing_prerequisites
+from tests.netns import REPO, SECCProcess, netns_pair
 
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture
-def pair():
-    problem = missing_prerequisites()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with NetnsPair() as p:
-        yield p
+pair = pytest.fixture(netns_pair)
 
 
 def evcc(pair, folder, *extra):

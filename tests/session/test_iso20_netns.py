@@ -11,19 +11,13 @@ import sys
 
 import pytest
 
-from tests.netns import NetnsPair, SECCProcess, missing_prerequisites
+from tests.netns import SECCProcess, netns_pair
 from tests.session.test_netns_sessions import ROOT, evcc
 
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture(scope="module")
-def pair():
-    problem = missing_prerequisites()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with NetnsPair() as p:
-        yield p
+pair = pytest.fixture(scope="module")(netns_pair)
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import NetnsPair, SECCProcess, missing_prerequisites
+from tests.netns import SECCProcess, netns_pair
 
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture(scope="module")
-def pair():
-    problem = missing_prerequisites()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with NetnsPair() as p:
-        yield p
+pair = pytest.fixture(scope="module")(netns_pair)
 
 
 @pytest.fixture(scope="module")
