@@ -3,22 +3,12 @@ fetched through the backend (OCPP GetCertificateStatus); the EVCC checks it agai
 chain the SECC sent and aborts on a revoked, foreign or (when required) missing one."""
 import asyncio
 
-import pytest
-
 from exi.v2g.backend import LocalBackend
-from exi.v2g.pki import create_pki, write_pki
+from exi.v2g.pki import create_pki
 from exi.v2g.pnc import tls as pnc_tls
-from exi.v2g.security import ocsp, stapling
+from exi.v2g.security import ocsp
 
-from .test_stapling import _handshake
-
-
-@pytest.fixture(scope="module")
-def folder(pki, tmp_path_factory):
-    d = tmp_path_factory.mktemp("pki")
-    write_pki(pki, d)
-    assert stapling.available(), "the libssl hooks of exi.v2g.security.stapling do not work here"
-    return d
+from .test_stapling import _handshake, folder  # noqa: F401 - the PKI folder fixture
 
 
 def test_staple_from_the_backend_is_checked_against_the_sent_chain(pki, folder):
