@@ -66,6 +66,18 @@ def _pcap(*packets, linktype=101) -> bytes:
     return out
 
 
+def _pcapng(packet: bytes, ts_us: int, linktype=101) -> bytes:
+    """A one-packet pcapng (section, interface, enhanced packet block; microsecond units)."""
+    def block(btype, body):
+        body += bytes(-len(body) % 4)
+        n = len(body) + 12
+        return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = block(1, struct.pack("<HHI", linktype, 0, 65535))
+    epb = block(6, struct.pack("<IIIII", 0, ts_us >> 32, ts_us & 0xFFFFFFFF, len(packet), len(packet)) + packet)
+    return shb + idb + epb
+
+
 def regressions() -> None:
     """One input per finding fixed (issue 15 and what the targets found since)."""
     import exi
@@ -115,6 +127,8 @@ def regressions() -> None:
     conv.handshake()
     conv.send(True, v2gtp(0x8001, huge_sap))
     reg("capture", "sdp-security-5-and-huge-integer", _pcap(sdp5, *(p for _, p in conv.frames)))
+    # a pcapng timestamp past year 9999 (datetime's range) in every output format
+    reg("capture", "timestamp-year-56106", _pcapng(sdp5, 1_708_000_000_000_000_000))
 
 
 def main(argv=None) -> None:

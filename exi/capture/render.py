@@ -29,11 +29,22 @@ def _endpoint(r: MessageRecord, addr: str, port: int) -> Optional[str]:
     return addr if r.transport == "homeplug" else join(addr, port)
 
 
-def iso_time(ts: Optional[float]) -> Optional[str]:
-    """ISO 8601 in UTC, as --trace files write it: 2024-02-20T09:37:13.153000+00:00."""
+def utc(ts: Optional[float]) -> Optional[_dt.datetime]:
+    """A capture timestamp as a UTC datetime; None when absent or beyond what a datetime
+    holds (a damaged pcapng timestamp can say year 56106: the record keeps its raw
+    `time` and `elapsed`, only the calendar form is left out)."""
     if not ts:
         return None
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="microseconds")
+    try:
+        return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def iso_time(ts: Optional[float]) -> Optional[str]:
+    """ISO 8601 in UTC, as --trace files write it: 2024-02-20T09:37:13.153000+00:00."""
+    t = utc(ts)
+    return t.isoformat(timespec="microseconds") if t else None
 
 
 def elapsed(ts: Optional[float], t0: Optional[float]) -> Optional[float]:
@@ -215,7 +226,8 @@ def _text(v) -> str:
 
 def table_header(t0: Optional[float] = None) -> str:
     """The column titles; the time column's title carries the date (UTC) of the first frame."""
-    day = "UTC " + _dt.datetime.fromtimestamp(t0, _dt.timezone.utc).strftime("%Y-%m-%d") if t0 else "time (UTC)"
+    day = utc(t0)
+    day = "UTC " + day.strftime("%Y-%m-%d") if day else "time (UTC)"
     return (f"{'elapsed':>11} {day:<15} {'frame':>7} {'stream':>6}  {'direction':<10} "
             f"{'schema':<9} {'message':<34} details\n")
 
@@ -233,7 +245,8 @@ def table_rows(records: Iterable[MessageRecord], out: TextIO, t0: Optional[float
             header = True
         if r.time and t0:
             rel = f"{r.time - t0:11.6f}"
-            clock = _dt.datetime.fromtimestamp(r.time, _dt.timezone.utc).strftime("%H:%M:%S.%f")
+            clock = utc(r.time)
+            clock = clock.strftime("%H:%M:%S.%f") if clock else ""
         else:
             rel, clock = f"{'':>11}", ""
         stream = "" if r.stream is None else (f"{r.stream}" + ("t" if r.transport == "tls" else ""))
