@@ -4,6 +4,7 @@ import asyncio
 import base64
 import datetime as dt
 import json
+import re
 
 import pytest
 from cryptography import x509
@@ -71,6 +72,15 @@ def test_minted_contracts_kept_are_bounded(pki):
     emaids = [open_response(install(backend, pki), pki, pki.keys["oemProvLeaf"]).emaid
               for _ in range(3)]
     assert len(set(emaids)) == 3 and list(backend.contracts) == emaids[1:]
+
+
+def test_minted_emaids_do_not_repeat_across_backends(pki):
+    # `secc --workers 2` runs two backends, and a restarted SECC a new one: a running number
+    # per process would give two cars the same contract ID
+    first, second = LocalBackend(pki), LocalBackend(pki)
+    emaids = [b._new_emaid() for b in (first, second) for _ in range(50)]
+    assert len(set(emaids)) == 100
+    assert all(re.fullmatch(r"DEEXIC[0-9A-Z]{8}", e) for e in emaids)     # ISO 15118-2 Annex H, 14 characters
 
 
 def test_every_tampered_byte_of_a_certificate_response_is_refused(pki, backend):

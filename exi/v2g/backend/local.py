@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import itertools
+import secrets
+import string
 from pathlib import Path
 from typing import Optional, Union
 
@@ -37,6 +38,7 @@ from .base import (CERTIFICATE_STATUS, ISO2_NAMESPACE, AuthorizeRequest, Authori
 
 __all__ = ["LocalBackend"]
 
+_BASE36 = string.digits + string.ascii_uppercase
 _CONTRACT_USAGE = {"digital_signature", "content_commitment", "key_encipherment", "key_agreement"}
 
 
@@ -48,7 +50,7 @@ class LocalBackend(Backend):
 
     def __init__(self, pki: _pki.PKI, *, ocsp_url: Optional[str] = None,
                  responder: Optional[_ocsp.OCSPResponder] = None,
-                 now: Optional[_dt.datetime] = None, emaid_prefix: str = "DEEXIC1511",
+                 now: Optional[_dt.datetime] = None, emaid_prefix: str = "DEEXIC",
                  contract_days: int = 730, max_contracts: int = 1024) -> None:
         if pki.profile != "iso2":
             raise ValueError("the local backend implements ISO 15118-2 Plug & Charge")
@@ -62,7 +64,6 @@ class LocalBackend(Backend):
         self.contracts: dict[str, _inst.ContractCredentials] = {}
         self.contract_days = contract_days
         self.max_contracts = max_contracts
-        self._serial = itertools.count(1)
         self._emaid_prefix = emaid_prefix
 
     @classmethod
@@ -201,8 +202,14 @@ class LocalBackend(Backend):
     # --- the mobility operator ----------------------------------------------------------
 
     def _new_emaid(self) -> str:
-        # DE + provider + 'C' + instance: 14 characters plus a running number
-        return f"{self._emaid_prefix}{next(self._serial):04d}"
+        # ISO 15118-2 Annex H eMAID: country (DE) + provider (EXI) + a 9-character instance
+        # ('C' + 8 random base-36 characters): 14 characters with the default prefix.  Random, not a running number:
+        # `exi15118 secc --workers N` runs N backends, and a restarted SECC starts afresh,
+        # so a per-process counter would hand two cars the same contract ID.
+        while True:
+            emaid = self._emaid_prefix + "".join(secrets.choice(_BASE36) for _ in range(14 - len(self._emaid_prefix)))
+            if emaid not in self.contracts:
+                return emaid
 
     def _oem_chain(self, leaf: x509.Certificate) -> list:
         """-2 requests carry only the OEM provisioning leaf: complete it from the OEM CAs
