@@ -222,16 +222,47 @@ _SESSIONS = (("din", "dc", None), ("iso2", "dc", None), ("iso2", "ac", None),
              ("iso20", "dc", "dynamic"), ("iso20", "ac_bpt", "scheduled"))
 
 
-def _session_pair(data: bytes, tamper_direction: str):
-    """A whole EVCC<->SECC session in memory in which the n-th message in one direction is
-    replaced by the fuzzer's payload (or XOR-mutated by it): every state is reachable by n."""
+def _new_pair(scenario: int):
     from exi.v2g.session import EVCCConfig, SECCConfig
     from exi.v2g.session.iso20 import ISO20EVCCSettings
     from exi.v2g.session.testing import SessionPair
+    schema, mode, control = _SESSIONS[scenario]
+    return SessionPair(EVCCConfig(protocols=(schema,), mode=mode, max_charge_loops=2,
+                                  renegotiate_after=1 if schema == "iso2" else None,
+                                  control=control or "scheduled",
+                                  iso20=ISO20EVCCSettings(schedule_renegotiation_after=1)
+                                  if control == "scheduled" else None),
+                       SECCConfig(protocols=(schema,)), tls_version="TLSv1.3" if control else None)
+
+
+_MESSAGES: dict = {}
+
+
+def _messages(scenario: int, direction: str) -> int:
+    """How many messages the untampered session sends in one direction (computed once), so
+    that every value of the fuzzer's n-th byte picks a message that exists."""
+    key = (scenario, direction)
+    if key not in _MESSAGES:
+        pair, seen = _new_pair(scenario), [0]
+
+        def count(d, original):
+            seen[0] += d == direction
+            return original
+        pair.tamper = count
+        pair.run(max_steps=5000)
+        _MESSAGES[key] = max(1, seen[0])
+    return _MESSAGES[key]
+
+
+def _session_pair(data: bytes, tamper_direction: str):
+    """A whole EVCC<->SECC session in memory in which the n-th message in one direction is
+    replaced by the fuzzer's payload (or XOR-mutated by it): every state is reachable by n
+    (the second byte modulo the session's message count in that direction)."""
     if len(data) < 3:
         return None
-    schema, mode, control = _SESSIONS[data[0] % len(_SESSIONS)]
-    nth, how, payload = data[1] % 40, data[2] % 3, data[3:]
+    scenario = data[0] % len(_SESSIONS)
+    nth = data[1] % _messages(scenario, tamper_direction)
+    how, payload = data[2] % 3, data[3:]
     seen = [0]
 
     def tamper(direction, original):
@@ -245,12 +276,7 @@ def _session_pair(data: bytes, tamper_direction: str):
         if how == 1:                              # flip bits of the real message
             return bytes(b ^ payload[i % len(payload)] for i, b in enumerate(original))
         return original[:payload[0] % (len(original) + 1)] + payload[1:]   # splice
-    pair = SessionPair(EVCCConfig(protocols=(schema,), mode=mode, max_charge_loops=2,
-                                  renegotiate_after=1 if schema == "iso2" else None,
-                                  control=control or "scheduled",
-                                  iso20=ISO20EVCCSettings(schedule_renegotiation_after=1)
-                                  if control == "scheduled" else None),
-                       SECCConfig(protocols=(schema,)), tls_version="TLSv1.3" if control else None)
+    pair = _new_pair(scenario)
     pair.tamper = tamper
     pair.run(max_steps=5000)
     return pair
