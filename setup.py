@@ -10,7 +10,7 @@ import sys
 
 from setuptools import setup
 
-HOT_MODULES = ["exi/_bits.py", "exi/_engine.py", "exi/_convert.py",
+HOT_MODULES = ["exi/_bits.py", "exi/_grammar.py", "exi/_engine.py", "exi/_convert.py",
                "exi/capture/_codec.py", "exi/capture/_net.py", "exi/capture/_tcp.py",
                "exi/capture/_v2gtp.py", "exi/capture/_pcap.py", "exi/capture/reader.py"]
 

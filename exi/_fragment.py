@@ -22,7 +22,7 @@ from __future__ import annotations
 import sys
 
 from . import _engine
-from ._engine import coding_length
+from ._grammar import coding_length
 from ._kinds import DT_STRING, F_ATTRIBUTE, F_VALUE
 from .errors import DecodeError, EncodeError
 from .message import ElementValue, Message

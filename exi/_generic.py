@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from . import _engine
-from ._engine import coding_length
+from ._grammar import coding_length
 from .errors import DecodeError, EncodeError
 from .message import AnyElement, ElementValue
 

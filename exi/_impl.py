@@ -1,7 +1,7 @@
 """The one place that chooses the implementation of the hot modules.
 
-exi/_bits.py, exi/_engine.py, exi/_convert.py (and the capture package's hot modules, see
-exi/capture/_impl.py) are Cython pure-Python-mode sources; an install compiles them into
+exi/_bits.py, exi/_grammar.py, exi/_engine.py, exi/_convert.py (and the capture package's
+hot modules, see exi/capture/_impl.py) are Cython pure-Python-mode sources; an install compiles them into
 extension modules that Python imports in their place.  EXI_NO_EXTENSIONS=1 makes this
 module load the .py sources instead (for debugging, and so one test suite covers both
 paths); EXI_REQUIRE_EXTENSIONS=1 makes a missing extension an ImportError, so a build
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-HOT_MODULES = ("_bits", "_engine", "_convert")   # in dependency order
+HOT_MODULES = ("_bits", "_grammar", "_engine", "_convert")   # in dependency order
 
 
 def _load_sources(package: str, directory: Path, modules) -> None:

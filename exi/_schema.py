@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from . import _engine
+from . import _engine, _grammar
 from ._kinds import DT_ENUM, DT_LIST, DT_STRING
 from .registry import schema_info
 
@@ -55,13 +55,13 @@ class Schema:
             if row[0] == DT_ENUM:
                 row = tuple(row[:3]) + (tuple(row[3]),)
             enum_class = getattr(m, row[2]) if row[0] == DT_ENUM else None
-            self.datatypes.append(_engine.Datatype(row, enum_class))
+            self.datatypes.append(_grammar.Datatype(row, enum_class))
         for dt, row in zip(self.datatypes, t.DATATYPES):
             if row[0] == DT_LIST:
                 dt.item = self.datatypes[row[1]]
             elif row[0] == DT_STRING and len(row) > 3:
                 WHITESPACE[id(dt)] = row[3]
-        self.states = [_engine.State(kind, prods) for kind, prods in t.STATES]
+        self.states = [_grammar.State(kind, prods) for kind, prods in t.STATES]
         self.classes = {}
         for name, fields in t.CLASSES:
             cls = getattr(m, name)
@@ -72,18 +72,18 @@ class Schema:
         self.grammars = []
         for first, empty, cname, dt in t.GRAMMARS:
             cls = self.classes[cname] if cname else None
-            g = _engine.Grammar(self.states[first], self.states[empty], cls,
+            g = _grammar.Grammar(self.states[first], self.states[empty], cls,
                                 self.datatypes[dt] if dt >= 0 else None)
             if cls is not None:
                 g.bind_class(cls, cls._field_rows)
                 cls._grammar = g
             self.grammars.append(g)
-        _engine.link(self.states, self.grammars, self.datatypes)
+        _grammar.link(self.states, self.grammars, self.datatypes)
         # which states belong to which complex grammar: walk from each first state
         for g in self.grammars:
             if not g.simple:
-                _engine.bind_fields(_states_of(g), g)
-        _engine.freeze(self.states)
+                _grammar.bind_fields(_states_of(g), g)
+        _grammar.freeze(self.states)
         for cname, row in t.CLASSES:
             cls = self.classes[cname]
             cls._field_grammars = tuple(self.grammars[f[4]] if f[1] == 1 else None for f in row)
@@ -106,7 +106,7 @@ class Schema:
                              for q, gi in t.DOC_ELEMENTS]
         self.doc_index = {q: i for i, (q, _, _) in enumerate(self.doc_elements)}
         self.message_roots = _message_roots(schema_id, self.qnames, [q for q, _, _ in self.doc_elements])
-        self.root = _engine.Root(self, [q for q, _, _ in self.doc_elements],
+        self.root = _grammar.Root(self, [q for q, _, _ in self.doc_elements],
                                  [self.grammars[g] for _, g, _ in self.doc_elements],
                                  [c for _, _, c in self.doc_elements], self.message_roots)
         self.fragment_elements = [(q, gi, self.element_class_of.get(q, self.grammars[gi].cls if gi >= 0 else None))

@@ -31,7 +31,7 @@ PURE_SELECTION = [
 
 
 def test_loaded_implementation():
-    files = [exi._engine.__file__, exi._bits.__file__, exi._convert.__file__]
+    files = [exi._grammar.__file__, exi._engine.__file__, exi._bits.__file__, exi._convert.__file__]
     if os.environ.get("EXI_NO_EXTENSIONS"):
         assert all(f.endswith(".py") for f in files), files
     elif os.environ.get("EXI_REQUIRE_EXTENSIONS"):

@@ -16,7 +16,8 @@ EXI = Path(exi.__file__).resolve().parent
 LAYERS = [
     ("foundations", {"_kinds", "errors", "message", "registry"}),
     ("bits", {"_bits"}),
-    ("engine: grammar model and interpreter", {"_engine"}),
+    ("grammar model", {"_grammar"}),
+    ("engine: the interpreter", {"_engine"}),
     ("schema loader", {"_schema"}),
     ("generic content, fragments, ordered children", {"_generic", "_fragment", "_content"}),
     ("conversions", {"_convert"}),
@@ -56,6 +57,7 @@ def test_every_import_of_the_core_points_down():
 
 def test_the_check_sees_lazy_imports():
     assert "_engine" in imported_core_modules("_generic")
+    assert imported_core_modules("_grammar") <= {"_kinds"}         # bits and engine: neither
     assert {"_content", "_engine", "_fragment", "_generic", "_convert", "_schema"} <= imported_core_modules("_api")
 
 
