@@ -266,6 +266,12 @@ async def _close_writer(writer: asyncio.StreamWriter) -> None:
 _WRITE_HIGH_WATER = 64 * 1024
 # A connection we close may take this long to hand over what we still send; then it is cut.
 _CLOSE_FLUSH_TIMEOUT = 2.0
+# Frames the standard has us discard (an unknown payload type) that one connection may
+# send in a row before we close it.  The standard gives no bound; without one, a peer
+# streaming 8-byte discard-class frames makes the SECC parse and count each one (~7 µs of
+# CPU: 100 ms per 128 KiB) without ever waiting for a response, and starves the other
+# sessions.  A real EVCC sends one request and waits: it never comes near this.
+MAX_DISCARDED_IN_A_ROW = 16
 # listen() backlog: connect bursts (many EVs plugged in at once, or a flood) queue in the
 # kernel instead of being refused; the kernel caps it at net.core.somaxconn.
 DEFAULT_BACKLOG = 4096
@@ -384,6 +390,7 @@ class _SECCConnection(asyncio.BufferedProtocol):
         self._handshaking = False
         self._finished = False
         self._answered = False                 # a response went out in this read
+        self._discarded = 0                    # frames discarded since the last request
         self._busy: Optional[asyncio.Future] = None   # a coroutine handler call
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_when = 0.0
@@ -582,11 +589,18 @@ class _SECCConnection(asyncio.BufferedProtocol):
                 if e.action is Action.CLOSE_CONNECTION:
                     self._close(str(e), fault="V2GTP", detail=detail)
                     return
+                self._discarded += 1
+                if self._discarded > MAX_DISCARDED_IN_A_ROW:
+                    self._close(f"{self._discarded} frames discarded in a row (last: {detail})",
+                                fault="discarded frames")
+                    return
                 self._fault("V2GTP", detail)
                 frames = []
             data = b""
-            if frames and not self._frames(frames):
-                return
+            if frames:
+                self._discarded = 0
+                if not self._frames(frames):
+                    return
             if not framer.has_pending:
                 break
         self._arm()

@@ -275,6 +275,8 @@ async def run_load(a) -> None:
         at.one_shot("garbage", max(1, int(50 * s)),
                     lambda i: random.Random(i).randbytes(64 + i)),
         at.one_shot("oversize_4gb", max(1, int(20 * s)), lambda i: header(0x8001, 0xFFFFFFFF)),
+        # frames of an unknown payload type: each is to be discarded, 2,000 in one burst
+        at.one_shot("discard_flood", max(1, int(5 * s)), lambda i: header(0x1234, 0) * 2000),
         at.one_shot("half_frame", max(1, int(20 * s)),
                     lambda i: (header(0x8001, len(at.sap)) + at.sap)[:8 + len(at.sap) // 2],
                     then_close=True),

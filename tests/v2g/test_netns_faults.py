@@ -56,7 +56,7 @@ def test_secc_under_faults(netns_pair, pki_iso2):
         < SEQUENCE_TIMEOUT + 5
     # Bad bytes, a 4 GB header, a stalled TLS handshake, a pipelining client that never
     # reads: each connection closed by the SECC, alone.
-    for name in ("garbage", "oversize_4gb", "pipelined", "tls_stalled"):
+    for name in ("garbage", "oversize_4gb", "discard_flood", "pipelined", "tls_stalled"):
         assert res[name]["closed"] == res[name]["n"], (name, res[name])
     assert res["tls_stalled"]["max_s"] < HANDSHAKE_TIMEOUT + 5
     assert res["rapid"]["connected"] == res["rapid"]["n"] == 500
@@ -90,6 +90,9 @@ def test_secc_under_faults(netns_pair, pki_iso2):
                for w in warnings), warnings
     assert any("TLS handshake failed: SSL handshake is taking longer than" in w
                for w in warnings), warnings
+    assert faults["discarded frames"] == res["discard_flood"]["n"]
+    assert any("discarded frames: 17 frames discarded in a row (last: unknown or unexpected payload type"
+               in w for w in warnings), warnings
     assert any("V2GTP: payload length exceeds the receive buffer: 4294967295" in w
                for w in warnings), warnings
     # the peer named one way: [address%interface]:port
