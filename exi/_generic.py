@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from . import _engine
+from ._engine import _shown
 from ._grammar import coding_length
 from .errors import DecodeError, EncodeError
 from .message import AnyElement, ElementValue
@@ -72,14 +73,14 @@ def _value_key(schema, qn):
 
 def _read_literal(r, n):
     if n * 8 > r.remaining():
-        raise DecodeError(f"string length {n} exceeds the remaining input", "", r.pos)
+        raise DecodeError(f"string length {_shown(n)} exceeds the remaining input", "", r.pos)
     return "".join(chr(_code_point(r)) for _ in range(n))
 
 
 def _code_point(r):
     c = r.read_uint()
     if c > 0x10FFFF or 0xD800 <= c <= 0xDFFF:
-        raise DecodeError(f"invalid character code point {c}", "", r.pos)
+        raise DecodeError(f"invalid character code point {_shown(c)}", "", r.pos)
     return c
 
 

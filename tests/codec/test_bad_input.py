@@ -264,6 +264,19 @@ def test_huge_unsigned_integer_value():
         assert got[0].AppProtocol[0].VersionNumberMajor > 2**13000
 
 
+def test_huge_integers_in_schema_less_content_are_named_not_printed():
+    # a string length or character code point of 2,500 octets read inside undeclared
+    # (anyType) content: the error names its size, str() of it would raise ValueError
+    # (fuzz finding: fuzz/corpus/decode/regress-huge-string-length-in-anytype)
+    from exi import _generic
+    from exi._bits import BitReader
+    huge = b"\xff" * 2500 + b"\x01"
+    with pytest.raises(exi.DecodeError, match="string length 17501-bit integer exceeds"):
+        _generic._read_literal(BitReader(huge + bytes(8)), BitReader(huge).read_uint())
+    with pytest.raises(exi.DecodeError, match="invalid character code point 17501-bit integer"):
+        _generic._code_point(BitReader(huge))
+
+
 @pytest.mark.parametrize("schema", SCHEMAS)
 def test_simple_typed_root_elements_decode_to_messages(schema):
     """A document whose root is a global element of simple type (xmldsig DigestValue,
