@@ -484,9 +484,33 @@ def _any_to_xml(el, parent, depth):
                 _set_text(node, (node.text or "") + item, el.name[1])
             else:
                 _set_tail(last, (last.tail or "") + item, el.name[1])
-        else:
+        elif isinstance(item, AnyElement):
             last = _any_to_xml(item, node, depth + 1)
+        else:
+            last = _schema_element_to_xml(item, node, depth + 1, el.name[1])
     return node
+
+
+def _schema_element_to_xml(item, parent, depth, where):
+    """A schema element inside undeclared content (what SE(qname) of anyType content
+    decodes to: a message object or an ElementValue of a global element)."""
+    from lxml import etree
+    if not isinstance(item, Message):
+        raise EncodeError(f"content of an undeclared element must be text, AnyElement or "
+                          f"messages, not {type(item).__name__}", where)
+    s = get_schema(item._schema_id)
+    if isinstance(item, ElementValue):
+        if item._qname < 0:
+            raise EncodeError(f"{item.name} is not a global element of schema {s.id!r}", where)
+        child = etree.SubElement(parent, _tag(s, item._qname))
+        _set_text(child, _xml_text(_element_value_dt(s, item), item.value), item.name)
+        return child
+    q = type(item)._element
+    if q is None:
+        raise EncodeError(f"{type(item).__name__} is a type, not an element", where)
+    child = etree.SubElement(parent, _tag(s, q))
+    _fill_xml(s, child, item, depth)
+    return child
 
 
 def _tag(s: Schema, q: int) -> str:

@@ -267,3 +267,21 @@ def test_evcc_stops_cleanly_on_a_response_without_response_code():
     core.receive(res, 0.2)
     assert core.result is not None and not core.result.ok
     assert "outside the schema" in core.result.reason and "ResponseCode" in core.result.reason
+
+
+def test_to_xml_of_schema_elements_inside_undeclared_content():
+    # an undeclared xsi:type anyType element whose content holds schema elements, as decode
+    # returns it (fuzz finding: fuzz/corpus/decode/regress-schema-element-in-anytype-to-xml)
+    anytype = ("http://www.w3.org/2001/XMLSchema", "anyType")
+    el = AnyElement(("", "foo"), anytype, [], ["a", xmldsig.DigestMethod(Algorithm="urn:x"), "b",
+                                              exi.ElementValue("DigestValue", b"\x01\x02", "xmldsig")])
+    msg = exi.decode(exi.encode(xmldsig.Object(content=[el])), "xmldsig")
+    xml = exi.to_xml(msg)
+    ds = "{http://www.w3.org/2000/09/xmldsig#}"
+    from lxml import etree
+    foo = etree.fromstring(xml)[0]
+    assert foo.tag == "foo" and foo.text == "a"
+    assert [c.tag for c in foo] == [ds + "DigestMethod", ds + "DigestValue"]
+    assert foo[0].get("Algorithm") == "urn:x" and foo[0].tail == "b" and foo[1].text == "AQI="
+    with pytest.raises(exi.EncodeError, match="not int"):
+        exi.to_xml(xmldsig.Object(content=[AnyElement(("", "foo"), anytype, [], [5])]))
