@@ -187,3 +187,5 @@ cdef Decoder _spare_decoder
 cdef dict _SCHEMAS
 cdef dict _ROOTS
 cdef Encoder _spare_encoder
+cdef object _last_sid, _last_schema, _last_type
+cdef tuple _last_root

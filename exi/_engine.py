@@ -33,7 +33,8 @@ if cython.compiled:
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc
     from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
     from cython.cimports.cpython.list import PyList_GET_ITEM
-    from cython.cimports.exi._slots import (exi_new_message, exi_use_message_dealloc, get_slot, new_instance,
+    from cython.cimports.exi._slots import (exi_new_message, exi_next_field, exi_use_message_dealloc, get_slot,
+                                            new_instance,
                                             set_slot, slot_offset, slot_ptr)
 else:
     def slot_offset(descriptor):
@@ -810,6 +811,12 @@ def _plan(st: State, pending, pos, seen):
 # statements under the GIL, with no Python code in between.
 _spare_decoder = None
 _spare_encoder = None
+# the last schema id given to decode() and its Schema, the last class given to encode()
+# and its (Schema, qname): a loop over one kind of message skips the dict look-ups
+_last_sid = None
+_last_schema = None
+_last_type = None
+_last_root = None
 
 
 @cython.locals(d=Decoder, r=BitReader, end=cython.Py_ssize_t)
@@ -862,9 +869,15 @@ def decode(data, schema, *, any_root=False, padding=False):
     unless any_root=True.  Bytes after the end of the document raise TrailingDataError;
     padding=True accepts zero bytes there (some encoders pad their output).
     Raises DecodeError (a ValueError) with the element path and bit offset on bad input."""
-    s = _SCHEMAS.get(schema)
-    if s is None:
-        s = _load_schema(schema)
+    global _last_sid, _last_schema
+    if schema is _last_sid:             # the same id object as the last call: its Schema
+        s = _last_schema
+    else:
+        s = _SCHEMAS.get(schema)
+        if s is None:
+            s = _load_schema(schema)
+        _last_sid = schema              # loaded schemas are never replaced: safe to keep
+        _last_schema = s
     if type(data) is not bytes:
         if not isinstance(data, (bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
@@ -1016,25 +1029,32 @@ class Encoder:
             self.w.write(st.ee_code, st.width)
         return 0
 
-    @cython.locals(w=BitWriter, st=State, p=Prod, i=cython.Py_ssize_t, code=cython.Py_ssize_t,
-                   kind=cython.int)
+    @cython.locals(w=BitWriter, st=State, p=Prod, i=cython.Py_ssize_t, n=cython.Py_ssize_t,
+                   code=cython.Py_ssize_t, kind=cython.int)
     def fields_in_order(self, g: Grammar, obj, qname):
         """Encode attributes, children and value in field order; None when a child is not
         accepted where field order puts it."""
         w = self.w
         st = g.first
         raw: cython.pointer(PyObject)
-        for i in range(g.nfields):
+        n = g.nfields
+        i = -1
+        while True:
+            # the next field that holds a value: most are None (a choice of 35 in a Body),
+            # skipped by a tight scan of the slot pointers, with no reference taken
             if cython.compiled:
-                # most fields are None: test the pointer before taking a reference
+                i = exi_next_field(obj, g.c_offsets, i + 1, n)
+                if i >= n:
+                    break
                 raw = slot_ptr(obj, g.c_offsets[i])
-                if raw == cython.NULL or raw == exi_none():
-                    continue
                 v = cython.cast(object, raw)
             else:
+                i += 1
+                while i < n and getattr(obj, g.names[i]) is None:
+                    i += 1
+                if i >= n:
+                    break
                 v = getattr(obj, g.names[i])
-                if v is None:
-                    continue
             if cython.compiled:
                 kind = g.c_kinds[i]
             else:
@@ -1445,7 +1465,11 @@ def encode(message, *, validate=True):
     integers, the range of n-bit integers); validate=False writes what a non-validating
     reference encoder writes -- whatever the decoder accepts -- which is how real-world
     streams with out-of-facet values re-encode byte for byte."""
-    root = _ROOTS.get(type(message))
+    global _last_type, _last_root
+    t = type(message)
+    if t is _last_type:                 # the same class as the last call
+        return encode_document(_last_root[0], message, _last_root[1], validate)
+    root = _ROOTS.get(t)
     if root is None:
         if isinstance(message, Message) and not isinstance(message, ElementValue) and \
                 type(message)._element is not None:
@@ -1453,6 +1477,8 @@ def encode(message, *, validate=True):
         else:
             # simple-typed roots, and the errors for what is not a root
             return _encode_other(message, validate)
+    _last_type = t
+    _last_root = root
     return encode_document(root[0], message, root[1], validate)
 
 

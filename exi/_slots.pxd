@@ -105,6 +105,22 @@ cdef extern from *:
     """
     object exi_new_message(object cls, Py_ssize_t offset, Py_ssize_t n)
 
+cdef extern from *:
+    """
+    /* The first field from i on whose slot holds a value (neither unset nor None), n if
+       none: a tight scan for the encoder, where most fields of a choice are None. */
+    static inline Py_ssize_t exi_next_field(PyObject *obj, const Py_ssize_t *offsets,
+                                            Py_ssize_t i, Py_ssize_t n) {
+        const char *base = (const char *)obj;
+        for (; i < n; i++) {
+            PyObject *p = *(PyObject *const *)(base + offsets[i]);
+            if (p != NULL && p != Py_None) break;
+        }
+        return i;
+    }
+    """
+    Py_ssize_t exi_next_field(object obj, const Py_ssize_t* offsets, Py_ssize_t i, Py_ssize_t n) noexcept
+
 cdef inline PyObject* slot_ptr(object obj, Py_ssize_t offset) noexcept:
     # the slot's value as a borrowed pointer (NULL when never set): no reference count update
     return (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
