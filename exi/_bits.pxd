@@ -29,6 +29,10 @@ cdef extern from *:
        serve the last octets of a stream too (the tail out of line, the common case a load). */
     static unsigned long long exi_tail64(const unsigned char *buf, Py_ssize_t n, Py_ssize_t i) {
         unsigned long long v = 0;
+        if (n >= 8) {       /* the last 8 octets, shifted: what lies past the end reads 0 */
+            Py_ssize_t s = (i + 8 - n) * 8;
+            return s >= 64 ? 0 : exi_load_be64(buf + n - 8) << s;
+        }
         for (int k = 0; k < 8; k++) v = (v << 8) | (i + k < n ? buf[i + k] : 0);
         return v;
     }

@@ -75,12 +75,18 @@ cdef extern from *:
        allocated without the zero fill and the generic size computations of
        PyType_GenericAlloc, then tracked; any other class (a user subclass with a
        __dict__, a custom tp_alloc) goes through PyType_GenericNew. */
+    static void exi_message_dealloc(PyObject *self);
     static PyObject *exi_new_message(PyObject *cls, Py_ssize_t offset, Py_ssize_t n) {
         PyTypeObject *tp = (PyTypeObject *)cls;
         PyObject *op;
-        int whole = offset == (Py_ssize_t)sizeof(PyObject) && exi_whole(tp, n);
     #if EXI_FREE_LIST
-        if (whole && n > 0 && n <= EXI_FREE_MAX_SLOTS && exi_free_head[n] != NULL) {
+        /* a spare: the class has the lean dealloc (installed only on slots-only heap
+           types, see exi_use_message_dealloc), its n fields are its whole body, and it
+           has no finalizer: what exi_message_dealloc checks before keeping a spare */
+        if (n > 0 && n <= EXI_FREE_MAX_SLOTS && exi_free_head[n] != NULL
+                && tp->tp_dealloc == exi_message_dealloc && offset == (Py_ssize_t)sizeof(PyObject)
+                && tp->tp_basicsize == (Py_ssize_t)(sizeof(PyObject) + n * sizeof(PyObject *))
+                && tp->tp_finalize == NULL) {
             op = exi_free_head[n];
             exi_free_head[n] = (PyObject *)Py_TYPE(op);
             exi_free_count[n]--;
@@ -91,6 +97,7 @@ cdef extern from *:
             return op;
         }
     #endif
+        int whole = offset == (Py_ssize_t)sizeof(PyObject) && exi_whole(tp, n);
         if (whole)
             op = (PyObject *)_PyObject_GC_New(tp);     /* takes a reference to a heap type */
         else
@@ -143,8 +150,10 @@ cdef extern from *:
         PyObject **end = (PyObject **)((char *)self + gen->tp_basicsize);
         Py_ssize_t n = end - first;
     #if EXI_FREE_LIST
+        /* tp has this dealloc itself (not a subclass): a slots-only heap type, its body
+           n slots (exi_use_message_dealloc checked); freed the generic GC way, no finalizer */
         if (tp == gen && n > 0 && n <= EXI_FREE_MAX_SLOTS && exi_free_count[n] < exi_free_cap(n)
-                && exi_whole(tp, n)) {
+                && tp->tp_finalize == NULL && tp->tp_free == PyObject_GC_Del) {
             /* keep it as a spare: every slot back to None (one count update for the
                Nones put back), then on the list of its size */
             Py_ssize_t filled = 0;
