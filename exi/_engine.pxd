@@ -118,11 +118,14 @@ cdef class Decoder:
     cdef public int depth
     cdef public object generic
     cdef public bint any_root
+    cdef PyObject* qpath[202]      # qname of each depth entered by child_element (MAX_DEPTH + 2)
     cpdef header(self)
     cpdef document(self)
     cpdef element(self, Grammar g, cls, qname)
     cpdef simple_element(self, Grammar g, qname)
     cpdef complex_element(self, Grammar g, cls, qname)
+    cdef str inner_path(self, int d0)
+    cdef child_element(self, Grammar g, cls, qname)
     cpdef int second_level(self, State st) except -1
     cpdef store(self, obj, Grammar g, Prod p, v)
     cpdef production(self, obj, Grammar g, Prod p, qname)

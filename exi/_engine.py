@@ -438,22 +438,53 @@ class Decoder:
         e.args = (f"{e.path}: {e.reason}" + (f" at bit {e.bit_offset}" if e.bit_offset >= 0 else ""),)
         return e
 
+    @cython.locals(d0=cython.int)
     def element(self, g: Grammar, cls, qname):
         self.depth += 1
         if self.depth > MAX_DEPTH:
+            self.depth -= 1
             raise self.error("elements nested too deeply")
+        d0 = self.depth
         try:
             if g.simple:
                 v = self.simple_element(g, qname)
             else:
                 v = self.complex_element(g, cls, qname)
         except DecodeError as e:
-            e.path = "/" + self.schema.qname_local(qname) + e.path
+            e.path = "/" + self.schema.qname_local(qname) + self.inner_path(d0) + e.path
             e.args = (f"{e.path}: {e.reason}" + (f" at bit {e.bit_offset}" if e.bit_offset >= 0 else ""),)
             raise
         except EndOfStream:
-            err = DecodeError("unexpected end of the stream", "/" + self.schema.qname_local(qname), self.r.pos)
+            err = DecodeError("unexpected end of the stream",
+                              "/" + self.schema.qname_local(qname) + self.inner_path(d0), self.r.pos)
             raise err from None
+        self.depth -= 1
+        return v
+
+    @cython.locals(d0=cython.int, k=cython.int)
+    def inner_path(self, d0):
+        """On an error in element() at depth d0: the names of the levels the compiled walk
+        entered below it through child_element() (which have no handler of their own), as
+        a path; the depth goes back to d0's parent."""
+        inner = ""
+        if cython.compiled:
+            for k in range(d0 + 1, self.depth + 1):
+                if self.qpath[k] != cython.NULL:
+                    inner += "/" + self.schema.qname_local(cython.cast(object, self.qpath[k]))
+        self.depth = d0 - 1
+        return inner
+
+    def child_element(self, g: Grammar, cls, qname):
+        """element() of a complex child for the compiled walk, without an exception
+        handler of its own: its name is kept at its depth (qpath) for the handler of the
+        nearest element() above, which puts it in the error's path (inner_path)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.depth -= 1
+            raise self.error("elements nested too deeply")
+        if cython.compiled:
+            self.qpath[self.depth] = cython.cast(cython.pointer(PyObject), qname)
+        v = self.complex_element(g, cls, qname)
         self.depth -= 1
         return v
 
@@ -543,8 +574,8 @@ class Decoder:
                         r.pos -= 1
                         v = self.element(cython.cast(Grammar, cp.child), None, cython.cast(object, cp.qname))
                     else:
-                        v = self.element(cython.cast(Grammar, cp.child), cython.cast(object, cp.child_cls),
-                                         cython.cast(object, cp.qname))
+                        v = self.child_element(cython.cast(Grammar, cp.child), cython.cast(object, cp.child_cls),
+                                               cython.cast(object, cp.qname))
                     if cp.is_list:
                         lst = get_slot(obj, cp.offset)
                         if lst is None:

@@ -116,6 +116,7 @@ def decode_any(dec, name=None):
         name = read_qname(dec)
     dec.depth += 1
     if dec.depth > 200:
+        dec.depth -= 1      # the handlers above read the depth (Decoder.inner_path)
         raise DecodeError("elements nested too deeply", "", dec.r.pos)
     try:
         schema = dec.schema
