@@ -143,11 +143,14 @@ cdef class Encoder:
     cdef public int depth
     cdef public bint validate
     cdef public object generic
+    cdef PyObject* qpath[202]      # qname of each depth entered by child_element (MAX_DEPTH + 2)
     cpdef int header(self) except -1
     cpdef int document(self, obj, qname) except -1
     cpdef int element(self, Grammar g, value, qname) except -1
     cpdef int simple_element(self, Grammar g, value, qname) except -1
     cpdef int complex_element(self, Grammar g, obj, qname) except -1
+    cdef str inner_path(self, int d0)
+    cdef int child_element(self, Grammar g, value, qname) except -1
     cpdef read_field(self, obj, Grammar g, Py_ssize_t i)
     cpdef State child(self, State st, Py_ssize_t code, item)
     cdef State child_c(self, State st, Py_ssize_t code, PyObject* item)

@@ -984,17 +984,51 @@ class Encoder:
             self.element(schema.grammars[schema.fragment_elements[idx][1]], obj, qname)
         self.w.write(n + 1, width)
 
+    @cython.locals(d0=cython.int)
     def element(self, g: Grammar, value, qname):
         self.depth += 1
         if self.depth > MAX_DEPTH:
+            self.depth -= 1
             raise EncodeError("elements nested too deeply (a cycle in the message?)")
+        d0 = self.depth
         try:
             if g.simple:
                 self.simple_element(g, value, qname)
             else:
                 self.complex_element(g, value, qname)
         except EncodeError as e:
+            e.path = self.inner_path(d0) + e.path
             raise self.located(e, qname)
+        self.depth -= 1
+        return 0
+
+    @cython.locals(d0=cython.int, k=cython.int)
+    def inner_path(self, d0):
+        """On an error in element() at depth d0: the names of the levels entered below it
+        through child_element() (which have no handler of their own), as a path; the
+        depth goes back to d0's parent."""
+        inner = ""
+        if cython.compiled:
+            for k in range(d0 + 1, self.depth + 1):
+                if self.qpath[k] != cython.NULL:
+                    inner += "/" + self.schema.qname_local(cython.cast(object, self.qpath[k]))
+        self.depth = d0 - 1
+        return inner
+
+    def child_element(self, g: Grammar, value, qname):
+        """element() of a child for the compiled child_c, without an exception handler of
+        its own: its name is kept at its depth (qpath) for the handler of the nearest
+        element() above, which puts it in the error's path (inner_path)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.depth -= 1
+            raise EncodeError("elements nested too deeply (a cycle in the message?)")
+        if cython.compiled:
+            self.qpath[self.depth] = cython.cast(cython.pointer(PyObject), qname)
+        if g.simple:
+            self.simple_element(g, value, qname)
+        else:
+            self.complex_element(g, value, qname)
         self.depth -= 1
         return 0
 
@@ -1037,7 +1071,13 @@ class Encoder:
             st = self.fields_in_order(g, obj, qname)
             if st is None:
                 scratch = Encoder(self.schema, self.validate)
-                scratch.interleaved(g, obj)     # not encodable: this raises with the reason
+                try:
+                    scratch.interleaved(g, obj)     # not encodable: this raises with the reason
+                except EncodeError as e:
+                    # the levels the scratch entered below this element, as this encoder's
+                    # element() above would have named them (a rare path: a handler here)
+                    e.path = scratch.inner_path(0) + e.path
+                    raise
                 raise EncodeError("the children are not in an order the content model allows")
         else:
             mark = self.w.mark()
@@ -1211,7 +1251,7 @@ class Encoder:
                 emit(self, 0, 1)                                       # EE
                 return cython.cast(State, cp.next.state)
         emit(self, code, width)
-        self.element(cython.cast(Grammar, cp.child), cython.cast(object, item), cython.cast(object, cp.qname))
+        self.child_element(cython.cast(Grammar, cp.child), cython.cast(object, item), cython.cast(object, cp.qname))
         return cython.cast(State, cp.next.state)
 
     @cython.locals(p=Prod, w=BitWriter, dt=Datatype, k=cython.Py_ssize_t)

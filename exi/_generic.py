@@ -275,6 +275,7 @@ def encode_any(enc, el) -> None:
         raise EncodeError(f"expected an AnyElement, got {type(el).__name__}")
     enc.depth += 1
     if enc.depth > 200:
+        enc.depth -= 1      # the handlers above read the depth (Encoder.inner_path)
         raise EncodeError("elements nested too deeply (a cycle?)")
     try:
         t = _state(enc)

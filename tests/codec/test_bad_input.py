@@ -437,3 +437,23 @@ def test_errors_deep_in_nested_elements_name_every_level():
         if COMPILED:    # the pure build reports the offset where its (slower) read stopped
             assert str(e.value) == f"{path}: unexpected end of the stream at bit {bit}"
         assert exi.decode(data, sid) is not None
+
+
+def test_encode_errors_deep_in_nested_elements_name_every_level():
+    # the compiled encoder enters children without an exception handler per level too
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from messages import all_messages
+    sid, data, _ = next(v for k, v in all_messages().items() if "3x24" in k)
+    m = exi.decode(data, sid)
+    tup = m.Body.ChargeParameterDiscoveryRes.SAScheduleList.SAScheduleTuple[1]
+    tup.SalesTariff.SalesTariffEntry[5].ConsumptionCost[0].Cost[0].costKind = -1
+    path = ("/V2G_Message/Body/ChargeParameterDiscoveryRes/SAScheduleList/SAScheduleTuple/SalesTariff/"
+            "SalesTariffEntry/ConsumptionCost/Cost/costKind")
+    for validate in (True, False):
+        with pytest.raises(exi.EncodeError) as e:
+            exi.encode(m, validate=validate)
+        assert e.value.path == path and str(e.value) == f"{path}: -1 is not one of the enumeration values"
+    tup.SalesTariff.SalesTariffEntry[5].ConsumptionCost[0].Cost[0].costKind = "relativePricePercentage"
+    assert exi.encode(m) == data
