@@ -164,6 +164,7 @@ cdef int DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_L
 cdef int DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_CONTENT, F_ELEMENT, F_VALUE
 cdef int L2_EE, L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID, L2_SE_ANY, L2_CH
 cdef int MAX_DEPTH, FIELD_LIST
+cdef long long LL_FLOOR
 cpdef int coding_length(Py_ssize_t n)
 cpdef decode_document(schema, bytes data, bint any_root, bint padding)
 cpdef encode_document(schema, obj, qname, bint validate)

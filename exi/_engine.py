@@ -76,6 +76,7 @@ _L2_NAMES = {L2_EE: "EE", L2_XSI_TYPE: "AT(xsi:type)", L2_XSI_NIL: "AT(xsi:nil)"
              L2_AT_ANY: "AT(*)", L2_AT_INVALID: "AT(untyped)", L2_SE_ANY: "SE(*)",
              L2_CH: "CH(untyped)"}
 MAX_DEPTH = 200   # far deeper than any V2G schema nests; guards the recursion
+LL_FLOOR = -0x7FFFFFFFFFFFFFFF     # lowest 64-bit integer of the fast paths (a C constant when compiled)
 
 
 @cython.locals(b=cython.int)
@@ -1238,7 +1239,7 @@ class Encoder:
         elif (dk == DT_INT or dk == DT_UINT) and exi_is_exact_int(item):
             overflow = 0
             x = exi_as_longlong(item, cython.address(overflow))
-            if overflow == 0 and x > -0x7FFFFFFFFFFFFFFF and cp.lo <= x <= cp.hi:
+            if overflow == 0 and x > LL_FLOOR and cp.lo <= x <= cp.hi:
                 if dk == DT_UINT:
                     emit(self, code << 1, width + 1)                   # CH
                     emit_uint(self, x)
