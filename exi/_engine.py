@@ -29,7 +29,7 @@ from .message import ElementValue, Message
 
 if cython.compiled:
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.exi._bits import read_bit1, read_bits, read_uint_obj
+    from cython.cimports.exi._bits import exi_int, read_bit1, read_bits, read_uint_obj
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc
     from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
     from cython.cimports.cpython.list import PyList_GET_ITEM
@@ -545,7 +545,7 @@ class Decoder:
                     if dk >= 0 and read_bit1(r) == 0:
                         # the common leaf: CH (1 bit), the value, EE (1 bit), inlined
                         if dk == DT_NBIT:
-                            v = cp.lo + cython.cast(cython.longlong, read_bits(r, cp.nbits))
+                            v = exi_int(cp.lo + cython.cast(cython.longlong, read_bits(r, cp.nbits)))
                         elif dk == DT_ENUM and cp.nbits > 0:
                             code = read_bits(r, cp.nbits)
                             if code >= len(cython.cast(tuple, cp.members)):
