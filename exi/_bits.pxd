@@ -29,6 +29,10 @@ cdef extern from *:
        serve the last octets of a stream too (the tail out of line, the common case a load). */
     static unsigned long long exi_tail64(const unsigned char *buf, Py_ssize_t n, Py_ssize_t i) {
         unsigned long long v = 0;
+        if (n >= 8) {       /* the last 8 octets, shifted: what lies past the end reads 0 */
+            Py_ssize_t s = (i + 8 - n) * 8;
+            return s >= 64 ? 0 : exi_load_be64(buf + n - 8) << s;
+        }
         for (int k = 0; k < 8; k++) v = (v << 8) | (i + k < n ? buf[i + k] : 0);
         return v;
     }
@@ -43,6 +47,42 @@ cdef extern from *:
     void exi_store_be64(unsigned char* p, unsigned long long v) nogil
 
 cdef unsigned long long SMALL_UINT_MAX
+
+# Integer objects for decoded values: CPython shares -5..256; the values beyond repeat
+# too (a schedule's start times, limits, prices), so the last one made for each of 1024
+# slots (by a hash of the value) is kept and handed out again: an int object is
+# immutable, so sharing one is invisible, and a hit makes and frees no object.
+cdef extern from *:
+    """
+    #define EXI_INT_CACHE_BITS 10
+    #ifndef Py_GIL_DISABLED
+    static PyObject *exi_int_cache[1 << EXI_INT_CACHE_BITS];
+    static long long exi_int_cache_v[1 << EXI_INT_CACHE_BITS];
+    #endif
+    static PyObject *exi_int(long long v) {
+    #ifndef Py_GIL_DISABLED
+        if (v < -5 || v > 256) {
+            unsigned idx = (unsigned)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL)
+                                      >> (64 - EXI_INT_CACHE_BITS));
+            PyObject *o = exi_int_cache[idx];
+            if (o != NULL && exi_int_cache_v[idx] == v) {
+                Py_INCREF(o);
+                return o;
+            }
+            o = PyLong_FromLongLong(v);
+            if (o == NULL) return NULL;
+            Py_INCREF(o);
+            PyObject *old = exi_int_cache[idx];
+            exi_int_cache[idx] = o;
+            exi_int_cache_v[idx] = v;
+            Py_XDECREF(old);
+            return o;
+        }
+    #endif
+        return PyLong_FromLongLong(v);
+    }
+    """
+    object exi_int(long long v)
 
 @cython.final
 cdef class BitReader:
@@ -107,6 +147,6 @@ cdef inline object read_uint_obj(BitReader r):
                 if pos + 8 * (k + 1) > r.nbits:
                     break       # the zeros past the end: let read_uint raise
                 r.pos = pos + 8 * (k + 1)
-                return v
+                return exi_int(<long long>v)      # below 2**49
             w <<= 8
     return r.read_uint()

@@ -28,11 +28,14 @@ cdef class Decoder:
     cdef public int depth
     cdef public object generic
     cdef public bint any_root
+    cdef PyObject* qpath[202]      # qname of each depth entered by child_element (MAX_DEPTH + 2)
     cpdef header(self)
     cpdef document(self)
     cpdef element(self, Grammar g, cls, qname)
     cpdef simple_element(self, Grammar g, qname)
     cpdef complex_element(self, Grammar g, cls, qname)
+    cdef str inner_path(self, int d0)
+    cdef child_element(self, Grammar g, cls, qname)
     cpdef int second_level(self, State st) except -1
     cpdef store(self, obj, Grammar g, Prod p, v)
     cpdef production(self, obj, Grammar g, Prod p, qname)
@@ -50,11 +53,14 @@ cdef class Encoder:
     cdef public int depth
     cdef public bint validate
     cdef public object generic
+    cdef PyObject* qpath[202]      # qname of each depth entered by child_element (MAX_DEPTH + 2)
     cpdef int header(self) except -1
     cpdef int document(self, obj, qname) except -1
     cpdef int element(self, Grammar g, value, qname) except -1
     cpdef int simple_element(self, Grammar g, value, qname) except -1
     cpdef int complex_element(self, Grammar g, obj, qname) except -1
+    cdef str inner_path(self, int d0)
+    cdef int child_element(self, Grammar g, value, qname) except -1
     cpdef read_field(self, obj, Grammar g, Py_ssize_t i)
     cpdef State child(self, State st, Py_ssize_t code, item)
     cdef State child_c(self, State st, Py_ssize_t code, PyObject* item)
@@ -68,6 +74,7 @@ cdef int DT_BASE64, DT_BOOL, DT_DECIMAL, DT_ENUM, DT_FLOAT, DT_HEX, DT_INT, DT_L
 cdef int DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_CONTENT, F_ELEMENT, F_VALUE
 cdef int L2_EE
 cdef int MAX_DEPTH, FIELD_LIST
+cdef long long LL_FLOOR
 cpdef decode_document(schema, bytes data, bint any_root, bint padding)
 cpdef encode_document(schema, obj, qname, bint validate)
 
@@ -96,3 +103,5 @@ cdef Decoder _spare_decoder
 cdef dict _SCHEMAS
 cdef dict _ROOTS
 cdef Encoder _spare_encoder
+cdef object _last_sid, _last_schema, _last_type
+cdef tuple _last_root

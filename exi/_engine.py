@@ -29,10 +29,11 @@ from .message import ElementValue, Message
 
 if cython.compiled:
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.exi._bits import read_bit1, read_bits, read_uint_obj
+    from cython.cimports.exi._bits import exi_int, read_bit1, read_bits, read_uint_obj
     from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
     from cython.cimports.cpython.list import PyList_GET_ITEM
-    from cython.cimports.exi._slots import exi_new_message, get_slot, new_instance, set_slot, slot_ptr
+    from cython.cimports.exi._slots import (exi_new_message, exi_next_field, exi_use_message_dealloc, get_slot,
+                                            new_instance, set_slot, slot_ptr)
 
 # The layers above the engine register here what the engine hands over to them, when
 # they are imported (exi/__init__ imports them all): the schema loader (exi/_schema.py),
@@ -47,6 +48,16 @@ _encode_other = None
 _HOOKS = ("_load_schema", "_generic", "_fragment", "_content", "_encode_other")
 
 
+def adopt_message_class(cls):
+    """Give a generated slots-only message class the lean tp_dealloc that keeps freed
+    instances as spares for exi_new_message (exi/_slots.pxd).  Called by the schema loader
+    for every class it binds.  It must be this module's copy: the C helpers of _slots.pxd
+    are static, so each compiled module that cimports them has its own functions and spare
+    lists, and exi_new_message recognises only its own dealloc."""
+    if cython.compiled:
+        exi_use_message_dealloc(cls)
+
+
 def register(name, handler):
     """Install one of the _HOOKS (called by the module that provides it)."""
     if name not in _HOOKS:
@@ -57,6 +68,7 @@ def register(name, handler):
 SCHEMAS = {}        # schema id -> loaded Schema (exi._schema keeps its cache here)
 _SCHEMAS = SCHEMAS  # the same dict, typed for the compiled entry points (see _engine.pxd)
 MAX_DEPTH = 200   # far deeper than any V2G schema nests; guards the recursion
+LL_FLOOR = -0x7FFFFFFFFFFFFFFF     # lowest 64-bit integer of the fast paths (a C constant when compiled)
 
 
 @cython.locals(b=cython.int)
@@ -152,22 +164,53 @@ class Decoder:
         e.args = (f"{e.path}: {e.reason}" + (f" at bit {e.bit_offset}" if e.bit_offset >= 0 else ""),)
         return e
 
+    @cython.locals(d0=cython.int)
     def element(self, g: Grammar, cls, qname):
         self.depth += 1
         if self.depth > MAX_DEPTH:
+            self.depth -= 1
             raise self.error("elements nested too deeply")
+        d0 = self.depth
         try:
             if g.simple:
                 v = self.simple_element(g, qname)
             else:
                 v = self.complex_element(g, cls, qname)
         except DecodeError as e:
-            e.path = "/" + self.schema.qname_local(qname) + e.path
+            e.path = "/" + self.schema.qname_local(qname) + self.inner_path(d0) + e.path
             e.args = (f"{e.path}: {e.reason}" + (f" at bit {e.bit_offset}" if e.bit_offset >= 0 else ""),)
             raise
         except EndOfStream:
-            err = DecodeError("unexpected end of the stream", "/" + self.schema.qname_local(qname), self.r.pos)
+            err = DecodeError("unexpected end of the stream",
+                              "/" + self.schema.qname_local(qname) + self.inner_path(d0), self.r.pos)
             raise err from None
+        self.depth -= 1
+        return v
+
+    @cython.locals(d0=cython.int, k=cython.int)
+    def inner_path(self, d0):
+        """On an error in element() at depth d0: the names of the levels the compiled walk
+        entered below it through child_element() (which have no handler of their own), as
+        a path; the depth goes back to d0's parent."""
+        inner = ""
+        if cython.compiled:
+            for k in range(d0 + 1, self.depth + 1):
+                if self.qpath[k] != cython.NULL:
+                    inner += "/" + self.schema.qname_local(cython.cast(object, self.qpath[k]))
+        self.depth = d0 - 1
+        return inner
+
+    def child_element(self, g: Grammar, cls, qname):
+        """element() of a complex child for the compiled walk, without an exception
+        handler of its own: its name is kept at its depth (qpath) for the handler of the
+        nearest element() above, which puts it in the error's path (inner_path)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.depth -= 1
+            raise self.error("elements nested too deeply")
+        if cython.compiled:
+            self.qpath[self.depth] = cython.cast(cython.pointer(PyObject), qname)
+        v = self.complex_element(g, cls, qname)
         self.depth -= 1
         return v
 
@@ -227,7 +270,7 @@ class Decoder:
                     if dk >= 0 and read_bit1(r) == 0:
                         # the common leaf: CH (1 bit), the value, EE (1 bit), inlined
                         if dk == DT_NBIT:
-                            v = cp.lo + cython.cast(cython.longlong, read_bits(r, cp.nbits))
+                            v = exi_int(cp.lo + cython.cast(cython.longlong, read_bits(r, cp.nbits)))
                         elif dk == DT_ENUM and cp.nbits > 0:
                             code = read_bits(r, cp.nbits)
                             if code >= len(cython.cast(tuple, cp.members)):
@@ -257,8 +300,8 @@ class Decoder:
                         r.pos -= 1
                         v = self.element(cython.cast(Grammar, cp.child), None, cython.cast(object, cp.qname))
                     else:
-                        v = self.element(cython.cast(Grammar, cp.child), cython.cast(object, cp.child_cls),
-                                         cython.cast(object, cp.qname))
+                        v = self.child_element(cython.cast(Grammar, cp.child), cython.cast(object, cp.child_cls),
+                                               cython.cast(object, cp.qname))
                     if cp.is_list:
                         lst = get_slot(obj, cp.offset)
                         if lst is None:
@@ -525,6 +568,12 @@ def _plan(st: State, pending, pos, seen):
 # statements under the GIL, with no Python code in between.
 _spare_decoder = None
 _spare_encoder = None
+# the last schema id given to decode() and its Schema, the last class given to encode()
+# and its (Schema, qname): a loop over one kind of message skips the dict look-ups
+_last_sid = None
+_last_schema = None
+_last_type = None
+_last_root = None
 
 
 @cython.locals(d=Decoder, r=BitReader, end=cython.Py_ssize_t)
@@ -577,9 +626,15 @@ def decode(data, schema, *, any_root=False, padding=False):
     unless any_root=True.  Bytes after the end of the document raise TrailingDataError;
     padding=True accepts zero bytes there (some encoders pad their output).
     Raises DecodeError (a ValueError) with the element path and bit offset on bad input."""
-    s = _SCHEMAS.get(schema)
-    if s is None:
-        s = _load_schema(schema)
+    global _last_sid, _last_schema
+    if schema is _last_sid:             # the same id object as the last call: its Schema
+        s = _last_schema
+    else:
+        s = _SCHEMAS.get(schema)
+        if s is None:
+            s = _load_schema(schema)
+        _last_sid = schema              # loaded schemas are never replaced: safe to keep
+        _last_schema = s
     if type(data) is not bytes:
         if not isinstance(data, (bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
@@ -655,17 +710,51 @@ class Encoder:
             self.element(schema.grammars[schema.fragment_elements[idx][1]], obj, qname)
         self.w.write(n + 1, width)
 
+    @cython.locals(d0=cython.int)
     def element(self, g: Grammar, value, qname):
         self.depth += 1
         if self.depth > MAX_DEPTH:
+            self.depth -= 1
             raise EncodeError("elements nested too deeply (a cycle in the message?)")
+        d0 = self.depth
         try:
             if g.simple:
                 self.simple_element(g, value, qname)
             else:
                 self.complex_element(g, value, qname)
         except EncodeError as e:
+            e.path = self.inner_path(d0) + e.path
             raise self.located(e, qname)
+        self.depth -= 1
+        return 0
+
+    @cython.locals(d0=cython.int, k=cython.int)
+    def inner_path(self, d0):
+        """On an error in element() at depth d0: the names of the levels entered below it
+        through child_element() (which have no handler of their own), as a path; the
+        depth goes back to d0's parent."""
+        inner = ""
+        if cython.compiled:
+            for k in range(d0 + 1, self.depth + 1):
+                if self.qpath[k] != cython.NULL:
+                    inner += "/" + self.schema.qname_local(cython.cast(object, self.qpath[k]))
+        self.depth = d0 - 1
+        return inner
+
+    def child_element(self, g: Grammar, value, qname):
+        """element() of a child for the compiled child_c, without an exception handler of
+        its own: its name is kept at its depth (qpath) for the handler of the nearest
+        element() above, which puts it in the error's path (inner_path)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.depth -= 1
+            raise EncodeError("elements nested too deeply (a cycle in the message?)")
+        if cython.compiled:
+            self.qpath[self.depth] = cython.cast(cython.pointer(PyObject), qname)
+        if g.simple:
+            self.simple_element(g, value, qname)
+        else:
+            self.complex_element(g, value, qname)
         self.depth -= 1
         return 0
 
@@ -708,7 +797,13 @@ class Encoder:
             st = self.fields_in_order(g, obj, qname)
             if st is None:
                 scratch = Encoder(self.schema, self.validate)
-                scratch.interleaved(g, obj)     # not encodable: this raises with the reason
+                try:
+                    scratch.interleaved(g, obj)     # not encodable: this raises with the reason
+                except EncodeError as e:
+                    # the levels the scratch entered below this element, as this encoder's
+                    # element() above would have named them (a rare path: a handler here)
+                    e.path = scratch.inner_path(0) + e.path
+                    raise
                 raise EncodeError("the children are not in an order the content model allows")
         else:
             mark = self.w.mark()
@@ -731,25 +826,32 @@ class Encoder:
             self.w.write(st.ee_code, st.width)
         return 0
 
-    @cython.locals(w=BitWriter, st=State, p=Prod, i=cython.Py_ssize_t, code=cython.Py_ssize_t,
-                   kind=cython.int)
+    @cython.locals(w=BitWriter, st=State, p=Prod, i=cython.Py_ssize_t, n=cython.Py_ssize_t,
+                   code=cython.Py_ssize_t, kind=cython.int)
     def fields_in_order(self, g: Grammar, obj, qname):
         """Encode attributes, children and value in field order; None when a child is not
         accepted where field order puts it."""
         w = self.w
         st = g.first
         raw: cython.pointer(PyObject)
-        for i in range(g.nfields):
+        n = g.nfields
+        i = -1
+        while True:
+            # the next field that holds a value: most are None (a choice of 35 in a Body),
+            # skipped by a tight scan of the slot pointers, with no reference taken
             if cython.compiled:
-                # most fields are None: test the pointer before taking a reference
+                i = exi_next_field(obj, g.c_offsets, i + 1, n)
+                if i >= n:
+                    break
                 raw = slot_ptr(obj, g.c_offsets[i])
-                if raw == cython.NULL or raw == exi_none():
-                    continue
                 v = cython.cast(object, raw)
             else:
+                i += 1
+                while i < n and getattr(obj, g.names[i]) is None:
+                    i += 1
+                if i >= n:
+                    break
                 v = getattr(obj, g.names[i])
-                if v is None:
-                    continue
             if cython.compiled:
                 kind = g.c_kinds[i]
             else:
@@ -862,7 +964,7 @@ class Encoder:
         elif (dk == DT_INT or dk == DT_UINT) and exi_is_exact_int(item):
             overflow = 0
             x = exi_as_longlong(item, cython.address(overflow))
-            if overflow == 0 and x > -0x7FFFFFFFFFFFFFFF and cp.lo <= x <= cp.hi:
+            if overflow == 0 and x > LL_FLOOR and cp.lo <= x <= cp.hi:
                 if dk == DT_UINT:
                     emit(self, code << 1, width + 1)                   # CH
                     emit_uint(self, x)
@@ -875,7 +977,7 @@ class Encoder:
                 emit(self, 0, 1)                                       # EE
                 return cython.cast(State, cp.next.state)
         emit(self, code, width)
-        self.element(cython.cast(Grammar, cp.child), cython.cast(object, item), cython.cast(object, cp.qname))
+        self.child_element(cython.cast(Grammar, cp.child), cython.cast(object, item), cython.cast(object, cp.qname))
         return cython.cast(State, cp.next.state)
 
     @cython.locals(p=Prod, w=BitWriter, dt=Datatype, k=cython.Py_ssize_t)
@@ -1160,7 +1262,11 @@ def encode(message, *, validate=True):
     integers, the range of n-bit integers); validate=False writes what a non-validating
     reference encoder writes -- whatever the decoder accepts -- which is how real-world
     streams with out-of-facet values re-encode byte for byte."""
-    root = _ROOTS.get(type(message))
+    global _last_type, _last_root
+    t = type(message)
+    if t is _last_type:                 # the same class as the last call
+        return encode_document(_last_root[0], message, _last_root[1], validate)
+    root = _ROOTS.get(t)
     if root is None:
         if isinstance(message, Message) and not isinstance(message, ElementValue) and \
                 type(message)._element is not None:
@@ -1168,6 +1274,8 @@ def encode(message, *, validate=True):
         else:
             # simple-typed roots, and the errors for what is not a root
             return _encode_other(message, validate)
+    _last_type = t
+    _last_root = root
     return encode_document(root[0], message, root[1], validate)
 
 

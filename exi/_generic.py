@@ -117,6 +117,7 @@ def decode_any(dec, name=None):
         name = read_qname(dec)
     dec.depth += 1
     if dec.depth > 200:
+        dec.depth -= 1      # the handlers above read the depth (Decoder.inner_path)
         raise DecodeError("elements nested too deeply", "", dec.r.pos)
     try:
         schema = dec.schema
@@ -275,6 +276,7 @@ def encode_any(enc, el) -> None:
         raise EncodeError(f"expected an AnyElement, got {type(el).__name__}")
     enc.depth += 1
     if enc.depth > 200:
+        enc.depth -= 1      # the handlers above read the depth (Encoder.inner_path)
         raise EncodeError("elements nested too deeply (a cycle?)")
     try:
         t = _state(enc)

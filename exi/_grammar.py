@@ -14,12 +14,9 @@ from ._kinds import (DT_BASE64, DT_ENUM, DT_HEX, DT_INT, DT_NBIT, DT_STRING, DT_
 
 if cython.compiled:
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc
-    from cython.cimports.exi._slots import exi_use_message_dealloc, slot_offset
+    from cython.cimports.exi._slots import slot_offset
 else:
     def slot_offset(descriptor):
-        return 0
-
-    def exi_use_message_dealloc(cls):
         return 0
 
 FIELD_LIST = 16     # or-ed into a field kind (Grammar.c_kinds): a repeated element
@@ -209,7 +206,6 @@ class Grammar:
             # CPython lays __slots__ out side by side (sorted by name): one run to clear
             if n and max(self.offsets) - min(self.offsets) == (n - 1) * cython.sizeof(cython.p_void):
                 self.slot_lo = min(self.offsets)
-            exi_use_message_dealloc(cls)    # a leaner tp_dealloc for slots-only classes
 
 
 @cython.cclass

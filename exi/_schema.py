@@ -76,6 +76,7 @@ class Schema:
                                 self.datatypes[dt] if dt >= 0 else None)
             if cls is not None:
                 g.bind_class(cls, cls._field_rows)
+                _engine.adopt_message_class(cls)     # a leaner tp_dealloc that keeps spares
                 cls._grammar = g
             self.grammars.append(g)
         _grammar.link(self.states, self.grammars, self.datatypes)

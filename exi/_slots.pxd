@@ -36,19 +36,68 @@ cdef inline object new_instance(object cls):
 
 cdef extern from *:
     """
+    /* Spare instances of the generated slots-only message classes, by number of slots:
+       a decode makes and a dropped result frees the same shapes again and again.  A
+       spare is untracked, its every slot holds None (so a new instance needs no fill),
+       and its type field links it to the next spare of its size (it holds no reference
+       to a type).  Only instances of classes that exi_whole() accepts go here, and
+       only when nothing can observe the reuse (no finalizer, no reference debugging,
+       the GIL protects the lists). */
+    #if !defined(Py_GIL_DISABLED) && !defined(Py_TRACE_REFS) && !defined(Py_REF_DEBUG)
+    #define EXI_FREE_LIST 1
+    #else
+    #define EXI_FREE_LIST 0
+    #endif
+    #define EXI_FREE_MAX_SLOTS 128
+    static PyObject *exi_free_head[EXI_FREE_MAX_SLOTS + 1];
+    static int exi_free_count[EXI_FREE_MAX_SLOTS + 1];
+    static inline int exi_free_cap(Py_ssize_t n) { return n <= 8 ? 512 : 16; }
+
+    /* Whether instances of tp are n slots and nothing else, allocated and freed the
+       generic GC way, with no finalizer: what exi_new_message and the free list need. */
+    static inline int exi_whole(PyTypeObject *tp, Py_ssize_t n) {
+        return tp->tp_basicsize == (Py_ssize_t)(sizeof(PyObject) + n * sizeof(PyObject *))
+            && tp->tp_alloc == PyType_GenericAlloc && (tp->tp_flags & Py_TPFLAGS_HAVE_GC)
+            && tp->tp_free == PyObject_GC_Del && tp->tp_finalize == NULL
+            && tp->tp_itemsize == 0 && tp->tp_dictoffset == 0 && tp->tp_weaklistoffset == 0
+    #ifdef Py_TPFLAGS_MANAGED_DICT
+            && !(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)
+    #endif
+    #ifdef Py_TPFLAGS_MANAGED_WEAKREF
+            && !(tp->tp_flags & Py_TPFLAGS_MANAGED_WEAKREF)
+    #endif
+            ;
+    }
+
     /* A new instance of a message class whose n fields are the slots at [offset,
        offset + n pointers), every field None.  When those slots are the whole body of
-       the instance (a slots-only class, as generated), it is allocated without the zero
-       fill and the generic size computations of PyType_GenericAlloc, then tracked; any
-       other class (a user subclass with a __dict__, a custom tp_alloc) goes through
-       PyType_GenericNew. */
+       the instance (a slots-only class, as generated), it is a spare of that size or
+       allocated without the zero fill and the generic size computations of
+       PyType_GenericAlloc, then tracked; any other class (a user subclass with a
+       __dict__, a custom tp_alloc) goes through PyType_GenericNew. */
+    static void exi_message_dealloc(PyObject *self);
     static PyObject *exi_new_message(PyObject *cls, Py_ssize_t offset, Py_ssize_t n) {
         PyTypeObject *tp = (PyTypeObject *)cls;
         PyObject *op;
-        int whole = offset == (Py_ssize_t)sizeof(PyObject)
-            && tp->tp_basicsize == (Py_ssize_t)(sizeof(PyObject) + n * sizeof(PyObject *))
-            && tp->tp_alloc == PyType_GenericAlloc && (tp->tp_flags & Py_TPFLAGS_HAVE_GC)
-            && tp->tp_itemsize == 0 && tp->tp_dictoffset == 0 && tp->tp_weaklistoffset == 0;
+    #if EXI_FREE_LIST
+        /* a spare: the class has the lean dealloc (installed only on slots-only heap
+           types, see exi_use_message_dealloc), its n fields are its whole body, and it
+           has no finalizer: what exi_message_dealloc checks before keeping a spare */
+        if (n > 0 && n <= EXI_FREE_MAX_SLOTS && exi_free_head[n] != NULL
+                && tp->tp_dealloc == exi_message_dealloc && offset == (Py_ssize_t)sizeof(PyObject)
+                && tp->tp_basicsize == (Py_ssize_t)(sizeof(PyObject) + n * sizeof(PyObject *))
+                && tp->tp_finalize == NULL) {
+            op = exi_free_head[n];
+            exi_free_head[n] = (PyObject *)Py_TYPE(op);
+            exi_free_count[n]--;
+            Py_INCREF(tp);
+            Py_SET_TYPE(op, tp);
+            Py_SET_REFCNT(op, 1);
+            PyObject_GC_Track(op);
+            return op;
+        }
+    #endif
+        int whole = offset == (Py_ssize_t)sizeof(PyObject) && exi_whole(tp, n);
         if (whole)
             op = (PyObject *)_PyObject_GC_New(tp);     /* takes a reference to a heap type */
         else
@@ -62,6 +111,22 @@ cdef extern from *:
     }
     """
     object exi_new_message(object cls, Py_ssize_t offset, Py_ssize_t n)
+
+cdef extern from *:
+    """
+    /* The first field from i on whose slot holds a value (neither unset nor None), n if
+       none: a tight scan for the encoder, where most fields of a choice are None. */
+    static inline Py_ssize_t exi_next_field(PyObject *obj, const Py_ssize_t *offsets,
+                                            Py_ssize_t i, Py_ssize_t n) {
+        const char *base = (const char *)obj;
+        for (; i < n; i++) {
+            PyObject *p = *(PyObject *const *)(base + offsets[i]);
+            if (p != NULL && p != Py_None) break;
+        }
+        return i;
+    }
+    """
+    Py_ssize_t exi_next_field(object obj, const Py_ssize_t* offsets, Py_ssize_t i, Py_ssize_t n) noexcept
 
 cdef inline PyObject* slot_ptr(object obj, Py_ssize_t offset) noexcept:
     # the slot's value as a borrowed pointer (NULL when never set): no reference count update
@@ -81,8 +146,39 @@ cdef extern from *:
             if (PyObject_CallFinalizerFromDealloc(self) < 0) return;   /* resurrected */
         }
         PyObject_GC_UnTrack(self);
-        PyObject **slot = (PyObject **)((char *)self + sizeof(PyObject));
+        PyObject **first = (PyObject **)((char *)self + sizeof(PyObject)), **slot = first;
         PyObject **end = (PyObject **)((char *)self + gen->tp_basicsize);
+        Py_ssize_t n = end - first;
+    #if EXI_FREE_LIST
+        /* tp has this dealloc itself (not a subclass): a slots-only heap type, its body
+           n slots (exi_use_message_dealloc checked); freed the generic GC way, no finalizer */
+        if (tp == gen && n > 0 && n <= EXI_FREE_MAX_SLOTS && exi_free_count[n] < exi_free_cap(n)
+                && tp->tp_finalize == NULL && tp->tp_free == PyObject_GC_Del) {
+            /* keep it as a spare: every slot back to None (one count update for the
+               Nones put back), then on the list of its size */
+            Py_ssize_t filled = 0;
+            for (; slot < end; slot++) {
+                PyObject *o = *slot;
+                if (o != Py_None) {
+                    *slot = Py_None;
+                    filled++;
+                    Py_XDECREF(o);      /* may free children (onto the lists too) */
+                }
+            }
+            Py_SET_REFCNT(Py_None, Py_REFCNT(Py_None) + filled);
+            if (exi_free_count[n] < exi_free_cap(n)) {
+                Py_SET_TYPE(self, (PyTypeObject *)exi_free_head[n]);
+                exi_free_head[n] = self;
+                exi_free_count[n]++;
+                Py_DECREF(tp);
+                return;
+            }
+            Py_SET_REFCNT(Py_None, Py_REFCNT(Py_None) - n);     /* the children filled it */
+            tp->tp_free(self);
+            Py_DECREF(tp);
+            return;
+        }
+    #endif
         Py_ssize_t nones = 0;       /* most slots hold None: one count update for them all */
         for (; slot < end; slot++) {
             if (*slot == Py_None) nones++;

@@ -426,3 +426,47 @@ def test_from_dict_unknown_keys_and_bad_values():
         exi.from_xml('<x:supportedAppProtocolRes xmlns:x="urn:iso:15118:2:2010:AppProtocol">'
                      '<ResponseCode>OK_SuccessfulNegotiation</ResponseCode><Bogus/>'
                      '</x:supportedAppProtocolRes>', "sap")
+
+
+def test_errors_deep_in_nested_elements_name_every_level():
+    # the compiled walk enters complex children without an exception handler per level
+    # (the nearest element() above names them): the path still has every level, and a
+    # decode after the error starts from the top again
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from messages import all_messages
+    sid, data, _ = next(v for k, v in all_messages().items() if "3x24" in k)
+    tuple_path = "/V2G_Message/Body/ChargeParameterDiscoveryRes/SAScheduleList/SAScheduleTuple"
+    expected = {
+        200: (tuple_path + "/PMaxSchedule/PMaxScheduleEntry/RelativeTimeInterval", 1582),
+        800: (tuple_path + "/SalesTariff/SalesTariffEntry", 6400),
+        1200: (tuple_path + "/PMaxSchedule/PMaxScheduleEntry/PMax", 9600),
+    }
+    for n, (path, bit) in expected.items():
+        with pytest.raises(exi.DecodeError) as e:
+            exi.decode(data[:n], sid)
+        assert (e.value.path, e.value.reason) == (path, "unexpected end of the stream")
+        if COMPILED:    # the pure build reports the offset where its (slower) read stopped
+            assert str(e.value) == f"{path}: unexpected end of the stream at bit {bit}"
+        assert exi.decode(data, sid) is not None
+
+
+def test_encode_errors_deep_in_nested_elements_name_every_level():
+    # the compiled encoder enters children without an exception handler per level too
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from messages import all_messages
+    sid, data, _ = next(v for k, v in all_messages().items() if "3x24" in k)
+    m = exi.decode(data, sid)
+    tup = m.Body.ChargeParameterDiscoveryRes.SAScheduleList.SAScheduleTuple[1]
+    tup.SalesTariff.SalesTariffEntry[5].ConsumptionCost[0].Cost[0].costKind = -1
+    path = ("/V2G_Message/Body/ChargeParameterDiscoveryRes/SAScheduleList/SAScheduleTuple/SalesTariff/"
+            "SalesTariffEntry/ConsumptionCost/Cost/costKind")
+    for validate in (True, False):
+        with pytest.raises(exi.EncodeError) as e:
+            exi.encode(m, validate=validate)
+        assert e.value.path == path and str(e.value) == f"{path}: -1 is not one of the enumeration values"
+    tup.SalesTariff.SalesTariffEntry[5].ConsumptionCost[0].Cost[0].costKind = "relativePricePercentage"
+    assert exi.encode(m) == data

@@ -61,3 +61,37 @@ def test_cycles_through_messages_are_collected():
     del a, b
     gc.collect()
     assert sys.getrefcount(v) == before
+
+
+def test_freed_instances_come_back_empty_as_any_class_of_their_size():
+    # the compiled engine keeps freed instances as spares by number of slots and hands
+    # them out again, to any generated class of that size: every field must be None
+    # again, and the spare must be of the class asked for
+    from exi.messages import iso2
+    by_size = {}
+    for mod in (din, iso2):
+        for cls in vars(mod).values():
+            if isinstance(cls, type) and issubclass(cls, exi.Message) and cls.__module__ == mod.__name__:
+                by_size.setdefault(len(cls.__slots__), []).append(cls)
+    v = Tracked()
+    before = sys.getrefcount(v)
+    for n, classes in by_size.items():
+        if not n or len(classes) < 2:
+            continue
+        made = []
+        for cls in classes:
+            obj = cls()
+            for f in cls.__slots__:
+                object.__setattr__(obj, f, v)
+            made.append(obj)
+        del obj
+        made.clear()                     # all freed: spares now
+        assert sys.getrefcount(v) == before
+        data = bytes.fromhex("8098004011d01800608e3ac34400")      # -2 SessionSetupReq
+        for _ in range(3):
+            m = exi.decode(data, "iso2")
+            assert all(getattr(m.Body, f) is None for f in type(m.Body).__slots__ if f != "SessionSetupReq")
+            assert type(m.Body.SessionSetupReq) is iso2.SessionSetupReqType
+        for cls in classes:
+            obj = cls()
+            assert type(obj) is cls and all(getattr(obj, f) is None for f in cls.__slots__)
