@@ -75,6 +75,7 @@ cdef int DT_NBIT, DT_STRING, DT_UINT, F_ANY, F_ATTRIBUTE, F_CONTENT, F_ELEMENT, 
 cdef int L2_EE
 cdef int MAX_DEPTH, FIELD_LIST
 cdef long long LL_FLOOR
+cdef str _levels_below(schema, PyObject** qpath, int d0, int depth)
 cpdef decode_document(schema, bytes data, bint any_root, bint padding)
 cpdef encode_document(schema, obj, qname, bint validate)
 

@@ -80,6 +80,16 @@ def _shown(v) -> str:
 # ---------------------------------------------------------------------------------------
 # decoding
 
+def _levels_below(schema, qpath, d0, depth):
+    """The path of the levels (d0, depth] that child_element() recorded in qpath (compiled
+    engine only; its C signature is in _engine.pxd)."""
+    inner = ""
+    for k in range(d0 + 1, depth + 1):
+        if qpath[k] != cython.NULL:
+            inner += "/" + schema.qname_local(cython.cast(object, qpath[k]))
+    return inner
+
+
 @cython.cclass
 class Decoder:
     """Decodes one EXI stream against a compiled schema."""
@@ -187,16 +197,12 @@ class Decoder:
         self.depth -= 1
         return v
 
-    @cython.locals(d0=cython.int, k=cython.int)
+    @cython.locals(d0=cython.int)
     def inner_path(self, d0):
         """On an error in element() at depth d0: the names of the levels the compiled walk
         entered below it through child_element() (which have no handler of their own), as
         a path; the depth goes back to d0's parent."""
-        inner = ""
-        if cython.compiled:
-            for k in range(d0 + 1, self.depth + 1):
-                if self.qpath[k] != cython.NULL:
-                    inner += "/" + self.schema.qname_local(cython.cast(object, self.qpath[k]))
+        inner = _levels_below(self.schema, self.qpath, d0, self.depth) if cython.compiled else ""
         self.depth = d0 - 1
         return inner
 
@@ -728,16 +734,12 @@ class Encoder:
         self.depth -= 1
         return 0
 
-    @cython.locals(d0=cython.int, k=cython.int)
+    @cython.locals(d0=cython.int)
     def inner_path(self, d0):
         """On an error in element() at depth d0: the names of the levels entered below it
         through child_element() (which have no handler of their own), as a path; the
         depth goes back to d0's parent."""
-        inner = ""
-        if cython.compiled:
-            for k in range(d0 + 1, self.depth + 1):
-                if self.qpath[k] != cython.NULL:
-                    inner += "/" + self.schema.qname_local(cython.cast(object, self.qpath[k]))
+        inner = _levels_below(self.schema, self.qpath, d0, self.depth) if cython.compiled else ""
         self.depth = d0 - 1
         return inner
 
