@@ -9,6 +9,7 @@ rendering), since that is where accepted-but-odd input breaks things.
 """
 from __future__ import annotations
 
+import enum
 import io
 import json
 import logging
@@ -292,22 +293,23 @@ def _snapshot(scenario: int, direction: str, nth: int):
 
 
 # A snapshot is kept pickled: loading it is a deep copy at about a third of copy.deepcopy's
-# cost.  Functions (the configs' default factories are lambdas, which pickle cannot name)
-# are immutable here and shared by reference.
-_FUNCTIONS: dict = {}
+# cost.  What cannot change is shared by reference: functions (the configs' default
+# factories are lambdas, which pickle cannot name) and enum members (which would be
+# looked up by value through Python code on every load).
+_SHARED: dict = {}
 
 
 class _SnapshotPickler(pickle.Pickler):
     def persistent_id(self, obj):
-        if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
-            _FUNCTIONS[id(obj)] = obj
+        if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, enum.Enum)):
+            _SHARED[id(obj)] = obj
             return id(obj)
         return None
 
 
 class _SnapshotUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
-        return _FUNCTIONS[pid]
+        return _SHARED[pid]
 
 
 def _session_pair(data: bytes, tamper_direction: str):
