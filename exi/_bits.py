@@ -74,23 +74,28 @@ class BitReader:
     @cython.locals(shift=cython.int, b=cython.uint, small=cython.ulonglong, pos0=cython.Py_ssize_t)
     def read_uint(self):
         """EXI Unsigned Integer (7.1.6): 7-bit groups, least significant first."""
+        pos0 = self.pos
         if cython.compiled:
-            pos0 = self.pos
             small = self.read_small_uint()
             if small < SMALL_UINT_MAX:
                 return small
             self.pos = pos0                 # 63 bits or more: read it again as a big number
         small = 0
         shift = 0
-        while True:
-            b = self.read(8)
-            if shift < 56:
-                small |= cython.cast(cython.ulonglong, b & 0x7F) << shift   # 64-bit shift
-            else:
-                return self._read_big_uint(small, shift, b)
-            if not b & 0x80:
-                return small
-            shift += 7
+        try:
+            while True:
+                b = self.read(8)
+                if shift < 56:
+                    small |= cython.cast(cython.ulonglong, b & 0x7F) << shift   # 64-bit shift
+                else:
+                    return self._read_big_uint(small, shift, b)
+                if not b & 0x80:
+                    return small
+                shift += 7
+        except EndOfStream:
+            # a truncated integer is reported where it starts, as read_small_uint does
+            self.pos = pos0
+            raise
 
     def _read_big_uint(self, small, shift, b):
         value = int(small) | ((b & 0x7F) << shift)

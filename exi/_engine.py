@@ -280,7 +280,9 @@ class Decoder:
                         elif dk == DT_ENUM and cp.nbits > 0:
                             code = read_bits(r, cp.nbits)
                             if code >= len(cython.cast(tuple, cp.members)):
-                                raise self.located(self.error(f"enumeration index {code} out of range"),
+                                raise self.located(self.error(
+                                    f"enumeration index {code} out of range "
+                                    f"({len(cython.cast(tuple, cp.members))} values)"),
                                                    cython.cast(object, cp.qname))
                             v = cython.cast(tuple, cp.members)[code]
                         elif dk == DT_BOOL:
