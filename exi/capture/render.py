@@ -122,8 +122,9 @@ def write_xml(records: Iterable[MessageRecord], out: TextIO, t0: Optional[float]
                      ("schema", r.schema), ("name", r.name)):
             if v is not None:
                 attrs[k] = str(v)
-        if r.src:
-            attrs["src"], attrs["dst"] = _endpoint(r, r.src, r.sport), _endpoint(r, r.dst, r.dport)
+        for k, v in (("src", _endpoint(r, r.src, r.sport)), ("dst", _endpoint(r, r.dst, r.dport))):
+            if v is not None:       # a Linux cooked capture (SLL) has no destination address
+                attrs[k] = v
         if r.schema_guessed:
             attrs["schemaGuessed"] = "true"
         head = " ".join(f"{k}={quoteattr(v)}" for k, v in attrs.items())

@@ -202,6 +202,28 @@ def test_evcc_refuses_missing_energy_mode():
     assert not r.ok and "does not offer DC_extended" in r.reason
 
 
+@pytest.mark.parametrize("mode, change, reason", [
+    ("ac", lambda b: setattr(b.AC_EVSEChargeParameter, "EVSENominalVoltage",
+                             iso2.PhysicalValueType(Multiplier=3, Unit="V", Value=-2400)),
+     "EVSENominalVoltage is -2.4e+06 V"),
+    ("ac", lambda b: setattr(b.AC_EVSEChargeParameter, "EVSENominalVoltage",
+                             iso2.PhysicalValueType(Multiplier=2, Unit="V", Value=500)),
+     "EVSENominalVoltage is 50000 V"),
+    ("dc", lambda b: setattr(b.SAScheduleList.SAScheduleTuple[0].PMaxSchedule.PMaxScheduleEntry[0], "PMax",
+                             iso2.PhysicalValueType(Multiplier=3, Unit="W", Value=-50)),
+     "PMax -50000 W"),
+])
+def test_evcc_refuses_charge_parameters_no_charger_can_mean(mode, change, reason):
+    """The EVCC computes its charging profile from the SECC's PMax and nominal voltage: a
+    negative or beyond-any-supply value ends the session with the reason instead of an
+    internal error (found by the evcc fuzz target) or a profile built from it."""
+    pair = pair_for("iso2", mode)
+    pair.tamper = modify("ChargeParameterDiscoveryRes", lambda m, b: change(b))
+    r = pair.run()
+    assert not r.ok and reason in r.reason and "internal error" not in r.reason, r.reason
+    assert "PowerDeliveryReq" not in pair.names("evcc->secc")
+
+
 def test_din_payment_selection_invalid():
     pair = pair_for("din", "dc")
     pair.tamper = modify("ServicePaymentSelectionReq",

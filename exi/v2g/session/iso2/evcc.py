@@ -21,6 +21,9 @@ from .tables import EVCC_EXPECTS, EVCC_STATE_AFTER, EVCC_TABLE
 
 __all__ = ["ISO2EVCC"]
 
+# IEC 61851-1 covers AC supplies up to 1,000 V: a nominal voltage above it is no charger's.
+AC_NOMINAL_VOLTAGE_MAX = 1000
+
 
 class ISO2EVCC(V2GMessageEVCC):
     module = iso2
@@ -198,8 +201,16 @@ class ISO2EVCC(V2GMessageEVCC):
         self.tuple_id = t.SAScheduleTupleID
         entries = t.PMaxSchedule.PMaxScheduleEntry if t.PMaxSchedule else []
         self.pmax = fv(entries[0].PMax) if entries else None
+        # The charging profile of PowerDeliveryReq is computed from these two: a value no
+        # charger can mean is refused here, not echoed back (or out of a PhysicalValue's range).
+        if self.pmax is not None and self.pmax < 0:
+            return self._fail(now, out, f"the SECC's schedule gives PMax {self.pmax:g} W (negative)")
         if res.AC_EVSEChargeParameter is not None:
-            self.ac_voltage = fv(res.AC_EVSEChargeParameter.EVSENominalVoltage) or 230.0
+            nominal = fv(res.AC_EVSEChargeParameter.EVSENominalVoltage)
+            if not 0 <= nominal <= AC_NOMINAL_VOLTAGE_MAX:
+                return self._fail(now, out, f"the SECC's EVSENominalVoltage is {nominal:g} V "
+                                            f"(an AC supply has 0-{AC_NOMINAL_VOLTAGE_MAX} V)")
+            self.ac_voltage = nominal or 230.0
             self.evse_max_current = fv(res.AC_EVSEChargeParameter.EVSEMaxCurrent)
         if self.config.mode == "dc" and (not self.renegotiating or self.config.recheck_after_renegotiation):
             self.renegotiating = False
