@@ -333,13 +333,7 @@ def _session_pair(data: bytes, tamper_direction: str):
     else:                                           # splice
         changed = original[:payload[0] % (len(original) + 1)] + payload[1:]
     pair._queue[0] = (at, seq, side, Frame(payload_type, changed).pack())
-    for _ in range(_STEPS):
-        if not pair.step():
-            break
-    else:
-        raise RuntimeError(f"session did not end within {_STEPS} steps")
-    if pair.evcc.result is None:
-        raise RuntimeError("session stalled: nothing to deliver and no timer, EVCC not done")
+    pair.finish(max_steps=_STEPS)
     return pair
 
 

@@ -187,6 +187,11 @@ class SessionPair:
         """Run until both sides are done; returns the EVCC's result."""
         if not self.events["evcc"]:
             self.start()
+        return self.finish(max_steps)
+
+    def finish(self, max_steps: int = 200000) -> SessionEnded:
+        """Run a started session (or a copy of one, paused between steps) until both sides
+        are done; returns the EVCC's result."""
         for _ in range(max_steps):
             if not self.step():
                 break
