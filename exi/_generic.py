@@ -28,13 +28,63 @@ _START_L2 = ("EE", "AT", "SE", "CH")
 _CONTENT_L2 = ("SE", "CH")
 
 
+class _Learned:
+    """The productions a built-in grammar has learned (EXI 8.4.3): a new one takes event
+    code 0 and moves every other code up by one.  They are kept in the order learned, each
+    with its place, so finding a production by code or a code by production takes the same
+    time however many the grammar has learned (a list searched and shifted at every event
+    made a document with many distinct names cost its square: a peer's 64 KiB took seconds)."""
+
+    __slots__ = ("items", "place")
+
+    def __init__(self, learned=()):
+        self.items = []         # oldest first: code c is items[len - 1 - c]
+        self.place = {}         # production -> its index in items
+        for prod in learned:
+            self.learn(prod)
+
+    def __len__(self):
+        return len(self.items)
+
+    def at(self, code):
+        return self.items[len(self.items) - 1 - code]
+
+    def code(self, prod):
+        """The event code of a production, -1 when not learned."""
+        i = self.place.get(prod)
+        return -1 if i is None else len(self.items) - 1 - i
+
+    def learn(self, prod) -> None:
+        """A production the grammar has already is not learned twice (an xsi:type written
+        again through the second level)."""
+        if prod not in self.place:
+            self.place[prod] = len(self.items)
+            self.items.append(prod)
+
+    def copy(self):
+        c = _Learned.__new__(_Learned)
+        c.items, c.place = list(self.items), dict(self.place)
+        return c
+
+
+def _new_builtin():
+    # StartTagContent starts empty, ElementContent with EE (8.4.3)
+    return [_Learned(), _Learned([("EE", None)])]
+
+
 class _Tables:
-    """The stream's qname partitions (EXI 7.3.2), pre-populated from the schema."""
+    """The stream's qname partitions (EXI 7.3.2), pre-populated from the schema, with each
+    name's index for the encoder."""
 
     def __init__(self, schema):
         self.uris = list(schema.uris)
         self.locals = [list(x) for x in schema.local_names]
-        self.builtin = {}          # qname -> [start productions, content productions]
+        self.builtin = {}          # qname -> [start productions, content productions] (_Learned)
+        self.index()
+
+    def index(self):
+        self.uri_index = {u: i for i, u in enumerate(self.uris)}
+        self.local_index = [{n: i for i, n in enumerate(part)} for part in self.locals]
 
 
 def _state(coder) -> _Tables:
@@ -51,7 +101,7 @@ def snapshot(coder):
     if t is None:
         return None
     return (list(t.uris), [list(x) for x in t.locals],
-            {k: [list(a), list(b)] for k, (a, b) in t.builtin.items()})
+            {k: [a.copy(), b.copy()] for k, (a, b) in t.builtin.items()})
 
 
 def restore(coder, snap) -> None:
@@ -60,6 +110,7 @@ def restore(coder, snap) -> None:
         return
     t = _state(coder)
     t.uris, t.locals, t.builtin = snap[0], snap[1], snap[2]
+    t.index()
 
 
 def _value_key(schema, qn):
@@ -137,36 +188,35 @@ def decode_any(dec, name=None):
         dec.depth -= 1
 
 
-def _learn(productions: list, prod: tuple) -> None:
-    """Built-in grammar learning (EXI 8.4.3): a new production gets event code 0; one that
-    is already there (an xsi:type written again through the second level) is not added twice."""
-    if prod not in productions:
-        productions.insert(0, prod)
+def _grammar(t: _Tables, name):
+    g = t.builtin.get(name)
+    if g is None:
+        g = t.builtin[name] = _new_builtin()
+    return g
 
 
 def _builtin(dec, name):
     t = _state(dec)
     r = dec.r
-    g = t.builtin.setdefault(name, [[], [("EE", None)]])
+    start, content = _grammar(t, name)
     el = AnyElement(name)
-    start, content = g
     while True:                                   # StartTagContent
         code = r.read(coding_length(len(start) + 1))
         if code < len(start):
-            ev, q = start[code]
+            ev, q = start.at(code)
         else:
             k = r.read(2)
             ev, q = _START_L2[k], None
             if ev == "EE":
-                _learn(start, ("EE", None))
+                start.learn(("EE", None))
             elif ev == "AT":
                 q = read_qname(dec)
-                _learn(start, ("AT", q))    # xsi:type too (what EXIficient does)
+                start.learn(("AT", q))      # xsi:type too (what EXIficient does)
             elif ev == "SE":
                 q = read_qname(dec)
-                _learn(start, ("SE", q))
+                start.learn(("SE", q))
             else:
-                _learn(start, ("CH", None))
+                start.learn(("CH", None))
         if ev == "EE":
             return el
         if ev == "AT":
@@ -186,12 +236,12 @@ def _builtin(dec, name):
     while True:                                   # ElementContent
         code = r.read(coding_length(len(content) + 1))
         if code < len(content):
-            ev, q = content[code]
+            ev, q = content.at(code)
         else:
             k = r.read(1)
             ev = _CONTENT_L2[k]
             q = read_qname(dec) if ev == "SE" else None
-            _learn(content, (ev, q))
+            content.learn((ev, q))
         if ev == "EE":
             return el
         if ev == "SE":
@@ -241,23 +291,26 @@ def write_qname(enc, qn) -> None:
     w = enc.w
     uri, local = qn
     width = coding_length(len(t.uris) + 1)
-    if uri in t.uris:
-        ui = t.uris.index(uri)
+    ui = t.uri_index.get(uri)
+    if ui is not None:
         w.write(ui + 1, width)
     else:
         w.write(0, width)
         _write_literal(w, uri)
+        ui = t.uri_index[uri] = len(t.uris)
         t.uris.append(uri)
         t.locals.append([])
-        ui = len(t.uris) - 1
-    part = t.locals[ui]
-    if local in part:
+        t.local_index.append({})
+    part, index = t.locals[ui], t.local_index[ui]
+    li = index.get(local)
+    if li is not None:
         w.write_uint(0)
-        w.write(part.index(local), coding_length(len(part)))
+        w.write(li, coding_length(len(part)))
     else:
         w.write_uint(len(local) + 1)
         for ch in local:
             w.write_uint(ord(ch))
+        index[local] = len(part)
         part.append(local)
 
 
@@ -281,21 +334,19 @@ def encode_any(enc, el) -> None:
     try:
         t = _state(enc)
         w = enc.w
-        g = t.builtin.setdefault(el.name, [[], [("EE", None)]])
-        start, content = g
+        start, content = _grammar(t, el.name)
 
         def start_event(ev, q=None):
-            for i, (e2, q2) in enumerate(start):
-                if q2 == XSI_TYPE:
-                    continue        # xsi:type is always written through AT(*) (EXIficient)
-                if e2 == ev and q2 == q:
-                    w.write(i, coding_length(len(start) + 1))
-                    return
+            # xsi:type is always written through AT(*) (EXIficient), even once learned
+            code = start.code((ev, q)) if q != XSI_TYPE else -1
+            if code >= 0:
+                w.write(code, coding_length(len(start) + 1))
+                return
             w.write(len(start), coding_length(len(start) + 1))
             w.write(_START_L2.index(ev), 2)
             if ev in ("AT", "SE"):
                 write_qname(enc, q)
-            _learn(start, (ev, q))
+            start.learn((ev, q))
 
         if el.type is not None:
             if tuple(el.type) != ANY_TYPE:
@@ -324,16 +375,15 @@ def encode_any(enc, el) -> None:
                 ev, q = "CH", None
             else:
                 ev, q = "SE", tuple(_item_name(enc, item))
-            for i, (e2, q2) in enumerate(content):
-                if e2 == ev and q2 == q:
-                    w.write(i, coding_length(len(content) + 1))
-                    break
+            code = content.code((ev, q))
+            if code >= 0:
+                w.write(code, coding_length(len(content) + 1))
             else:
                 w.write(len(content), coding_length(len(content) + 1))
                 w.write(_CONTENT_L2.index(ev), 1)
                 if ev == "SE":
                     write_qname(enc, q)
-                _learn(content, (ev, q))
+                content.learn((ev, q))
             if ev == "CH":
                 _write_string(enc, item)
             elif ev == "SE":
