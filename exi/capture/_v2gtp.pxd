@@ -8,7 +8,8 @@ cpdef Py_ssize_t find_header(bytes buf, Py_ssize_t start=*) except -2
 
 @cython.final
 cdef class Framer:
-    cdef public bytes buf
+    cdef public bytearray buf
+    cdef public Py_ssize_t need
     cdef public Py_ssize_t pos
     cdef public bint sync
     cdef public Py_ssize_t skipped

@@ -56,10 +56,11 @@ class Framer:
     A lost segment (gap) drops the partial message and makes the framer search for the
     next header signature; so does a stream picked up in the middle.
     """
-    __slots__ = ("buf", "pos", "sync", "skipped", "skip_at")
+    __slots__ = ("buf", "need", "pos", "sync", "skipped", "skip_at")
 
     def __init__(self, synced):
-        self.buf = b""
+        self.buf = bytearray()  # the unconsumed tail of the stream
+        self.need = 0           # buf length at which a frame (or header) is complete; 0: search
         self.pos = 0            # stream offset of buf[0]
         self.sync = synced      # False: search for a header signature first
         self.skipped = 0
@@ -67,13 +68,19 @@ class Framer:
 
     @cython.locals(pos=cython.Py_ssize_t, i=cython.Py_ssize_t, n=cython.Py_ssize_t, j=cython.Py_ssize_t,
                    keep=cython.Py_ssize_t, end=cython.Py_ssize_t, length=cython.Py_ssize_t,
-                   maxp=cython.Py_ssize_t, ptype=cython.int)
+                   maxp=cython.Py_ssize_t, ptype=cython.int, need=cython.Py_ssize_t)
     def feed(self, data: bytes) -> list:
         out = []
         maxp = MAX_PAYLOAD
         if self.buf:
-            data = self.buf + data
+            # a message arriving in many small segments is collected, not re-joined and
+            # re-parsed at every segment (that was quadratic in its length)
+            self.buf += data
+            if len(self.buf) < self.need:
+                return out
+            data = bytes(self.buf)
         pos, i, n = self.pos, 0, len(data)
+        need = 0
         while True:
             if not self.sync:
                 j = find_header(data, i)
@@ -89,6 +96,7 @@ class Framer:
                     out.append((self.skip_at, None, f"skipped {self.skipped} bytes without a V2GTP header"))
                     self.skipped = 0
             if n - i < HEADER_LEN:
+                need = HEADER_LEN
                 break
             ptype = data[i + 2] << 8 | data[i + 3]
             length = data[i + 4]
@@ -102,10 +110,12 @@ class Framer:
                 continue
             end = i + HEADER_LEN + length
             if end > n:
+                need = end - i
                 break
             out.append((pos + i, ptype, data[i + HEADER_LEN:end]))
             i = end
-        self.buf = data[i:] if i < n else b""
+        self.buf = bytearray(data[i:]) if i < n else bytearray()
+        self.need = need if i < n else 0
         self.pos = pos + i
         return out
 
@@ -123,7 +133,8 @@ class Framer:
             out.append((self.skip_at if self.skipped else self.pos, None,
                         f"{lost} bytes before a {size}-byte capture gap discarded (partial message)"))
         self.pos += len(self.buf) + size
-        self.buf = b""
+        self.buf = bytearray()
+        self.need = 0
         self.skipped = 0
         self.sync = False
         return out
@@ -139,7 +150,8 @@ class Framer:
         elif buf or self.skipped:
             out.append((self.skip_at if self.skipped else self.pos, None,
                         f"{len(buf) + self.skipped} trailing bytes without a complete V2GTP header"))
-        self.buf = b""
+        self.buf = bytearray()
+        self.need = 0
         self.skipped = 0
         return out
 

@@ -4,6 +4,8 @@ import io
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exi.capture import CaptureReader, Decoder, synth
 from exi.capture import _net, _pcap, _tcp, _v2gtp
@@ -132,6 +134,105 @@ def test_ooo_buffer_is_bounded():
         out += list(h.accept(1 + 1000 + i * 65536, chunk))
     assert h.held <= _tcp.MAX_OOO
     assert out and isinstance(out[0], int)
+
+
+class _ScanModel:
+    """The reassembly rules as plainly as they can be written (the held segments scanned
+    at every step, as _tcp.Half once did): the reference Half must agree with."""
+    M, HALF = 0xFFFFFFFF, 0x80000000
+
+    def __init__(self):
+        self.nxt, self.ooo, self.held = -1, {}, 0
+
+    def accept(self, seq, data):
+        if self.nxt < 0:
+            self.nxt = seq
+        d = (seq - self.nxt) & self.M
+        if d and d >= self.HALF:
+            back = (self.nxt - seq) & self.M
+            if back >= len(data):
+                return []
+            data = data[back:]
+        elif d:
+            old = self.ooo.get(seq)
+            if old is None or len(old) < len(data):
+                self.ooo[seq] = data
+                self.held += len(data) - (len(old) if old is not None else 0)
+            return self._skip() if self.held > _tcp.MAX_OOO else []
+        self.nxt = (self.nxt + len(data)) & self.M
+        return [data] + self._drain()
+
+    def _drain(self):
+        out, progress = [], True
+        while self.ooo and progress:
+            progress = False
+            for seq in sorted(self.ooo, key=lambda s: (s - self.nxt) & self.M):
+                d = (seq - self.nxt) & self.M
+                if d == 0 or d >= self.HALF:
+                    data = self.ooo.pop(seq)
+                    self.held -= len(data)
+                    back = (self.nxt - seq) & self.M
+                    if back < len(data):
+                        out.append(data[back:])
+                        self.nxt = (self.nxt + len(data) - back) & self.M
+                    progress = True
+        return out
+
+    def _skip(self):
+        first = min(self.ooo, key=lambda s: (s - self.nxt) & self.M)
+        gap, self.nxt = (first - self.nxt) & self.M, first
+        return [gap] + self._drain()
+
+    def acked(self, ack):
+        out = []
+        while self.ooo and 0 < ((ack - self.nxt) & self.M) < self.HALF:
+            out += self._skip()
+        return out
+
+    def finish(self):
+        out = []
+        while self.ooo:
+            out += self._skip()
+        return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 0xFFFFFFFF), st.lists(st.tuples(st.integers(0, 300), st.integers(1, 40),
+                                                      st.integers(0, 9)), min_size=1, max_size=60))
+def test_half_agrees_with_the_plain_rules(isn, segments):
+    """Segments cut from one stream at random offsets (so out of order, overlapping,
+    duplicated, with holes), an ACK now and then, then the end: _tcp.Half gives what the
+    plain scan-everything rules give, piece for piece."""
+    stream = bytes(range(256)) * 2
+    ours, model = _tcp.Half(), _ScanModel()
+    ours.syn(isn)
+    model.nxt = (isn + 1) & 0xFFFFFFFF
+    got, want = [], []
+    for off, n, ack in segments:
+        seq = (isn + 1 + off) & 0xFFFFFFFF
+        got += list(ours.accept(seq, stream[off:off + n]))
+        want += model.accept(seq, stream[off:off + n])
+        if ack == 0:        # the peer acknowledges what it has
+            got += ours.acked((isn + 1 + off + n) & 0xFFFFFFFF)
+            want += model.acked((isn + 1 + off + n) & 0xFFFFFFFF)
+    got += ours.finish()
+    want += model.finish()
+    assert got == want
+    assert ours.held == 0 and not ours.ooo
+
+
+def test_many_small_segments_in_reverse_order():
+    """20,000 one-byte segments arriving last first, then the first: one piece each, in
+    order (a scan of the held segments per step made this quadratic: a minute for 32,000)."""
+    h = _tcp.Half()
+    h.syn(999)
+    n = 20000
+    assert list(h.accept(1000 + n, b"!")) == []
+    for i in range(n - 1, 0, -1):
+        assert list(h.accept(1000 + i, bytes([i & 0xFF]))) == []
+    out = list(h.accept(1000, b"\x00"))
+    assert len(out) == n + 1 and b"".join(out) == bytes(i & 0xFF for i in range(n)) + b"!"
+    assert h.held == 0 and h.finish() == []
 
 
 def test_capture_gap_resynchronises(tmp_path, samples):
@@ -312,6 +413,39 @@ def test_framer_byte_by_byte_and_garbage():
     assert got[0] == (0, 0x8001, 1)
     assert got[1][1] is None and "skipped 4 bytes" in got[1][2]
     assert got[2] == (len(msgs[0]) + 4, 0x8001, 5) and got[3][2] == 300 and len(got) == 4
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 3000), min_size=1, max_size=6), st.binary(max_size=12),
+       st.lists(st.integers(1, 700), min_size=1, max_size=40), st.booleans())
+def test_framer_output_does_not_depend_on_the_cuts(sizes, junk, cuts, synced):
+    """Frames and junk fed whole or cut anywhere give the same events (offsets, payloads,
+    skipped-bytes reports and what is left at the end)."""
+    frames = [_v2gtp.SIGNATURE + b"\x80\x01" + struct.pack("!I", n) + bytes([n % 251]) * n for n in sizes]
+    stream = junk + b"".join(frames[:1] + [junk] + frames[1:]) + frames[0][:5]
+    whole = _v2gtp.Framer(synced)
+    want = whole.feed(stream) + whole.flush()
+    cut = _v2gtp.Framer(synced)
+    got, i, k = [], 0, 0
+    while i < len(stream):
+        n = cuts[k % len(cuts)]
+        got += cut.feed(stream[i:i + n])
+        i, k = i + n, k + 1
+    got += cut.flush()
+    assert got == want
+
+
+def test_framer_collects_a_large_message_from_small_segments():
+    """A 1 MiB message in 16-byte segments is one message (it was re-joined and re-parsed
+    at every segment: quadratic in its length, seconds for this one)."""
+    n = _v2gtp.MAX_PAYLOAD
+    frame = _v2gtp.SIGNATURE + b"\x80\x01" + struct.pack("!I", n) + bytes(range(256)) * (n // 256)
+    f = _v2gtp.Framer(True)
+    out = []
+    for i in range(0, len(frame), 16):
+        out += f.feed(frame[i:i + 16])
+    assert [(o, t, len(p)) for o, t, p in out] == [(0, 0x8001, n)] and out[0][2] == frame[8:]
+    assert f.flush() == [] and len(f.buf) == 0
 
 
 def test_framer_oversize_and_incomplete():
