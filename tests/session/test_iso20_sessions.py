@@ -195,6 +195,38 @@ def test_eim_authorization_failure_is_a_warning_and_the_ev_stops():
     assert secc_end(pair).ok          # the SECC saw an orderly SessionStop
 
 
+def _no_eim(m):
+    m.AuthorizationServices = ["PnC"]
+
+
+def _no_offered_service(m):
+    # ServiceID 2: DC (ISO 15118-20 Table 204)
+    m.EnergyTransferServiceList.Service = [s for s in m.EnergyTransferServiceList.Service if s.ServiceID != 2]
+
+
+def _no_dynamic_parameter_set(m):
+    for ps in m.ServiceParameterList.ParameterSet:
+        ps.Parameter = [p for p in ps.Parameter if p.Name != "ControlMode"]
+
+
+@pytest.mark.parametrize("name,change,reason", [
+    ("AuthorizationSetupRes", _no_eim, "the SECC does not offer EIM"),
+    ("ServiceDiscoveryRes", _no_offered_service, "not offered"),
+    ("ServiceDetailRes", _no_dynamic_parameter_set, "no parameter set with ControlMode"),
+])
+def test_ev_stops_orderly_where_the_secc_leaves_it_nothing(name, change, reason):
+    """Where a response leaves the EV no way on, it sends SessionStopReq(Terminate) and
+    ends with the reason, and the SECC sees an orderly stop (the EVCC's transition table
+    once lacked these three stops: an internal error, found by the evcc fuzz target)."""
+    pair = SessionPair(EVCCConfig(protocols=("iso20",), mode="dc", control="dynamic"),
+                       SECCConfig(protocols=("iso20",)), tls_version="TLSv1.3")
+    pair.tamper = _rewrite("secc->evcc", name, "iso20_cm", change)
+    result = pair.run()
+    assert not result.ok and reason in result.reason and "internal error" not in result.reason, result.reason
+    assert pair.requests()[-1] == "SessionStopReq"
+    assert secc_end(pair).ok, secc_end(pair).reason
+
+
 def test_charge_loop_sequence_timeout_is_half_a_second():
     pair = SessionPair(EVCCConfig(protocols=("iso20",), mode="dc", max_charge_loops=50),
                        SECCConfig(protocols=("iso20",)), tls_version="TLSv1.3")

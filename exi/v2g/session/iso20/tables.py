@@ -107,10 +107,13 @@ EVCC_STATE_AFTER = {s.value[:-3] + "Req": s for s in E if s.value.endswith("Res"
 EVCC_TABLE: Table = {
     (E.SESSION_SETUP, "SessionSetupRes"): (E.AUTHORIZATION_SETUP, E.DC_CHARGE_PARAMETER_DISCOVERY,
                                            E.AC_CHARGE_PARAMETER_DISCOVERY),
-    (E.AUTHORIZATION_SETUP, "AuthorizationSetupRes"): (E.AUTHORIZATION,),
+    # The EV ends the session (SessionStop Terminate) where the SECC's answer leaves it
+    # nothing to go on with: no EIM, its service not offered, no parameter set for its
+    # control mode; the SECC accepts SessionStopReq in each of these states (_EARLY_STOP).
+    (E.AUTHORIZATION_SETUP, "AuthorizationSetupRes"): (E.AUTHORIZATION, E.SESSION_STOP),
     (E.AUTHORIZATION, "AuthorizationRes"): (E.AUTHORIZATION, E.SERVICE_DISCOVERY, E.SESSION_STOP),
-    (E.SERVICE_DISCOVERY, "ServiceDiscoveryRes"): (E.SERVICE_DETAIL, E.SERVICE_SELECTION),
-    (E.SERVICE_DETAIL, "ServiceDetailRes"): (E.SERVICE_DETAIL, E.SERVICE_SELECTION),
+    (E.SERVICE_DISCOVERY, "ServiceDiscoveryRes"): (E.SERVICE_DETAIL, E.SERVICE_SELECTION, E.SESSION_STOP),
+    (E.SERVICE_DETAIL, "ServiceDetailRes"): (E.SERVICE_DETAIL, E.SERVICE_SELECTION, E.SESSION_STOP),
     (E.SERVICE_SELECTION, "ServiceSelectionRes"): (E.DC_CHARGE_PARAMETER_DISCOVERY,
                                                    E.AC_CHARGE_PARAMETER_DISCOVERY),
     (E.DC_CHARGE_PARAMETER_DISCOVERY, "DC_ChargeParameterDiscoveryRes"): (E.SCHEDULE_EXCHANGE,),
