@@ -9,7 +9,7 @@ import cython
 
 if cython.compiled:
     from cython.cimports.cpython.bytearray import PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
-    from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
+    from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
     from cython.cimports.libc.string import memcpy
 
@@ -271,16 +271,20 @@ class BitWriter:
         return 0
 
     @cython.locals(i=cython.Py_ssize_t, n=cython.Py_ssize_t, k=cython.int, a=cython.uint,
-                   b=cython.uint, p=cython.p_uchar, src=cython.p_const_uchar)
+                   b=cython.uint, p=cython.p_uchar, src=cython.p_const_uchar, w=cython.ulonglong,
+                   v=cython.ulonglong)
     def write_bytes(self, data):
         """Octets, each as 8 bits, after whatever bits are pending."""
-        n = len(data)
+        if cython.compiled:
+            if type(data) is not bytes:
+                data = bytes(data)
+            n = PyBytes_GET_SIZE(data)
+        else:
+            n = len(data)
         self.flush()
         while self.nbytes + n + 8 > len(self.buf):
             self.buf.extend(bytes(len(self.buf)))
         if cython.compiled:
-            if type(data) is not bytes:
-                data = bytes(data)
             src = cython.cast(cython.p_const_uchar, PyBytes_AS_STRING(data))
             p = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.buf)) + self.nbytes
             k = self.nacc
@@ -288,12 +292,21 @@ class BitWriter:
                 memcpy(p, src, n)
             else:
                 # each output octet: the k pending bits, then the high 8 - k bits of the next
-                # input octet, whose low k bits become the pending ones
-                a = cython.cast(cython.uint, self.acc)
-                for i in range(n):
+                # input octet, whose low k bits become the pending ones; eight octets at a
+                # time through one 64-bit load and store, the rest one by one
+                w = self.acc
+                i = 0
+                while i + 8 <= n:
+                    v = exi_load_be64(src + i)
+                    exi_store_be64(p + i, (w << (64 - k)) | (v >> k))
+                    w = v & ((cython.cast(cython.ulonglong, 1) << k) - 1)
+                    i += 8
+                a = cython.cast(cython.uint, w)
+                while i < n:
                     b = src[i]
                     p[i] = cython.cast(cython.uchar, (a << (8 - k)) | (b >> k))
                     a = b & ((1 << k) - 1)
+                    i += 1
                 self.acc = a
             self.nbytes += n
             return 0
@@ -333,10 +346,15 @@ class BitWriter:
     def getvalue(self):
         """The stream padded with zero bits to a whole octet (EXI 8.2 / 5)."""
         self.flush()
+        if cython.compiled:
+            p = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.buf))
+            if self.nacc:   # the last octet: its pending bits, then zero bits (flush left room)
+                p[self.nbytes] = cython.cast(cython.uchar, self.acc << (8 - self.nacc))
+                self.nbytes += 1
+                self.nacc = 0
+                self.acc = 0
+            return PyBytes_FromStringAndSize(cython.cast(cython.p_char, p), self.nbytes)
         if self.nacc:   # pad the last octet with zero bits
             self.write(0, 8 - self.nacc)
             self.flush()
-        if cython.compiled:
-            p = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.buf))
-            return PyBytes_FromStringAndSize(cython.cast(cython.p_char, p), self.nbytes)
         return bytes(self.buf[:self.nbytes])
