@@ -204,6 +204,17 @@ class ISO20SECC:
             return self._ac_cpd_res()
         if name == "AC_ChargeLoopRes":
             return self._ac_loop_mode(now)
+        if name == "VehicleCheckOutRes":
+            return {"EVSECheckOutStatus": "Completed"}
+        if name == "CertificateInstallationRes":
+            # This SECC installs no certificates under -20 (its sessions are EIM): the
+            # request is refused, with placeholders where the schema wants content.
+            return {"EVSEProcessing": "Finished", "CPSCertificateChain": CM.CertificateChainType(Certificate=b"\x00"),
+                    "SignedInstallationData": CM.SignedInstallationDataType(
+                        Id="id0", ContractCertificateChain=CM.ContractCertificateChainType(
+                            Certificate=b"\x00", SubCertificates=CM.SubCertificatesType(Certificate=[b"\x00"])),
+                        ECDHCurve="SECP521", DHPublicKey=bytes(133), SECP521_EncryptedPrivateKey=bytes(94)),
+                    "RemainingContractCertificateChains": 0}
         return {}
 
     def _parameter_list(self, service: int):
