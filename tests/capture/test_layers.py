@@ -166,7 +166,8 @@ class _ScanModel:
         out, progress = [], True
         while self.ooo and progress:
             progress = False
-            for seq in sorted(self.ooo, key=lambda s: (s - self.nxt) & self.M):
+            # the earliest-starting first, of those that start at or before nxt
+            for seq in sorted(self.ooo, key=lambda s: (s - self.nxt + self.HALF) & self.M):
                 d = (seq - self.nxt) & self.M
                 if d == 0 or d >= self.HALF:
                     data = self.ooo.pop(seq)
