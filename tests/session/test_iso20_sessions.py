@@ -12,6 +12,7 @@ import exi
 from exi.v2g.session.controllers import SimulatedEV, SimulatedEVSE
 from exi.v2g.session.evcc import EVCCConfig
 from exi.v2g.session.iso20 import ISO20EVCCSettings, ISO20SECCSettings
+from exi.messages import iso20_cm as CM
 from exi.v2g.session.iso20._msg import fr
 from exi.v2g.session.iso20.secc import ISO20SECC
 from exi.v2g.session.iso20.tables import SECC_TABLE, SECC20State
@@ -231,6 +232,31 @@ def test_ev_stops_orderly_where_the_secc_leaves_it_nothing(name, change, reason)
     assert not result.ok and reason in result.reason and "internal error" not in result.reason, result.reason
     assert pair.requests()[-1] == "SessionStopReq"
     assert secc_end(pair).ok, secc_end(pair).reason
+
+
+@pytest.mark.parametrize("mode", ["ac", "ac_bpt", "dc"])
+@pytest.mark.parametrize("exponent,value", [(12, 7557), (12, -7557), (0, -5)])
+def test_scheduled_power_profile_stays_within_the_ev(mode, exponent, value):
+    """A schedule's first power (a RationalNumber: up to 32767 x 10^127) is echoed in the
+    PowerDeliveryReq profile only within what the EV can take, or give back with BPT (an
+    AC schedule of 7.557 TW once ended the EVCC with an internal error; found by the evcc
+    fuzz target)."""
+    def huge(m):
+        for t in m.Scheduled_SEResControlMode.ScheduleTuple:
+            t.ChargingSchedule.PowerSchedule.PowerScheduleEntries.PowerScheduleEntry[0].Power = \
+                CM.RationalNumberType(Exponent=exponent, Value=value)
+    pair = SessionPair(EVCCConfig(protocols=("iso20",), mode=mode, control="scheduled", max_charge_loops=2),
+                       SECCConfig(protocols=("iso20",)), tls_version="TLSv1.3")
+    pair.tamper = _rewrite("secc->evcc", "ScheduleExchangeRes", "iso20_cm", huge)
+    result = pair.run()
+    assert "internal error" not in result.reason, result.reason
+    req = next(e.message for e in pair.log if e.name == "PowerDeliveryReq")
+    power = fr(req.EVPowerProfile.EVPowerProfileEntries.EVPowerProfileEntry[0].Power)
+    ev = pair.evcc.ev
+    ev_max = ev.dc_limits().max_power if mode == "dc" else ev.ac_limits().nominal_voltage * ev.ac_limits().max_current * 3
+    low = -ev_max if mode.endswith("bpt") else 0.0
+    assert low <= power <= ev_max
+    assert power == (ev_max if value > 0 else low if exponent else max(low, -5.0))
 
 
 def test_charge_loop_sequence_timeout_is_half_a_second():

@@ -288,15 +288,18 @@ class ISO20EVCC:
             # The profile is optional in the standard; the iso15118 package requires it
             # with Start, so it is always sent: one entry at the power the EV plans.
             lim = self.ev.dc_limits() if self.dc else None
+            ac = None if lim else self.ev.ac_limits()
+            ev_max = lim.max_power if lim else ac.nominal_voltage * ac.max_current * 3
             if self.control == SCHEDULED:
-                power = min(self.pmax or 0.0, lim.max_power if lim else self.pmax or 0.0)
+                # The schedule's power, within what this EV can take (or give back, BPT): a
+                # RationalNumber's exponent reaches 10^127, which no profile entry can echo.
+                power = max(-ev_max if self.bpt else 0.0, min(self.pmax or 0.0, ev_max))
                 mode = {"Scheduled_EVPPTControlMode": CM.Scheduled_EVPPTControlModeType(
                     # PowerToleranceAcceptance: optional in the published XSD, mandatory
                     # for the iso15118 package (draft schema).
                     SelectedScheduleTupleID=self.tuple_id, PowerToleranceAcceptance="PowerToleranceConfirmed")}
             else:
-                ac = self.ev.ac_limits()
-                power = lim.max_power if lim else ac.nominal_voltage * ac.max_current * 3
+                power = ev_max
                 mode = {"Dynamic_EVPPTControlMode": CM.Dynamic_EVPPTControlModeType()}
             fields["EVPowerProfile"] = CM.EVPowerProfileType(
                 TimeAnchor=0, **mode, EVPowerProfileEntries=CM.EVPowerProfileEntryListType(EVPowerProfileEntry=[
@@ -396,7 +399,8 @@ class ISO20EVCC:
     def _ac_loop_fields(self) -> dict:
         lim = self.ev.ac_limits()
         standby = self.standby_left is not None
-        pmax = 0.0 if standby else min(lim.nominal_voltage * lim.max_current * 3, self.pmax or float("inf"))
+        # the schedule's power may be negative (BPT: giving back): no charge power then
+        pmax = 0.0 if standby else max(0.0, min(lim.nominal_voltage * lim.max_current * 3, self.pmax or float("inf")))
         present = 0.0 if standby else self.ac_power
         f: dict = {}
         for suffix, v in self._phases(pmax).items():
@@ -430,7 +434,9 @@ class ISO20EVCC:
         lim = self.ev.ac_limits()
         p = fr(target) * (3 if getattr(mode, "EVSETargetActivePower_L2", None) is not None else 1) \
             if target is not None else lim.nominal_voltage * lim.max_current * 3
-        self.ac_power = 0.0 if self.standby_left is not None else min(p, self.pmax or p)
+        # never more than the EV can take: the SECC's target is a RationalNumber (up to 10^127)
+        ev_max = lim.nominal_voltage * lim.max_current * 3
+        self.ac_power = 0.0 if self.standby_left is not None else min(p, self.pmax or p, ev_max)
         if self.ac_power < 0:           # BPT discharge, as the SECC steers it (dynamic)
             self.ac_power = max(self.ac_power, -self._ac_discharge_power()) if self.bpt else 0.0
         self.ev.update(now, 230.0, self.ac_power / 230.0)
