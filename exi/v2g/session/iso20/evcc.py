@@ -222,9 +222,7 @@ class ISO20EVCC:
                         EVMaximumDischargeCurrent=rn(DC, di), EVMinimumDischargeCurrent=rn(DC, 0))}, False
             return "DC_ChargeParameterDiscoveryReq", {"DC_CPDReqEnergyTransferMode":
                 DC.DC_CPDReqEnergyTransferModeType(**common)}, False
-        lim = ev.ac_limits()
-        p = lim.nominal_voltage * lim.max_current * 3
-        common = dict(EVMaximumChargePower=rn(AC, p), EVMinimumChargePower=rn(AC, 0))
+        common = dict(EVMaximumChargePower=rn(AC, self._ac_max_power()), EVMinimumChargePower=rn(AC, 0))
         if self.bpt:
             return "AC_ChargeParameterDiscoveryReq", {"BPT_AC_CPDReqEnergyTransferMode":
                 AC.BPT_AC_CPDReqEnergyTransferModeType(
@@ -288,8 +286,7 @@ class ISO20EVCC:
             # The profile is optional in the standard; the iso15118 package requires it
             # with Start, so it is always sent: one entry at the power the EV plans.
             lim = self.ev.dc_limits() if self.dc else None
-            ac = None if lim else self.ev.ac_limits()
-            ev_max = lim.max_power if lim else ac.nominal_voltage * ac.max_current * 3
+            ev_max = lim.max_power if lim else self._ac_max_power()
             if self.control == SCHEDULED:
                 # The schedule's power, within what this EV can take (or give back, BPT): a
                 # RationalNumber's exponent reaches 10^127, which no profile entry can echo.
@@ -397,10 +394,9 @@ class ISO20EVCC:
         return {"": total / 3, "_L2": total / 3, "_L3": total / 3}
 
     def _ac_loop_fields(self) -> dict:
-        lim = self.ev.ac_limits()
         standby = self.standby_left is not None
         # the schedule's power may be negative (BPT: giving back): no charge power then
-        pmax = 0.0 if standby else max(0.0, min(lim.nominal_voltage * lim.max_current * 3, self.pmax or float("inf")))
+        pmax = 0.0 if standby else max(0.0, min(self._ac_max_power(), self.pmax or float("inf")))
         present = 0.0 if standby else self.ac_power
         f: dict = {}
         for suffix, v in self._phases(pmax).items():
@@ -423,6 +419,11 @@ class ISO20EVCC:
                 else AC.Scheduled_AC_CLReqControlModeType
         return {cls.__name__[:-4]: cls(**f)}
 
+    def _ac_max_power(self) -> float:
+        """The most the EV takes on AC, W (three phases at its nominal voltage)."""
+        lim = self.ev.ac_limits()
+        return lim.nominal_voltage * lim.max_current * 3
+
     def _ac_discharge_power(self) -> float:
         """AC_BPT: the most the EV gives back, W (all phases)."""
         return self.ev.ac_discharge_power()
@@ -431,12 +432,10 @@ class ISO20EVCC:
         mode = (res.Dynamic_AC_CLResControlMode or res.BPT_Dynamic_AC_CLResControlMode
                 or res.Scheduled_AC_CLResControlMode or res.BPT_Scheduled_AC_CLResControlMode)
         target = getattr(mode, "EVSETargetActivePower", None)
-        lim = self.ev.ac_limits()
         p = fr(target) * (3 if getattr(mode, "EVSETargetActivePower_L2", None) is not None else 1) \
-            if target is not None else lim.nominal_voltage * lim.max_current * 3
+            if target is not None else self._ac_max_power()
         # never more than the EV can take: the SECC's target is a RationalNumber (up to 10^127)
-        ev_max = lim.nominal_voltage * lim.max_current * 3
-        self.ac_power = 0.0 if self.standby_left is not None else min(p, self.pmax or p, ev_max)
+        self.ac_power = 0.0 if self.standby_left is not None else min(p, self.pmax or p, self._ac_max_power())
         if self.ac_power < 0:           # BPT discharge, as the SECC steers it (dynamic)
             self.ac_power = max(self.ac_power, -self._ac_discharge_power()) if self.bpt else 0.0
         self.ev.update(now, 230.0, self.ac_power / 230.0)
