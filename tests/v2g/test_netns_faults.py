@@ -93,8 +93,12 @@ def test_secc_under_faults(netns_pair, pki_iso2):
     assert faults["discarded frames"] == res["discard_flood"]["n"]
     assert any("discarded frames: 17 frames discarded in a row (last: unknown or unexpected payload type"
                in w for w in warnings), warnings
+    # the 4 GB header's own line, unless the garbage connections' V2GTP faults filled that
+    # kind's 10 lines of the period first (the attacks run concurrently, so which comes
+    # first varies from run to run): it is counted then (faults["V2GTP"] above), not logged
+    v2gtp_lines = [w for w in warnings if re.search(r"\]:\d+:? V2GTP: ", w)]
     assert any("V2GTP: payload length exceeds the receive buffer: 4294967295" in w
-               for w in warnings), warnings
+               for w in warnings) or len(v2gtp_lines) >= 10, warnings
     # the peer named one way: [address%interface]:port
     peer = re.compile(r"WARNING [\w.]+: \[fe80::[0-9a-f:]+%\w+\]:\d+:? [\w ]+(:| ->) \S")
     # (the session cores' lines too: "[peer]:port: SessionSetupReq -> FAILED: ...")
