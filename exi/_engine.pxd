@@ -106,3 +106,6 @@ cdef dict _ROOTS
 cdef Encoder _spare_encoder
 cdef object _last_sid, _last_schema, _last_type
 cdef tuple _last_root
+cdef Root _doc_root
+cdef object _doc_qname
+cdef Py_ssize_t _doc_idx

@@ -308,8 +308,15 @@ class Decoder:
                         r.pos -= 1
                         v = self.element(cython.cast(Grammar, cp.child), None, cython.cast(object, cp.qname))
                     else:
-                        v = self.child_element(cython.cast(Grammar, cp.child), cython.cast(object, cp.child_cls),
-                                               cython.cast(object, cp.qname))
+                        # child_element(), inlined: a complex child, its name kept at its depth
+                        self.depth += 1
+                        if self.depth > MAX_DEPTH:
+                            self.depth -= 1
+                            raise self.error("elements nested too deeply")
+                        self.qpath[self.depth] = cp.qname
+                        v = self.complex_element(cython.cast(Grammar, cp.child), cython.cast(object, cp.child_cls),
+                                                 cython.cast(object, cp.qname))
+                        self.depth -= 1
                     if cp.is_list:
                         lst = get_slot(obj, cp.offset)
                         if lst is None:
@@ -686,8 +693,14 @@ class Encoder:
 
     @cython.locals(root=Root, idx=cython.Py_ssize_t)
     def document(self, obj, qname):
+        global _doc_root, _doc_qname, _doc_idx
         root = self.root
-        idx = root.index.get(qname, -1)
+        if root is _doc_root and qname is _doc_qname:     # the root element of the last call
+            idx = _doc_idx
+        else:
+            idx = root.index.get(qname, -1)
+            if idx >= 0:
+                _doc_root, _doc_qname, _doc_idx = root, qname, idx
         if idx < 0:
             raise EncodeError(f"{self.schema.qname_text(qname)} is not a global element of schema {self.schema.id!r}")
         if cython.compiled:
@@ -981,7 +994,17 @@ class Encoder:
                 emit(self, 0, 1)                                       # EE
                 return cython.cast(State, cp.next.state)
         emit(self, code, width)
-        self.child_element(cython.cast(Grammar, cp.child), cython.cast(object, item), cython.cast(object, cp.qname))
+        if cython.cast(Grammar, cp.child).simple:
+            self.child_element(cython.cast(Grammar, cp.child), cython.cast(object, item), cython.cast(object, cp.qname))
+        else:
+            # child_element(), inlined for a complex child: its name kept at its depth
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                self.depth -= 1
+                raise EncodeError("elements nested too deeply (a cycle in the message?)")
+            self.qpath[self.depth] = cp.qname
+            self.complex_element(cython.cast(Grammar, cp.child), cython.cast(object, item), cython.cast(object, cp.qname))
+            self.depth -= 1
         return cython.cast(State, cp.next.state)
 
     @cython.locals(p=Prod, w=BitWriter, dt=Datatype, k=cython.Py_ssize_t)
@@ -1283,5 +1306,8 @@ def encode(message, *, validate=True):
     return encode_document(root[0], message, root[1], validate)
 
 
+_doc_root = None        # Encoder.document's one-entry cache: root, qname -> event code
+_doc_qname = None
+_doc_idx = -1
 _ROOT_OF_CLASS = {}     # message class of a global element -> (Schema, qname index)
 _ROOTS = _ROOT_OF_CLASS     # the same dict, typed for the compiled entry point
