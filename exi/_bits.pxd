@@ -87,11 +87,14 @@ cdef extern from *:
 @cython.final
 cdef class BitReader:
     cdef readonly bytes data
-    cdef const unsigned char* buf       # the bytes of `data` (kept alive by it)
+    cdef const unsigned char* buf       # the octets of `data`, copied into pad
+    cdef bytearray pad                  # the copy, 8 zero octets after the end
+    cdef Py_ssize_t padsize             # len(pad)
     cdef Py_ssize_t nbytes
     cdef readonly Py_ssize_t nbits
     cdef public Py_ssize_t pos
     cpdef int reset_input(self, bytes data) except -1
+    cpdef int release(self) except -1
     cpdef unsigned long long read(self, int n) except? 0xFFFFFFFFFFFFFFFF
     cpdef int read_bit(self) except -1
     cpdef read_uint(self)
@@ -120,10 +123,12 @@ cdef class BitWriter:
 # the same results as BitReader.read / read_bit / read_uint, which they fall back to for
 # what they do not handle (past the end, more than 57 bits, numbers of 2**49 or more).
 cdef inline unsigned long long read_bits(BitReader r, int n) except? 0xFFFFFFFFFFFFFFFF:
+    # 0 <= n: a state of one production has a 0-bit event code, read here as well (the
+    # two shifts make n = 0 give 0); the load stays in the copy's zero octets (reset_input)
     cdef Py_ssize_t pos = r.pos
-    if 0 < n <= 57 and pos + n <= r.nbits:
+    if n <= 57 and pos + n <= r.nbits:
         r.pos = pos + n
-        return (exi_window64(r.buf, r.nbytes, pos >> 3) << (pos & 7)) >> (64 - n)
+        return ((exi_load_be64(r.buf + (pos >> 3)) << (pos & 7)) >> 1) >> (63 - n)
     return r.read(n)
 
 cdef inline int read_bit1(BitReader r) except -1:
@@ -139,7 +144,7 @@ cdef inline object read_uint_obj(BitReader r):
     cdef unsigned long long w, b, v = 0
     cdef int k
     if pos < r.nbits:
-        w = exi_window64(r.buf, r.nbytes, pos >> 3) << (pos & 7)     # >= 57 bits: 7 octets
+        w = exi_load_be64(r.buf + (pos >> 3)) << (pos & 7)     # >= 57 bits: 7 octets
         for k in range(7):
             b = w >> 56
             v |= (b & 0x7F) << (7 * k)

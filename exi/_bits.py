@@ -11,7 +11,7 @@ if cython.compiled:
     from cython.cimports.cpython.bytearray import PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.libc.string import memcpy
+    from cython.cimports.libc.string import memcpy, memset
 
 SMALL_UINT_MAX = 0x7FFFFFFFFFFFFFFF    # read_small_uint clamps larger values to this
 
@@ -33,7 +33,25 @@ class BitReader:
         self.nbits = self.nbytes * 8
         self.pos = 0
         if cython.compiled:
-            self.buf = data
+            # a private copy with 8 zero octets after the input: every 64-bit window the
+            # fast paths load (from an octet before the end) lies inside it, with no test
+            need = self.nbytes + 8
+            if self.padsize < need or (self.padsize > 65536 and need <= 4096):
+                self.pad = bytearray(max(need, 256))     # (a large one is not kept)
+                self.padsize = max(need, 256)
+            p = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.pad))
+            memcpy(p, PyBytes_AS_STRING(data), self.nbytes)
+            memset(p + self.nbytes, 0, 8)
+            self.buf = p
+        return 0
+
+    def release(self):
+        """Drop the reference to the input (a spare reader keeps no caller's bytes); no
+        bit can be read until the next reset_input."""
+        self.data = b""
+        self.nbytes = 0
+        self.nbits = 0
+        self.pos = 0
         return 0
 
     @cython.locals(v=cython.ulonglong, pos=cython.Py_ssize_t, byte=cython.uint,
@@ -49,7 +67,7 @@ class BitReader:
         if cython.compiled and n <= 57:
             # fast path: one big-endian 64-bit window holds all n bits ((pos & 7) + n <= 64)
             self.pos = pos + n
-            return (exi_window64(self.buf, self.nbytes, i) << (pos & 7)) >> (64 - n)
+            return (exi_load_be64(self.buf + i) << (pos & 7)) >> (64 - n)
         v = 0
         while n > 0:
             byte = self.buf[pos >> 3] if cython.compiled else self.data[pos >> 3]
@@ -106,11 +124,26 @@ class BitReader:
         return value
 
     @cython.locals(shift=cython.int, b=cython.uint, small=cython.ulonglong, pos=cython.Py_ssize_t,
-                   i=cython.Py_ssize_t, sh=cython.int, overflow=cython.bint)
+                   i=cython.Py_ssize_t, sh=cython.int, overflow=cython.bint, w=cython.ulonglong,
+                   k=cython.int)
     def read_small_uint(self):
         """An Unsigned Integer as a C number, clamped to SMALL_UINT_MAX (2**63 - 1)."""
         if not cython.compiled:
             return min(self.read_uint(), SMALL_UINT_MAX)
+        pos = self.pos
+        if pos + 8 <= self.nbits:
+            # the common case, a number below 2**49: its octets from one 64-bit window
+            w = exi_load_be64(self.buf + (pos >> 3)) << (pos & 7)
+            small = 0
+            for k in range(7):
+                b = w >> 56
+                small |= cython.cast(cython.ulonglong, b & 0x7F) << (7 * k)
+                if not b & 0x80:
+                    if pos + 8 * (k + 1) > self.nbits:
+                        raise EndOfStream()
+                    self.pos = pos + 8 * (k + 1)
+                    return small
+                w <<= 8
         small = 0
         shift = 0
         overflow = False
@@ -154,8 +187,13 @@ class BitReader:
             out = PyBytes_FromStringAndSize(cython.NULL, n)
             p = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
             src = self.buf + start
-            for i in range(n):
+            i = 0
+            while i + 8 <= n:       # eight octets per 64-bit load and store (the copy's
+                exi_store_be64(p + i, (exi_load_be64(src + i) << sh) | (src[i + 8] >> (8 - sh)))
+                i += 8              # zero octets keep src[i + 8] inside it)
+            while i < n:
                 p[i] = cython.cast(cython.uchar, (src[i] << sh) | (src[i + 1] >> (8 - sh)))
+                i += 1
             self.pos = pos + n * 8
             return out
         # unaligned: shift the whole run at once as one big integer

@@ -621,7 +621,7 @@ def decode_document(schema, data, any_root, padding):
     except RecursionError:
         raise DecodeError("elements nested too deeply", "", d.r.pos) from None
     end = (r.pos + 7) >> 3          # the last octet's unused bits are padding (EXI 7.1.1)
-    r.reset_input(b"")          # keep no reference to the input or the tables
+    r.release()                 # keep no reference to the input or the tables
     d.global_values = None
     d.local_values = None
     d.generic = None
