@@ -59,9 +59,20 @@ cdef extern from *:
     static PyObject *exi_int_cache[1 << EXI_INT_CACHE_BITS];
     static long long exi_int_cache_v[1 << EXI_INT_CACHE_BITS];
     #endif
+    static PyObject *exi_small_int[262];     /* CPython's shared -5..256, without the call */
     static PyObject *exi_int(long long v) {
     #ifndef Py_GIL_DISABLED
-        if (v < -5 || v > 256) {
+        if (v >= -5 && v <= 256) {
+            PyObject *o = exi_small_int[v + 5];
+            if (o == NULL) {
+                o = PyLong_FromLongLong(v);
+                if (o == NULL) return NULL;
+                exi_small_int[v + 5] = o;       /* keeps one reference */
+            }
+            Py_INCREF(o);
+            return o;
+        }
+        {
             unsigned idx = (unsigned)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL)
                                       >> (64 - EXI_INT_CACHE_BITS));
             PyObject *o = exi_int_cache[idx];
@@ -130,6 +141,11 @@ cdef inline unsigned long long read_bits(BitReader r, int n) except? 0xFFFFFFFFF
         r.pos = pos + n
         return ((exi_load_be64(r.buf + (pos >> 3)) << (pos & 7)) >> 1) >> (63 - n)
     return r.read(n)
+
+cdef inline unsigned long long peek_bits(BitReader r, int n) noexcept:
+    # the next n (<= 57) bits without moving: the caller checked r.pos + n <= r.nbits
+    cdef Py_ssize_t pos = r.pos
+    return ((exi_load_be64(r.buf + (pos >> 3)) << (pos & 7)) >> 1) >> (63 - n)
 
 cdef inline int read_bit1(BitReader r) except -1:
     cdef Py_ssize_t pos = r.pos

@@ -29,7 +29,7 @@ from .message import ElementValue, Message
 
 if cython.compiled:
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.exi._bits import exi_int, read_bit1, read_bits, read_uint_obj
+    from cython.cimports.exi._bits import exi_int, peek_bits, read_bit1, read_bits, read_uint_obj
     from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
     from cython.cimports.cpython.list import PyList_GET_ITEM
     from cython.cimports.exi._slots import (exi_new_message, exi_next_field, exi_use_message_dealloc, get_slot,
@@ -251,7 +251,8 @@ class Decoder:
         return ""
 
     @cython.locals(r=BitReader, st=State, p=Prod, code=cython.ulonglong, i=cython.Py_ssize_t,
-                   dt=Datatype, kind=cython.int, dk=cython.int)
+                   dt=Datatype, kind=cython.int, dk=cython.int, x=cython.ulonglong,
+                   fast=cython.bint)
     def complex_element(self, g: Grammar, cls, qname):
         r = self.r
         if cython.compiled:
@@ -273,7 +274,23 @@ class Decoder:
                 kind = cp.kind
                 if kind == P_SE:
                     dk = cp.dt_kind
-                    if dk >= 0 and read_bit1(r) == 0:
+                    fast = False
+                    if (dk == DT_NBIT or dk == DT_ENUM) and cp.nbits <= 55 and r.pos + cp.nbits + 2 <= r.nbits:
+                        # an n-bit or enumeration leaf: CH, the value and EE in one read
+                        x = peek_bits(r, cp.nbits + 2)
+                        if x >> (cp.nbits + 1) == 0 and x & 1 == 0:
+                            x = (x >> 1) & ((cython.cast(cython.ulonglong, 1) << cp.nbits) - 1)
+                            if dk == DT_NBIT:
+                                v = exi_int(cp.lo + cython.cast(cython.longlong, x))
+                                fast = True
+                            elif cp.nbits > 0 and x < PyTuple_GET_SIZE(cython.cast(tuple, cp.members)):
+                                v = cython.cast(tuple, cp.members)[x]
+                                fast = True
+                            if fast:
+                                r.pos += cp.nbits + 2
+                    if fast:
+                        pass        # (anything else, errors included, the general way)
+                    elif dk >= 0 and read_bit1(r) == 0:
                         # the common leaf: CH (1 bit), the value, EE (1 bit), inlined
                         if dk == DT_NBIT:
                             v = exi_int(cp.lo + cython.cast(cython.longlong, read_bits(r, cp.nbits)))
