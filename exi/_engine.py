@@ -32,7 +32,7 @@ if cython.compiled:
     from cython.cimports.exi._bits import exi_int, peek_bits, read_bit1, read_bits, read_uint_obj
     from cython.cimports.cpython.tuple import PyTuple_GET_ITEM, PyTuple_GET_SIZE
     from cython.cimports.cpython.list import PyList_GET_ITEM
-    from cython.cimports.exi._slots import (exi_new_message, exi_next_field, exi_use_message_dealloc, get_slot,
+    from cython.cimports.exi._slots import (exi_new_list1, exi_new_message, exi_next_field, exi_use_message_dealloc, get_slot,
                                             new_instance, set_slot, slot_ptr)
 
 # The layers above the engine register here what the engine hands over to them, when
@@ -337,7 +337,7 @@ class Decoder:
                     if cp.is_list:
                         lst = get_slot(obj, cp.offset)
                         if lst is None:
-                            set_slot(obj, cp.offset, [v])
+                            set_slot(obj, cp.offset, exi_new_list1(v))
                         else:
                             lst.append(v)
                     else:
@@ -414,7 +414,7 @@ class Decoder:
             if p.is_list:
                 lst = get_slot(obj, p.offset)
                 if lst is None:
-                    set_slot(obj, p.offset, [v])
+                    set_slot(obj, p.offset, exi_new_list1(v))
                 else:
                     lst.append(v)
             else:

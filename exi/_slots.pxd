@@ -53,6 +53,51 @@ cdef extern from *:
     static int exi_free_count[EXI_FREE_MAX_SLOTS + 1];
     static inline int exi_free_cap(Py_ssize_t n) { return n <= 8 ? 512 : 16; }
 
+    /* Spare lists, for the list-valued fields (maxOccurs > 1): a message freed by
+       exi_message_dealloc whose field holds a plain list that nothing else references
+       gives the list here, emptied and untracked, with its item array kept (at most
+       EXI_LIST_MAX_ALLOC items); exi_new_list1 makes the next one-item list from it,
+       with no allocation.  CPython's own list free list holds 80, fewer than a long
+       schedule's lists. */
+    #define EXI_LIST_POOL 256
+    #define EXI_LIST_MAX_ALLOC 64
+    static PyObject *exi_list_pool[EXI_LIST_POOL];
+    static int exi_list_pool_n;
+    static void exi_list_give(PyObject *o) {     /* o: a list of reference count 1 */
+    #if EXI_FREE_LIST
+        PyListObject *l = (PyListObject *)o;
+        if (Py_IS_TYPE(o, &PyList_Type) && exi_list_pool_n < EXI_LIST_POOL
+                && l->allocated >= 1 && l->allocated <= EXI_LIST_MAX_ALLOC) {
+            PyObject_GC_UnTrack(o);
+            Py_ssize_t n = Py_SIZE(l);
+            Py_SET_SIZE(l, 0);              /* out of reach and empty before any item goes */
+            while (--n >= 0) Py_XDECREF(l->ob_item[n]);
+            if (exi_list_pool_n < EXI_LIST_POOL && l->allocated >= 1) {
+                exi_list_pool[exi_list_pool_n++] = o;
+                return;
+            }
+        }
+    #endif
+        Py_DECREF(o);
+    }
+    static PyObject *exi_new_list1(PyObject *v) {     /* [v] */
+    #if EXI_FREE_LIST
+        if (exi_list_pool_n > 0) {
+            PyObject *o = exi_list_pool[--exi_list_pool_n];
+            Py_INCREF(v);
+            ((PyListObject *)o)->ob_item[0] = v;
+            Py_SET_SIZE(o, 1);
+            PyObject_GC_Track(o);
+            return o;
+        }
+    #endif
+        PyObject *o = PyList_New(1);
+        if (o == NULL) return NULL;
+        Py_INCREF(v);
+        PyList_SET_ITEM(o, 0, v);
+        return o;
+    }
+
     /* Whether instances of tp are n slots and nothing else, allocated and freed the
        generic GC way, with no finalizer: what exi_new_message and the free list need. */
     static inline int exi_whole(PyTypeObject *tp, Py_ssize_t n) {
@@ -111,6 +156,7 @@ cdef extern from *:
     }
     """
     object exi_new_message(object cls, Py_ssize_t offset, Py_ssize_t n)
+    object exi_new_list1(object v)
 
 cdef extern from *:
     """
@@ -162,7 +208,10 @@ cdef extern from *:
                 if (o != Py_None) {
                     *slot = Py_None;
                     filled++;
-                    Py_XDECREF(o);      /* may free children (onto the lists too) */
+                    if (o != NULL && Py_REFCNT(o) == 1 && PyList_CheckExact(o))
+                        exi_list_give(o);       /* a field's own list: kept as a spare */
+                    else
+                        Py_XDECREF(o);      /* may free children (onto the lists too) */
                 }
             }
             Py_SET_REFCNT(Py_None, Py_REFCNT(Py_None) + filled);

@@ -95,3 +95,52 @@ def test_freed_instances_come_back_empty_as_any_class_of_their_size():
         for cls in classes:
             obj = cls()
             assert type(obj) is cls and all(getattr(obj, f) is None for f in cls.__slots__)
+
+
+def _schedule_message():
+    import sys as _sys
+    from pathlib import Path
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from messages import all_messages
+    return next(v for k, v in all_messages().items() if "3x24" in k)
+
+
+def test_list_fields_of_freed_messages_are_reused_only_when_nothing_else_holds_them():
+    # the compiled engine keeps the lists of freed messages (maxOccurs > 1 fields) as
+    # spares for the next decode: a list the caller still holds must stay untouched, a
+    # reused one must hold exactly the new items, and items must be released
+    sid, data, _ = _schedule_message()
+    v = Tracked()
+    before = sys.getrefcount(v)
+    kept = []
+    for round_ in range(6):
+        m = exi.decode(data, sid)
+        tuples = m.Body.ChargeParameterDiscoveryRes.SAScheduleList.SAScheduleTuple
+        entries = tuples[0].PMaxSchedule.PMaxScheduleEntry
+        assert len(tuples) == 3 and len(entries) == 24
+        if round_ % 2:
+            kept.append(entries)         # held by the caller: never recycled
+            snapshot = list(entries)
+        tuples[1].PMaxSchedule.PMaxScheduleEntry.append(v)      # freed with the message
+        tuples[2].PMaxSchedule.PMaxScheduleEntry.clear()        # an emptied list (no items)
+        del m, tuples, entries
+        assert sys.getrefcount(v) == before
+        m2 = exi.decode(data, sid)
+        assert exi.encode(m2) == data
+        if round_ % 2:
+            assert kept[-1] == snapshot and all(e is not None for e in kept[-1])
+        del m2
+    for lst in kept:
+        assert len(lst) == 24 and exi.to_dict(lst[0])["PMax"]["Value"] == 11000
+    # a list subclass or a list shared with another message is freed the usual way
+    a = exi.decode(data, sid)
+    b = exi.decode(data, sid)
+    shared = a.Body.ChargeParameterDiscoveryRes.SAScheduleList.SAScheduleTuple
+    b.Body.ChargeParameterDiscoveryRes.SAScheduleList.SAScheduleTuple = shared
+
+    class MyList(list):
+        pass
+
+    a.Body.ChargeParameterDiscoveryRes.SAScheduleList.SAScheduleTuple = MyList(shared)
+    del a, b
+    assert len(shared) == 3 and exi.encode(exi.decode(data, sid)) == data
