@@ -48,6 +48,9 @@ cdef extern from *:
 
 cdef unsigned long long SMALL_UINT_MAX
 
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+
 # Integer objects for decoded values: CPython shares -5..256; the values beyond repeat
 # too (a schedule's start times, limits, prices), so the last one made for each of 1024
 # slots (by a hash of the value) is kept and handed out again: an int object is
@@ -111,6 +114,7 @@ cdef class BitReader:
     cpdef read_uint(self)
     cpdef unsigned long long read_small_uint(self) except? 0xFFFFFFFFFFFFFFFF
     cpdef read_bytes(self, Py_ssize_t n)
+    cdef object read_ascii(self, Py_ssize_t n)
     cpdef Py_ssize_t remaining(self)
 
 @cython.final
@@ -126,6 +130,7 @@ cdef class BitWriter:
     cpdef int write_uint(self, v) except -1
     cpdef int write_small_uint(self, unsigned long long v) except -1
     cpdef int write_bytes(self, data) except -1
+    cdef int write_octets(self, const unsigned char* src, Py_ssize_t n) except -1
     cpdef Py_ssize_t mark(self)
     cpdef int reset(self, Py_ssize_t mark) except -1
     cpdef getvalue(self)

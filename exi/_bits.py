@@ -12,6 +12,8 @@ if cython.compiled:
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
     from cython.cimports.libc.string import memcpy, memset
+    from cython.cimports.cpython.unicode import PyUnicode_DATA
+    from cython.cimports.exi._bits import PyUnicode_New
 
 SMALL_UINT_MAX = 0x7FFFFFFFFFFFFFFF    # read_small_uint clamps larger values to this
 
@@ -203,6 +205,36 @@ class BitReader:
         # n + 1 octets shifted right keep the run in their low n octets
         return (chunk >> shift).to_bytes(n + 1, "big")[1:]
 
+    @cython.locals(pos=cython.Py_ssize_t, i=cython.Py_ssize_t, sh=cython.int,
+                   p=cython.p_uchar, src=cython.p_const_uchar, v=cython.ulonglong, high=cython.ulonglong)
+    def read_ascii(self, n):
+        """n characters that are all below 128 (an octet each, top bit clear) as a str, or
+        None (nothing read) if one is not; the caller checked the n octets are there.
+        Compiled engine only."""
+        if not cython.compiled:
+            raise NotImplementedError("read_ascii: compiled engine only")
+        pos = self.pos
+        sh = pos & 7
+        src = self.buf + (pos >> 3)
+        out = PyUnicode_New(n, 127)
+        p = cython.cast(cython.p_uchar, PyUnicode_DATA(out))
+        high = 0
+        i = 0
+        while i + 8 <= n:       # eight octets per load (the copy's zero octets cover src[i + 8])
+            v = (exi_load_be64(src + i) << sh) | (src[i + 8] >> (8 - sh) if sh else 0)
+            high |= v
+            exi_store_be64(p + i, v)
+            i += 8
+        while i < n:
+            v = ((src[i] << sh) | (src[i + 1] >> (8 - sh) if sh else 0)) & 0xFF
+            high |= v
+            p[i] = cython.cast(cython.uchar, v)
+            i += 1
+        if high & 0x8080808080808080:
+            return None
+        self.pos = pos + n * 8
+        return out
+
     def remaining(self):
         return self.nbits - self.pos
 
@@ -319,11 +351,33 @@ class BitWriter:
             n = PyBytes_GET_SIZE(data)
         else:
             n = len(data)
+        if cython.compiled:
+            return self.write_octets(cython.cast(cython.p_const_uchar, PyBytes_AS_STRING(data)), n)
+        self.flush()
+        while self.nbytes + n + 8 > len(self.buf):
+            self.buf.extend(bytes(len(self.buf)))
+        if self.nacc == 0:
+            self.buf[self.nbytes:self.nbytes + n] = data
+            self.nbytes += n
+            return 0
+        # unaligned: prepend the pending bits and shift the whole run as one big integer;
+        # the last nacc bits stay pending
+        k = self.nacc
+        value = (int(self.acc) << (8 * n)) | int.from_bytes(data, "big")
+        self.buf[self.nbytes:self.nbytes + n] = (value >> k).to_bytes(n, "big")
+        self.nbytes += n
+        self.acc = value & ((1 << k) - 1)
+        self.nacc = k
+        return 0
+
+    @cython.locals(i=cython.Py_ssize_t, k=cython.int,
+                   a=cython.uint, b=cython.uint, p=cython.p_uchar, w=cython.ulonglong, v=cython.ulonglong)
+    def write_octets(self, src, n):
+        """write_bytes of n octets at src (compiled engine only)."""
         self.flush()
         while self.nbytes + n + 8 > len(self.buf):
             self.buf.extend(bytes(len(self.buf)))
         if cython.compiled:
-            src = cython.cast(cython.p_const_uchar, PyBytes_AS_STRING(data))
             p = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.buf)) + self.nbytes
             k = self.nacc
             if k == 0:
@@ -348,19 +402,7 @@ class BitWriter:
                 self.acc = a
             self.nbytes += n
             return 0
-        if self.nacc == 0:
-            self.buf[self.nbytes:self.nbytes + n] = data
-            self.nbytes += n
-            return 0
-        # unaligned: prepend the pending bits and shift the whole run as one big integer;
-        # the last nacc bits stay pending
-        k = self.nacc
-        value = (int(self.acc) << (8 * n)) | int.from_bytes(data, "big")
-        self.buf[self.nbytes:self.nbytes + n] = (value >> k).to_bytes(n, "big")
-        self.nbytes += n
-        self.acc = value & ((1 << k) - 1)
-        self.nacc = k
-        return 0
+        raise NotImplementedError("write_octets takes a C pointer: compiled engine only")
 
     def mark(self):
         """A position to reset() to: the bits written so far."""

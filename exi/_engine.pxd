@@ -7,12 +7,16 @@ from ._grammar cimport CProd, CState, Datatype, Grammar, Prod, Root, State, codi
 cdef extern from *:
     """
     #define exi_is_exact_int(o) PyLong_CheckExact(o)
+    #define exi_is_ascii(o) (PyUnicode_CheckExact(o) && PyUnicode_IS_ASCII(o))
+    #define exi_ascii_data(o) ((const unsigned char *)PyUnicode_DATA(o))
     #define exi_as_longlong(o, overflow) PyLong_AsLongLongAndOverflow(o, overflow)
     #define exi_none() Py_None
     #define exi_true() Py_True
     #define exi_false() Py_False
     """
     bint exi_is_exact_int(PyObject* o) noexcept
+    bint exi_is_ascii(object o) noexcept
+    const unsigned char* exi_ascii_data(object o) noexcept
     long long exi_as_longlong(PyObject* o, int* overflow) except? -1
     PyObject* exi_none() noexcept
     PyObject* exi_true() noexcept
@@ -42,6 +46,7 @@ cdef class Decoder:
     cpdef undeclared(self, obj, Grammar g, State st, unsigned long long code)
     cpdef value(self, Datatype dt, qname)
     cpdef string(self, qname)
+    cpdef int remember(self, s, qname) except -1
     cpdef empty_value(self, Datatype dt)
     cpdef located(self, e, qname)
 

@@ -492,6 +492,11 @@ class Decoder:
         n -= 2
         if n > (r.nbits - r.pos) >> 3:
             raise self.error(f"string length {n} exceeds the remaining input")
+        if cython.compiled and n:
+            s = r.read_ascii(n)         # the common case: every code point below 128
+            if s is not None:
+                self.remember(s, qname)
+                return s
         # code points: a run of ASCII ones is collected as octets, the rest one by one
         chars = bytearray(n)
         k = 0
@@ -516,16 +521,21 @@ class Decoder:
                 c = r.read_small_uint()
             s = "".join(parts)
         if n:   # zero-length strings are not added to the table (EXI 7.3.3)
-            if self.global_values is None:
-                self.global_values = []
-                self.local_values = {}
-            self.global_values.append(s)
-            lst = self.local_values.get(qname)
-            if lst is None:
-                self.local_values[qname] = [s]
-            else:
-                lst.append(s)
+            self.remember(s, qname)
         return s
+
+    def remember(self, s, qname):
+        """A string value decoded as a literal, added to the global and local tables."""
+        if self.global_values is None:
+            self.global_values = []
+            self.local_values = {}
+        self.global_values.append(s)
+        lst = self.local_values.get(qname)
+        if lst is None:
+            self.local_values[qname] = [s]
+        else:
+            lst.append(s)
+        return 0
 
     def decimal(self):
         from decimal import Decimal
@@ -1196,6 +1206,10 @@ class Encoder:
             if self.validate and (dt.max_len >= 0 and n > dt.max_len or dt.min_len >= 0 and n < dt.min_len):
                 raise EncodeError(f"string length {n} outside [{max(dt.min_len, 0)}, {dt.max_len}]")
             w.write_small_uint(n + 2)
+            if cython.compiled and exi_is_ascii(v):
+                # a code point below 128 is one octet of the same value: the string as is
+                w.write_octets(exi_ascii_data(v), n)
+                return 0
             for ch in v:
                 c = ord(ch)
                 if 0xD800 <= c <= 0xDFFF:

@@ -135,3 +135,48 @@ def test_both_builds_answer_bad_input_alike():
     assert sum(a.startswith("DecodeError") for a in compiled) > n // 3   # mostly refused
     differ = [(c, p) for c, p in zip(compiled, pure) if c != p]
     assert not differ, f"{len(differ)} of {n} differ, e.g. compiled {differ[0][0]!r}, pure {differ[0][1]!r}"
+
+
+# strings of every length up to 40 with a character of 128 or more (or none) at each place,
+# at several bit offsets (the n-th AppProtocol starts where the fields before it end): the
+# compiled engine copies ASCII runs eight octets at a time, the pure one character by character
+_STRINGS_SCRIPT = r"""
+import hashlib, exi
+from exi.messages import sap
+h = hashlib.sha256()
+def proto(ns, i):
+    return sap.AppProtocolType(ProtocolNamespace=ns, VersionNumberMajor=i * 37, VersionNumberMinor=i,
+                               SchemaID=i, Priority=1 + i % 20)
+count = 0
+for n in range(41):
+    for odd in [None] + list(range(n)):
+        for ch in ("\u00e9", "\u20ac", "\U0001F50C"):
+            if odd is None and ch != "\u00e9":
+                continue
+            s = "".join(chr(48 + (k * 7) % 75) for k in range(n))
+            if odd is not None:
+                s = s[:odd] + ch + s[odd + 1:]
+            for lead in range(3):
+                msg = sap.supportedAppProtocolReq(AppProtocol=[proto("a" * (j + 1), j) for j in range(lead)] + [proto(s, 3)])
+                data = exi.encode(msg, validate=False)
+                back = exi.decode(data, "sap")
+                assert back.AppProtocol[-1].ProtocolNamespace == s, (n, odd, lead)
+                assert exi.encode(back, validate=False) == data
+                h.update(data)
+                count += 1
+print(count, h.hexdigest())
+"""
+
+
+def test_both_builds_encode_and_decode_strings_alike():
+    out = {}
+    for build, extra in (("compiled", {}), ("python", {"EXI_NO_EXTENSIONS": "1"})):
+        env = dict(os.environ, **extra)
+        if extra:
+            env.pop("EXI_REQUIRE_EXTENSIONS", None)
+        run = subprocess.run([sys.executable, "-c", _STRINGS_SCRIPT], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, f"{build}: {run.stderr[-3000:]}"
+        out[build] = run.stdout.split()
+    assert int(out["compiled"][0]) > 2000
+    assert out["compiled"] == out["python"]
