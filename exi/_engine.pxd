@@ -9,7 +9,22 @@ cdef extern from *:
     #define exi_is_exact_int(o) PyLong_CheckExact(o)
     #define exi_is_ascii(o) (PyUnicode_CheckExact(o) && PyUnicode_IS_ASCII(o))
     #define exi_ascii_data(o) ((const unsigned char *)PyUnicode_DATA(o))
-    #define exi_as_longlong(o, overflow) PyLong_AsLongLongAndOverflow(o, overflow)
+    /* an exact int's value; a one-digit int (most values) read in place, without the call */
+    static inline long long exi_as_longlong(PyObject *o, int *overflow) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
+            *overflow = 0;
+            return (long long)PyUnstable_Long_CompactValue((PyLongObject *)o);
+        }
+    #elif !defined(PYPY_VERSION)
+        Py_ssize_t size = Py_SIZE(o);
+        if (size >= -1 && size <= 1) {
+            *overflow = 0;
+            return (long long)size * (long long)((PyLongObject *)o)->ob_digit[0];
+        }
+    #endif
+        return PyLong_AsLongLongAndOverflow(o, overflow);
+    }
     #define exi_none() Py_None
     #define exi_true() Py_True
     #define exi_false() Py_False
