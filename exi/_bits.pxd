@@ -63,27 +63,38 @@ cdef extern from *:
     static long long exi_int_cache_v[1 << EXI_INT_CACHE_BITS];
     #endif
     static PyObject *exi_small_int[262];     /* CPython's shared -5..256, without the call */
-    static PyObject *exi_int(long long v) {
+    static PyObject *exi_int_made(long long v);
+    static inline PyObject *exi_int(long long v) {   /* the hits inline, the rest a call */
+    #ifndef Py_GIL_DISABLED
+        PyObject *o;
+        if (v >= -5 && v <= 256) {
+            o = exi_small_int[v + 5];
+        } else {
+            unsigned idx = (unsigned)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL)
+                                      >> (64 - EXI_INT_CACHE_BITS));
+            o = exi_int_cache[idx];
+            if (o != NULL && exi_int_cache_v[idx] != v) o = NULL;
+        }
+        if (o != NULL) {
+            Py_INCREF(o);
+            return o;
+        }
+    #endif
+        return exi_int_made(v);
+    }
+    static PyObject *exi_int_made(long long v) {
     #ifndef Py_GIL_DISABLED
         if (v >= -5 && v <= 256) {
-            PyObject *o = exi_small_int[v + 5];
-            if (o == NULL) {
-                o = PyLong_FromLongLong(v);
-                if (o == NULL) return NULL;
-                exi_small_int[v + 5] = o;       /* keeps one reference */
-            }
+            PyObject *o = PyLong_FromLongLong(v);
+            if (o == NULL) return NULL;
+            exi_small_int[v + 5] = o;           /* keeps one reference */
             Py_INCREF(o);
             return o;
         }
         {
             unsigned idx = (unsigned)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL)
                                       >> (64 - EXI_INT_CACHE_BITS));
-            PyObject *o = exi_int_cache[idx];
-            if (o != NULL && exi_int_cache_v[idx] == v) {
-                Py_INCREF(o);
-                return o;
-            }
-            o = PyLong_FromLongLong(v);
+            PyObject *o = PyLong_FromLongLong(v);
             if (o == NULL) return NULL;
             Py_INCREF(o);
             PyObject *old = exi_int_cache[idx];

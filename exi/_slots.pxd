@@ -187,19 +187,34 @@ cdef extern from *:
        whose own dealloc, subtype_dealloc, already cleared its additions and calls this). */
     static void exi_message_dealloc(PyObject *self) {
         PyTypeObject *tp = Py_TYPE(self), *gen = tp;
+        PyObject **first = (PyObject **)((char *)self + sizeof(PyObject)), **slot = first;
+        PyObject **end;
+        Py_ssize_t n;
+    #if EXI_FREE_LIST
+        /* the common case first: tp has this dealloc itself (not a subclass), so it is a
+           slots-only heap type whose body is its n slots (exi_use_message_dealloc checked),
+           freed the generic GC way; no finalizer */
+        if (tp->tp_dealloc == exi_message_dealloc && tp->tp_finalize == NULL
+                && tp->tp_free == PyObject_GC_Del) {
+            end = (PyObject **)((char *)self + tp->tp_basicsize);
+            n = end - first;
+            if (n > 0 && n <= EXI_FREE_MAX_SLOTS && exi_free_count[n] < exi_free_cap(n)) {
+                PyObject_GC_UnTrack(self);
+                goto spare;
+            }
+        }
+    #endif
         while (gen->tp_dealloc != exi_message_dealloc) gen = gen->tp_base;
         if (tp->tp_finalize) {
             if (PyObject_CallFinalizerFromDealloc(self) < 0) return;   /* resurrected */
         }
         PyObject_GC_UnTrack(self);
-        PyObject **first = (PyObject **)((char *)self + sizeof(PyObject)), **slot = first;
-        PyObject **end = (PyObject **)((char *)self + gen->tp_basicsize);
-        Py_ssize_t n = end - first;
+        end = (PyObject **)((char *)self + gen->tp_basicsize);
+        n = end - first;
     #if EXI_FREE_LIST
-        /* tp has this dealloc itself (not a subclass): a slots-only heap type, its body
-           n slots (exi_use_message_dealloc checked); freed the generic GC way, no finalizer */
         if (tp == gen && n > 0 && n <= EXI_FREE_MAX_SLOTS && exi_free_count[n] < exi_free_cap(n)
                 && tp->tp_finalize == NULL && tp->tp_free == PyObject_GC_Del) {
+          spare:;
             /* keep it as a spare: every slot back to None (one count update for the
                Nones put back), then on the list of its size */
             Py_ssize_t filled = 0;
