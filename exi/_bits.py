@@ -38,8 +38,8 @@ class BitReader:
             # a private copy with 8 zero octets after the input: every 64-bit window the
             # fast paths load (from an octet before the end) lies inside it, with no test
             need = self.nbytes + 8
-            if self.padsize < need or (self.padsize > 65536 and need <= 4096):
-                self.pad = bytearray(max(need, 256))     # (a large one is not kept)
+            if self.padsize < need:
+                self.pad = bytearray(max(need, 256))
                 self.padsize = max(need, 256)
             p = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.pad))
             memcpy(p, PyBytes_AS_STRING(data), self.nbytes)
@@ -54,6 +54,11 @@ class BitReader:
         self.nbytes = 0
         self.nbits = 0
         self.pos = 0
+        if cython.compiled and self.padsize > 65536:
+            # a large input's copy is not kept by the spare reader (the pointer stays valid)
+            self.pad = bytearray(256)
+            self.padsize = 256
+            self.buf = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(self.pad))
         return 0
 
     @cython.locals(v=cython.ulonglong, pos=cython.Py_ssize_t, byte=cython.uint,

@@ -144,3 +144,24 @@ def test_list_fields_of_freed_messages_are_reused_only_when_nothing_else_holds_t
     a.Body.ChargeParameterDiscoveryRes.SAScheduleList.SAScheduleTuple = MyList(shared)
     del a, b
     assert len(shared) == 3 and exi.encode(exi.decode(data, sid)) == data
+
+
+def test_the_spare_decoder_keeps_no_large_copy_of_its_input():
+    # the compiled reader works on a private copy of the input (8 zero octets after it);
+    # after a large document the spare decoder must not hold on to that copy
+    import tracemalloc
+    big = exi.from_xml("<Object xmlns='http://www.w3.org/2000/09/xmldsig#'><w xmlns='urn:w'>"
+                       + "x" * 300_000 + "</w></Object>", "xmldsig")
+    data = exi.encode(big)
+    assert len(data) > 300_000
+    small = bytes.fromhex("8098004011d01800608e3ac34400")      # -2 SessionSetupReq
+    exi.decode(small, "iso2")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        decoded = exi.decode(data, "xmldsig")
+        del decoded                     # the spare decoder is idle now: nothing large held
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 100_000, f"{kept} bytes still held after decoding {len(data)} bytes"
