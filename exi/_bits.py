@@ -217,7 +217,7 @@ class BitReader:
         None (nothing read) if one is not; the caller checked the n octets are there.
         Compiled engine only."""
         if not cython.compiled:
-            raise NotImplementedError("read_ascii: compiled engine only")
+            return None         # (the engine calls it compiled only: the general path reads it)
         pos = self.pos
         sh = pos & 7
         src = self.buf + (pos >> 3)
@@ -378,7 +378,7 @@ class BitWriter:
     @cython.locals(i=cython.Py_ssize_t, k=cython.int,
                    a=cython.uint, b=cython.uint, p=cython.p_uchar, w=cython.ulonglong, v=cython.ulonglong)
     def write_octets(self, src, n):
-        """write_bytes of n octets at src (compiled engine only)."""
+        """write_bytes of the n octets at src (a C pointer when compiled)."""
         self.flush()
         while self.nbytes + n + 8 > len(self.buf):
             self.buf.extend(bytes(len(self.buf)))
@@ -407,7 +407,7 @@ class BitWriter:
                 self.acc = a
             self.nbytes += n
             return 0
-        raise NotImplementedError("write_octets takes a C pointer: compiled engine only")
+        return self.write_bytes(bytes(src[:n]))     # uncompiled: src is bytes-like
 
     def mark(self):
         """A position to reset() to: the bits written so far."""
