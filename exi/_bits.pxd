@@ -36,6 +36,26 @@ cdef extern from *:
         for (int k = 0; k < 8; k++) v = (v << 8) | (i + k < n ? buf[i + k] : 0);
         return v;
     }
+    /* n octets that start sh (0..7) bits into src, to dst, eight per load and store;
+       reads src[n] (and, for the last eight, up to src[n + 7]: the reader's copy has 8
+       zero octets after the input).  Returns the OR of the octets written, 8 per lane. */
+    static inline unsigned long long exi_copy_shifted(unsigned char *dst, const unsigned char *src,
+                                                      Py_ssize_t n, int sh) {
+        unsigned long long v, all = 0;
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            v = exi_load_be64(src + i) << sh;
+            if (sh) v |= src[i + 8] >> (8 - sh);
+            all |= v;
+            exi_store_be64(dst + i, v);
+        }
+        for (; i < n; i++) {
+            v = (unsigned char)((src[i] << sh) | (sh ? src[i + 1] >> (8 - sh) : 0));
+            all |= v;
+            dst[i] = (unsigned char)v;
+        }
+        return all;
+    }
     static inline unsigned long long exi_window64(const unsigned char *buf, Py_ssize_t n,
                                                   Py_ssize_t i) {
         if (i + 8 <= n) return exi_load_be64(buf + i);
@@ -43,6 +63,7 @@ cdef extern from *:
     }
     """
     unsigned long long exi_load_be64(const unsigned char* p) nogil
+    unsigned long long exi_copy_shifted(unsigned char* dst, const unsigned char* src, Py_ssize_t n, int sh) nogil
     unsigned long long exi_window64(const unsigned char* buf, Py_ssize_t n, Py_ssize_t i) nogil
     void exi_store_be64(unsigned char* p, unsigned long long v) nogil
 

@@ -193,14 +193,7 @@ class BitReader:
             sh = pos & 7
             out = PyBytes_FromStringAndSize(cython.NULL, n)
             p = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
-            src = self.buf + start
-            i = 0
-            while i + 8 <= n:       # eight octets per 64-bit load and store (the copy's
-                exi_store_be64(p + i, (exi_load_be64(src + i) << sh) | (src[i + 8] >> (8 - sh)))
-                i += 8              # zero octets keep src[i + 8] inside it)
-            while i < n:
-                p[i] = cython.cast(cython.uchar, (src[i] << sh) | (src[i + 1] >> (8 - sh)))
-                i += 1
+            exi_copy_shifted(p, self.buf + start, n, sh)
             self.pos = pos + n * 8
             return out
         # unaligned: shift the whole run at once as one big integer
@@ -210,8 +203,7 @@ class BitReader:
         # n + 1 octets shifted right keep the run in their low n octets
         return (chunk >> shift).to_bytes(n + 1, "big")[1:]
 
-    @cython.locals(pos=cython.Py_ssize_t, i=cython.Py_ssize_t, sh=cython.int,
-                   p=cython.p_uchar, src=cython.p_const_uchar, v=cython.ulonglong, high=cython.ulonglong)
+    @cython.locals(pos=cython.Py_ssize_t, p=cython.p_uchar)
     def read_ascii(self, n):
         """n characters that are all below 128 (an octet each, top bit clear) as a str, or
         None (nothing read) if one is not; the caller checked the n octets are there.
@@ -219,23 +211,9 @@ class BitReader:
         if not cython.compiled:
             return None         # (the engine calls it compiled only: the general path reads it)
         pos = self.pos
-        sh = pos & 7
-        src = self.buf + (pos >> 3)
         out = PyUnicode_New(n, 127)
         p = cython.cast(cython.p_uchar, PyUnicode_DATA(out))
-        high = 0
-        i = 0
-        while i + 8 <= n:       # eight octets per load (the copy's zero octets cover src[i + 8])
-            v = (exi_load_be64(src + i) << sh) | (src[i + 8] >> (8 - sh) if sh else 0)
-            high |= v
-            exi_store_be64(p + i, v)
-            i += 8
-        while i < n:
-            v = ((src[i] << sh) | (src[i + 1] >> (8 - sh) if sh else 0)) & 0xFF
-            high |= v
-            p[i] = cython.cast(cython.uchar, v)
-            i += 1
-        if high & 0x8080808080808080:
+        if exi_copy_shifted(p, self.buf + (pos >> 3), n, pos & 7) & 0x8080808080808080:
             return None
         self.pos = pos + n * 8
         return out

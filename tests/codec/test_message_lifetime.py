@@ -98,9 +98,8 @@ def test_freed_instances_come_back_empty_as_any_class_of_their_size():
 
 
 def _schedule_message():
-    import sys as _sys
     from pathlib import Path
-    _sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from messages import all_messages
     return next(v for k, v in all_messages().items() if "3x24" in k)
 
